@@ -1,0 +1,234 @@
+//! Turning library results into what people (text, with source snippets) and machines (JSON)
+//! read.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+
+use hacluster::config::{Checked, Diagnostic, LoadError, Located, Severity, SourceFile};
+use hacluster::model::ports::{Peer, Protocol};
+use hacluster::model::{ClusterSpec, Endpoint, NodeRole};
+use hacluster::plan::Plan;
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+
+use crate::Output;
+
+pub fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).expect("JSON values serialize"));
+}
+
+fn color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// A config diagnostic as a miette report, so it prints with a snippet of the file.
+#[derive(Debug)]
+struct Report {
+    d: Diagnostic,
+    src: NamedSource<String>,
+    label: Option<LabeledSpan>,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.d.message)
+    }
+}
+
+impl std::error::Error for Report {}
+
+impl miette::Diagnostic for Report {
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.d.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.d.help.as_ref().map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.label.as_ref().map(|_| &self.src as &dyn miette::SourceCode)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.label.clone().map(|l| Box::new(std::iter::once(l)) as Box<dyn Iterator<Item = LabeledSpan>>)
+    }
+}
+
+/// Prints every diagnostic to stderr: a `file:line:col` headline for grep and editors, then
+/// the snippet, then a count.
+pub fn diagnostics(c: &Checked) {
+    if c.diagnostics.is_empty() {
+        return;
+    }
+    let theme = if color() { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(1).with_wrap_lines(false);
+    let mut out = String::new();
+    // Large inputs can produce thousands of findings; the first hundred with snippets are
+    // enough to act on, the rest as one line each.
+    for (i, d) in c.diagnostics.iter().enumerate() {
+        let loc = Located::new(d, &c.source);
+        let _ = writeln!(out, "{}", headline(&loc, i >= 100));
+        if i < 100 {
+            let report = to_report(d, &c.source);
+            let _ = handler.render_report(&mut out, &report);
+            out.push('\n');
+        }
+    }
+    let errors = c.errors().count();
+    let warnings = c.warnings().count();
+    let _ = writeln!(out, "{}: {errors} error(s), {warnings} warning(s)", c.source.name);
+    eprint!("{out}");
+}
+
+/// `error[code]: file:line:col: field.path`, with the message when no snippet follows.
+fn headline(l: &Located, with_message: bool) -> String {
+    let sev = match l.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    let mut h = format!("{sev}[{}]: {}:{}:{}: {}", l.code, l.file, l.line, l.column, l.path);
+    if with_message {
+        h.push_str(": ");
+        h.push_str(&l.message);
+    }
+    h
+}
+
+fn to_report(d: &Diagnostic, src: &SourceFile) -> Report {
+    let label = d.span.filter(|_| !src.text.is_empty()).map(|s| {
+        let (offset, len) = src.byte_range(s);
+        // Keep labels on one line so snippets stay short.
+        let line_end = src.text[offset..].find('\n').map(|e| offset + e).unwrap_or(src.text.len());
+        let len = len.min(line_end.saturating_sub(offset)).max(1);
+        LabeledSpan::new(Some(d.path.to_string()), offset, len)
+    });
+    Report { d: d.clone(), src: NamedSource::new(&src.name, src.text.to_string()), label }
+}
+
+pub fn io_error(e: &LoadError, output: Output) {
+    match output {
+        Output::Json => print_json(&serde_json::json!({"error": e.to_string()})),
+        Output::Text => eprintln!("error: {e}"),
+    }
+}
+
+fn tolerates(n: u32) -> String {
+    match n {
+        1 => "1 failure".into(),
+        n => format!("{n} failures"),
+    }
+}
+
+pub fn summary_line(spec: &ClusterSpec) -> String {
+    format!(
+        "{} control plane(s) (etcd quorum {}, tolerates {}), {} worker(s), {} load balancer(s); endpoint: {}",
+        spec.quorum.members(),
+        spec.quorum.size(),
+        tolerates(spec.quorum.tolerated_failures()),
+        spec.workers.len(),
+        spec.load_balancers.len(),
+        spec.endpoint
+    )
+}
+
+pub fn summary_json(spec: &ClusterSpec) -> serde_json::Value {
+    serde_json::json!({
+        "name": spec.name,
+        "backend": spec.backend.name,
+        "controlPlanes": spec.quorum.members(),
+        "quorum": spec.quorum.size(),
+        "toleratedFailures": spec.quorum.tolerated_failures(),
+        "workers": spec.workers.len(),
+        "loadBalancers": spec.load_balancers.len(),
+        "endpoint": spec.endpoint,
+        "kubernetesVersion": spec.kubernetes.version,
+    })
+}
+
+fn role_title(r: NodeRole) -> &'static str {
+    match r {
+        NodeRole::ControlPlane => "Control planes",
+        NodeRole::Worker => "Workers",
+        NodeRole::LoadBalancer => "Load balancers",
+    }
+}
+
+fn peer(p: Peer) -> &'static str {
+    match p {
+        Peer::ControlPlanes => "control planes",
+        Peer::Workers => "workers",
+        Peer::AllNodes => "all nodes",
+        Peer::LoadBalancers => "load balancers",
+        Peer::CloudLoadBalancer => "the cloud load balancer",
+        Peer::Admins => "admin networks",
+        Peer::NodePortClients => "NodePort clients",
+        Peer::ApiClients => "API clients",
+    }
+}
+
+pub fn plan(p: &Plan) {
+    let mut s = String::new();
+    let _ = writeln!(s, "Cluster {} — backend {}, Kubernetes {}", p.cluster, p.backend, p.kubernetes_version);
+    let _ = writeln!(s, "API endpoint: {}", p.endpoint);
+    let _ = writeln!(
+        s,
+        "Control plane: {} etcd member(s), quorum {}, tolerates {}",
+        p.control_plane.members,
+        p.control_plane.quorum,
+        tolerates(p.control_plane.tolerated_failures)
+    );
+    let domains: Vec<String> = p.placement.control_planes_per_domain.iter().map(|(d, c)| format!("{d}: {c}")).collect();
+    let _ = writeln!(
+        s,
+        "Placement: control planes per failure domain [{}]; survives the loss of {} whole domain(s)",
+        domains.join(", "),
+        p.placement.domain_failures_tolerated
+    );
+    if let Endpoint::CloudLoadBalancer { .. } = p.endpoint {
+        let _ = writeln!(s, "  (the endpoint's DNS name is known once the backend has created the load balancer)");
+    }
+    for role in [NodeRole::ControlPlane, NodeRole::Worker, NodeRole::LoadBalancer] {
+        let nodes: Vec<_> = p.nodes.iter().filter(|n| n.role == role).collect();
+        if nodes.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "\n{} ({}):", role_title(role), nodes.len());
+        for n in nodes {
+            let addr = n.address.map(|a| a.to_string()).unwrap_or_else(|| "(assigned)".into());
+            let place = n.host.as_deref().or(n.failure_domain.as_deref()).unwrap_or("-");
+            let init = if p.join_order.init == n.name { "  ← kubeadm init" } else { "" };
+            let _ = writeln!(
+                s,
+                "  {:<32} {:<16} {:<14} {}{}{}",
+                n.name.as_str(),
+                addr,
+                place,
+                n.machine,
+                if n.data_disks > 0 { format!(", {} data disk(s)", n.data_disks) } else { String::new() },
+                init
+            );
+        }
+    }
+    let _ = writeln!(s, "\nSteps of `up`:");
+    for (i, st) in p.steps.iter().enumerate() {
+        let mode = if st.targets.len() > 1 { if st.parallel { " [parallel]" } else { " [one at a time]" } } else { "" };
+        let _ = writeln!(s, "  {:>2}. {}{}", i + 1, st.description, mode);
+    }
+    let _ = writeln!(s, "\nPorts to open:");
+    for r in &p.ports.rules {
+        let ports = match r.protocol {
+            Protocol::IpInIp => "IP protocol 4".to_string(),
+            Protocol::Vrrp => "IP protocol 112 (VRRP)".to_string(),
+            proto => {
+                let name = if proto == Protocol::Tcp { "tcp" } else { "udp" };
+                if r.ports.0 == r.ports.1 {
+                    format!("{}/{name}", r.ports.0)
+                } else {
+                    format!("{}-{}/{name}", r.ports.0, r.ports.1)
+                }
+            }
+        };
+        let _ = writeln!(s, "  {:<15} {:<24} from {:<24} {}", r.on.to_string(), ports, peer(r.from), r.purpose);
+    }
+    print!("{s}");
+}

@@ -1,0 +1,8 @@
+//! hacluster: one YAML file to a highly available Kubernetes cluster.
+//!
+//! Data flows one way: [`config`] (YAML → diagnostics → validated model) → [`model`] (the
+//! stacked-etcd HA cluster) → [`plan`] (what `up` will do, in order).
+
+pub mod config;
+pub mod model;
+pub mod plan;

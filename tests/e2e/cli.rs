@@ -1,0 +1,68 @@
+//! Command-line behaviour: exit codes, schema, completions.
+
+use crate::support::{example, run, write_config};
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(run(&["validate"]).code, 2, "missing -c");
+    assert_eq!(run(&["frobnicate"]).code, 2, "unknown subcommand");
+    let r = run(&["validate", "-c", "/nonexistent/cluster.yaml"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("cannot read /nonexistent/cluster.yaml"), "{}", r.stderr);
+    let r = run(&["validate", "-c", "/nonexistent/cluster.yaml", "-o", "json"]);
+    assert_eq!(r.code, 2);
+    assert!(r.json()["error"].as_str().unwrap().contains("cannot read"));
+}
+
+#[test]
+fn schema_is_json_schema_of_the_config() {
+    let r = run(&["schema"]);
+    assert_eq!(r.code, 0);
+    let s = r.json();
+    assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    assert_eq!(s["additionalProperties"], false);
+    let lb = &s["$defs"]["LoadBalancer"]["properties"];
+    assert!(lb["vip"].is_object() && lb["virtualRouterId"].is_object() && lb["forwardPorts"].is_object());
+    assert_eq!(s["$defs"]["NetworkPlugin"]["enum"], serde_json::json!(["calico", "cilium", "flannel"]));
+    assert!(s["$defs"]["Aws"]["properties"]["nlbScheme"].is_object());
+}
+
+#[test]
+fn completions_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let r = run(&["completions", shell]);
+        assert_eq!(r.code, 0);
+        assert!(r.stdout.contains("validate") && r.stdout.contains("plan"), "{shell}");
+    }
+    assert_eq!(run(&["completions", "tcsh"]).code, 2);
+}
+
+#[test]
+fn backend_flag_changes_the_endpoint_rules() {
+    // The multi-master seed for aws: LB instances are ignored (the NLB takes their place),
+    // and the missing backends.aws section is an error that says what to add.
+    let r = run(&["validate", "-c", example("multi-master.yaml").to_str().unwrap(), "--backend", "aws", "-o", "json"]);
+    assert_eq!(r.code, 1);
+    let v = r.json();
+    assert!(v["errors"].as_array().unwrap().iter().any(|e| e["path"] == "backends.aws"));
+    assert!(v["warnings"].as_array().unwrap().iter().any(|w| w["code"] == "lb-ignored"));
+}
+
+#[test]
+fn json_and_text_report_the_same_findings() {
+    let (_d, p) =
+        write_config("c.yaml", b"cluster:\n  name: x\n  nodes:\n    master:\n      instances: [{id: 1}, {id: 2}]\n");
+    let j = run(&["validate", "-c", p.to_str().unwrap(), "-o", "json"]).json();
+    let t = run(&["validate", "-c", p.to_str().unwrap()]);
+    for e in j["errors"].as_array().unwrap() {
+        let line = format!(
+            "error[{}]: {}:{}:{}: {}",
+            e["code"].as_str().unwrap(),
+            p.display(),
+            e["line"],
+            e["column"],
+            e["path"].as_str().unwrap()
+        );
+        assert!(t.stderr.contains(&line), "text lacks {line}:\n{}", t.stderr);
+    }
+}

@@ -1,0 +1,677 @@
+//! Invalid configs, one mistake each: `hacluster validate` must exit 1 and report the mistake
+//! with its field path, the right line (marked `#<` in the YAML), and a message that says
+//! what is wrong. Each case is the valid BASE config with one edit.
+
+use crate::support::{run, write_config};
+
+const BASE: &str = "\
+hosts:
+  - name: localhost
+    connection:
+      type: local
+cluster:
+  name: demo
+  network:
+    mode: nat
+    cidr: 192.168.113.0/24
+  nodes:
+    loadBalancer:
+      instances:
+        - id: 1
+          ip: 192.168.113.100
+    master:
+      instances:
+        - id: 1
+          ip: 192.168.113.10
+        - id: 2
+          ip: 192.168.113.11
+        - id: 3
+          ip: 192.168.113.12
+    worker:
+      instances:
+        - id: 1
+          ip: 192.168.113.20
+kubernetes:
+  version: v1.35.0
+";
+
+const AWS_BASE: &str = "\
+cluster:
+  name: demo
+  nodes:
+    master:
+      instances:
+        - id: 1
+        - id: 2
+        - id: 3
+    worker:
+      instances:
+        - id: 1
+kubernetes:
+  version: v1.35.0
+backends:
+  aws:
+    region: eu-central-1
+    availabilityZones: [eu-central-1a, eu-central-1b, eu-central-1c]
+    ami: ami-0123456789abcdef0
+    adminCidrs: [203.0.113.0/24]
+";
+
+struct Case {
+    name: &'static str,
+    base: &'static str,
+    /// (text to find exactly once, replacement)
+    edits: &'static [(&'static str, &'static str)],
+    /// Field path the error must name.
+    path: &'static str,
+    /// A phrase the message (or help) must contain.
+    says: &'static str,
+    /// Extra arguments (e.g. `--backend aws`).
+    args: &'static [&'static str],
+}
+
+const fn case(
+    name: &'static str,
+    edits: &'static [(&'static str, &'static str)],
+    path: &'static str,
+    says: &'static str,
+) -> Case {
+    Case { name, base: BASE, edits, path, says, args: &[] }
+}
+
+const fn aws(
+    name: &'static str,
+    edits: &'static [(&'static str, &'static str)],
+    path: &'static str,
+    says: &'static str,
+) -> Case {
+    Case { name, base: AWS_BASE, edits, path, says, args: &[] }
+}
+
+const MASTERS: &str = "    master:
+      instances:
+        - id: 1
+          ip: 192.168.113.10
+        - id: 2
+          ip: 192.168.113.11
+        - id: 3
+          ip: 192.168.113.12
+";
+
+const CASES: &[Case] = &[
+    case(
+        "even number of control planes",
+        &[
+            (
+                "          ip: 192.168.113.12\n",
+                "          ip: 192.168.113.12\n        - id: 4\n          ip: 192.168.113.13\n",
+            ),
+            ("        - id: 1\n          ip: 192.168.113.10\n", "        - id: 1 #<\n          ip: 192.168.113.10\n"),
+        ],
+        "cluster.nodes.master.instances",
+        "quorum",
+    ),
+    case(
+        "no control plane",
+        &[(MASTERS, "    master:\n      instances: [] #<\n")],
+        "cluster.nodes.master.instances",
+        "no control-plane node",
+    ),
+    case(
+        "several control planes without an endpoint",
+        &[
+            ("    loadBalancer:\n      instances:\n        - id: 1\n          ip: 192.168.113.100\n", ""),
+            ("        - id: 1\n          ip: 192.168.113.10\n", "        - id: 1 #<\n          ip: 192.168.113.10\n"),
+        ],
+        "cluster.nodes.master.instances",
+        "stable API endpoint",
+    ),
+    case(
+        "two load balancers without a VIP",
+        &[(
+            "      instances:\n        - id: 1\n          ip: 192.168.113.100\n",
+            "      instances: #<\n        - id: 1\n          ip: 192.168.113.100\n        - id: 2\n          ip: 192.168.113.101\n",
+        )],
+        "cluster.nodes.loadBalancer.vip",
+        "virtual IP",
+    ),
+    case(
+        "VIP without load balancers",
+        &[
+            (
+                "    loadBalancer:\n      instances:\n        - id: 1\n          ip: 192.168.113.100\n",
+                "    loadBalancer:\n      vip: 192.168.113.200 #<\n",
+            ),
+            (
+                "    master:\n      instances:\n        - id: 1\n          ip: 192.168.113.10\n        - id: 2\n          ip: 192.168.113.11\n        - id: 3\n          ip: 192.168.113.12\n",
+                "    master:\n      instances:\n        - id: 1\n          ip: 192.168.113.10\n",
+            ),
+        ],
+        "cluster.nodes.loadBalancer.vip",
+        "needs load balancers",
+    ),
+    case(
+        "duplicate control-plane id",
+        &[("        - id: 2\n          ip: 192.168.113.11", "        - id: 1 #<\n          ip: 192.168.113.11")],
+        "cluster.nodes.master.instances[1].id",
+        "already used",
+    ),
+    case(
+        "duplicate address",
+        &[("          ip: 192.168.113.20", "          ip: 192.168.113.11 #<")],
+        "cluster.nodes.worker.instances[0].ip",
+        "already used by cluster.nodes.master.instances[1].ip",
+    ),
+    case(
+        "duplicate MAC",
+        &[
+            ("          ip: 192.168.113.10\n", "          ip: 192.168.113.10\n          mac: 52:54:00:00:00:01\n"),
+            ("          ip: 192.168.113.20\n", "          ip: 192.168.113.20\n          mac: 52:54:00:00:00:01 #<\n"),
+        ],
+        "cluster.nodes.worker.instances[0].mac",
+        "already used",
+    ),
+    case(
+        "duplicate host name",
+        &[("    connection:\n      type: local\n", "    connection:\n      type: local\n  - name: localhost #<\n")],
+        "hosts[1].name",
+        "already used",
+    ),
+    case(
+        "address outside the network",
+        &[("          ip: 192.168.113.20", "          ip: 192.168.114.20 #<")],
+        "cluster.nodes.worker.instances[0].ip",
+        "outside the node network",
+    ),
+    case(
+        "network address",
+        &[("          ip: 192.168.113.20", "          ip: 192.168.113.0 #<")],
+        "cluster.nodes.worker.instances[0].ip",
+        "network address",
+    ),
+    case(
+        "broadcast address",
+        &[("          ip: 192.168.113.20", "          ip: 192.168.113.255 #<")],
+        "cluster.nodes.worker.instances[0].ip",
+        "broadcast",
+    ),
+    case(
+        "gateway address",
+        &[
+            ("    cidr: 192.168.113.0/24\n", "    cidr: 192.168.113.0/24\n    gateway: 192.168.113.254\n"),
+            ("          ip: 192.168.113.20", "          ip: 192.168.113.254 #<"),
+        ],
+        "cluster.nodes.worker.instances[0].ip",
+        "gateway",
+    ),
+    case(
+        "VIP reused by a node",
+        &[
+            (
+                "    loadBalancer:\n      instances:\n        - id: 1\n          ip: 192.168.113.100\n",
+                "    loadBalancer:\n      vip: 192.168.113.200\n      instances:\n        - id: 1\n          ip: 192.168.113.100\n        - id: 2\n          ip: 192.168.113.101\n",
+            ),
+            ("          ip: 192.168.113.20", "          ip: 192.168.113.200 #<"),
+        ],
+        "cluster.nodes.worker.instances[0].ip",
+        "already used by cluster.nodes.loadBalancer.vip",
+    ),
+    case(
+        "VIP outside the network",
+        &[("    loadBalancer:\n      instances:\n", "    loadBalancer:\n      vip: 10.0.0.5 #<\n      instances:\n")],
+        "cluster.nodes.loadBalancer.vip",
+        "outside the node network",
+    ),
+    case(
+        "unknown host affinity",
+        &[("          ip: 192.168.113.20", "          ip: 192.168.113.20\n          host: localhots #<")],
+        "cluster.nodes.worker.instances[0].host",
+        "did you mean `localhost`",
+    ),
+    case(
+        "data disk pool not on the host",
+        &[(
+            "          ip: 192.168.113.20",
+            "          ip: 192.168.113.20\n          dataDisks:\n            - name: rook\n              pool: data-pool #<\n              size: 10",
+        )],
+        "cluster.nodes.worker.instances[0].dataDisks[0].pool",
+        "not defined on host `localhost`",
+    ),
+    case(
+        "several hosts without bridge mode",
+        &[
+            ("      type: local\n", "      type: local\n  - name: other\n    connection:\n      type: local\n"),
+            ("    mode: nat", "    mode: nat #<"),
+            ("          ip: 192.168.113.20", "          ip: 192.168.113.20\n          host: other"),
+        ],
+        "cluster.network.mode",
+        "bridge",
+    ),
+    case(
+        "bridge mode without a bridge",
+        &[("    mode: nat\n", "    mode: bridge\n")],
+        "cluster.network.bridge",
+        "bridge mode needs",
+    ),
+    case(
+        "VRRP router id 0",
+        &[(
+            "    loadBalancer:\n      instances:\n",
+            "    loadBalancer:\n      vip: 192.168.113.200\n      virtualRouterId: 0 #<\n      instances:\n",
+        )],
+        "cluster.nodes.loadBalancer.virtualRouterId",
+        "between 1 and 255",
+    ),
+    case(
+        "VRRP router id 256",
+        &[(
+            "    loadBalancer:\n      instances:\n",
+            "    loadBalancer:\n      vip: 192.168.113.200\n      virtualRouterId: 256 #<\n      instances:\n",
+        )],
+        "cluster.nodes.loadBalancer.virtualRouterId",
+        "between 1 and 255",
+    ),
+    case(
+        "priority above 255",
+        &[("          ip: 192.168.113.100", "          ip: 192.168.113.100\n          priority: 300 #<")],
+        "cluster.nodes.loadBalancer.instances[0].priority",
+        "between 0 and 255",
+    ),
+    case(
+        "negative priority",
+        &[("          ip: 192.168.113.100", "          ip: 192.168.113.100\n          priority: -1 #<")],
+        "cluster.nodes.loadBalancer.instances[0].priority",
+        "between 0 and 255",
+    ),
+    case(
+        "zero CPUs",
+        &[("          ip: 192.168.113.20", "          ip: 192.168.113.20\n          cpu: 0 #<")],
+        "cluster.nodes.worker.instances[0].cpu",
+        "between 1 and 1024",
+    ),
+    case(
+        "negative RAM",
+        &[("          ip: 192.168.113.20", "          ip: 192.168.113.20\n          ram: -4 #<")],
+        "cluster.nodes.worker.instances[0].ram",
+        "between 1 and 65536",
+    ),
+    case(
+        "huge disk",
+        &[(
+            "          ip: 192.168.113.20",
+            "          ip: 192.168.113.20\n          mainDiskSize: 1000000000000000000000000000000 #<",
+        )],
+        "cluster.nodes.worker.instances[0].mainDiskSize",
+        "out of range",
+    ),
+    case(
+        "zero-sized data disk",
+        &[(
+            "          ip: 192.168.113.20",
+            "          ip: 192.168.113.20\n          dataDisks:\n            - name: rook\n              size: 0 #<",
+        )],
+        "cluster.nodes.worker.instances[0].dataDisks[0].size",
+        "between 1 and",
+    ),
+    case(
+        "malformed Kubernetes version",
+        &[("  version: v1.35.0", "  version: \"1.23\" #<")],
+        "kubernetes.version",
+        "v1.MINOR.PATCH",
+    ),
+    case(
+        "Kubernetes version too new",
+        &[("  version: v1.35.0", "  version: v1.99.0 #<")],
+        "kubernetes.version",
+        "newer than this hacluster knows",
+    ),
+    case(
+        "Kubernetes version too old",
+        &[("  version: v1.35.0", "  version: v1.18.0 #<")],
+        "kubernetes.version",
+        "older than hacluster supports",
+    ),
+    case(
+        "misspelt field",
+        &[("    worker:\n      instances:", "    worker:\n      instnces: #<")],
+        "cluster.nodes.worker.instnces",
+        "did you mean `instances`",
+    ),
+    case("unknown top-level field", &[("kubernetes:\n", "kubernets: #<\n")], "kubernets", "did you mean `kubernetes`"),
+    case(
+        "CPU given as text",
+        &[("          ip: 192.168.113.20", "          ip: 192.168.113.20\n          cpu: lots #<")],
+        "cluster.nodes.worker.instances[0].cpu",
+        "expected a whole number",
+    ),
+    case(
+        "instances as a mapping",
+        &[(
+            "    worker:\n      instances:\n        - id: 1\n          ip: 192.168.113.20",
+            "    worker:\n      instances:\n        id: 1 #<\n        ip: 192.168.113.20",
+        )],
+        "cluster.nodes.worker.instances",
+        "expected a list",
+    ),
+    case(
+        "misspelt CNI",
+        &[("  version: v1.35.0", "  version: v1.35.0\n  networkPlugin: calcio #<")],
+        "kubernetes.networkPlugin",
+        "did you mean `calico`",
+    ),
+    case(
+        "unknown network mode",
+        &[("    mode: nat", "    mode: bridged #<")],
+        "cluster.network.mode",
+        "did you mean `bridge`",
+    ),
+    case(
+        "CIDR prefix too long",
+        &[("    cidr: 192.168.113.0/24", "    cidr: 192.168.113.0/33 #<")],
+        "cluster.network.cidr",
+        "CIDR notation",
+    ),
+    case(
+        "CIDR with host bits",
+        &[("    cidr: 192.168.113.0/24", "    cidr: 192.168.113.7/24 #<")],
+        "cluster.network.cidr",
+        "`192.168.113.0/24`",
+    ),
+    case(
+        "malformed address",
+        &[("          ip: 192.168.113.20", "          ip: 192.168.113.300 #<")],
+        "cluster.nodes.worker.instances[0].ip",
+        "not an IPv4 address",
+    ),
+    case(
+        "malformed MAC",
+        &[("          ip: 192.168.113.20", "          ip: 192.168.113.20\n          mac: 52:54:00:zz:00:01 #<")],
+        "cluster.nodes.worker.instances[0].mac",
+        "not a MAC address",
+    ),
+    case(
+        "multicast MAC",
+        &[("          ip: 192.168.113.20", "          ip: 192.168.113.20\n          mac: 01:00:5e:00:00:01 #<")],
+        "cluster.nodes.worker.instances[0].mac",
+        "multicast",
+    ),
+    case(
+        "remote host without address",
+        &[(
+            "      type: local\n",
+            "      type: remote #<\n      user: kubitect\n      ssh:\n        keyfile: ~/.ssh/id_rsa\n",
+        )],
+        "hosts[0].connection.ip",
+        "connection.ip",
+    ),
+    case(
+        "two default hosts",
+        &[("      type: local\n", "      type: local\n    default: true\n  - name: other\n    default: true #<\n")],
+        "hosts[1].default",
+        "both marked",
+    ),
+    case("invalid cluster name", &[("  name: demo", "  name: My_Cluster #<")], "cluster.name", "DNS label"),
+    case("missing cluster name", &[("  name: demo\n", "")], "cluster.name", "required field `name`"),
+    case(
+        "pod subnet overlapping the nodes",
+        &[("  version: v1.35.0", "  version: v1.35.0\n  podSubnet: 192.168.0.0/16 #<")],
+        "kubernetes.podSubnet",
+        "overlaps the node network",
+    ),
+    case(
+        "service subnet overlapping pods",
+        &[("  version: v1.35.0", "  version: v1.35.0\n  podSubnet: 10.96.0.0/16\n  serviceSubnet: 10.96.0.0/12 #<")],
+        "kubernetes.serviceSubnet",
+        "overlaps the pod subnet",
+    ),
+    case(
+        "malformed taint",
+        &[(
+            "          ip: 192.168.113.20",
+            "          ip: 192.168.113.20\n          taints:\n            - dedicated=gpu #<",
+        )],
+        "cluster.nodes.worker.instances[0].taints[0]",
+        "not a taint",
+    ),
+    case(
+        "malformed label",
+        &[(
+            "          ip: 192.168.113.20",
+            "          ip: 192.168.113.20\n          labels:\n            \"bad key!\": x #<",
+        )],
+        "cluster.nodes.worker.instances[0].labels.bad key!",
+        "not a valid Kubernetes label",
+    ),
+    case(
+        "forwarding the API port",
+        &[(
+            "          ip: 192.168.113.100\n",
+            "          ip: 192.168.113.100\n      forwardPorts:\n        - name: api\n          port: 6443 #<\n",
+        )],
+        "cluster.nodes.loadBalancer.forwardPorts[0].port",
+        "used by the load balancer itself",
+    ),
+    case(
+        "root as login user",
+        &[("  network:\n", "  nodeTemplate:\n    user: root #<\n  network:\n")],
+        "cluster.nodeTemplate.user",
+        "other than root",
+    ),
+    case(
+        "duplicate data disk names",
+        &[(
+            "          ip: 192.168.113.20",
+            "          ip: 192.168.113.20\n          dataDisks:\n            - name: rook\n              size: 10\n            - name: rook #<\n              size: 20",
+        )],
+        "cluster.nodes.worker.instances[0].dataDisks[1].name",
+        "defined twice",
+    ),
+    case(
+        "uppercase node id",
+        &[("        - id: 1\n          ip: 192.168.113.20", "        - id: Worker1 #<\n          ip: 192.168.113.20")],
+        "cluster.nodes.worker.instances[0].id",
+        "lowercase",
+    ),
+    case(
+        "duplicate YAML key",
+        &[("    mode: nat\n", "    mode: nat\n    mode: bridge #<\n")],
+        "cluster.network.mode",
+        "appears twice",
+    ),
+    case("tab indentation", &[("    mode: nat\n", "\tmode: nat #<\n")], "cluster.network", "not valid YAML"),
+    case(
+        "not enough room in the network",
+        &[("    cidr: 192.168.113.0/24", "    cidr: 192.168.113.0/30 #<")],
+        "cluster.network.cidr",
+        "too few",
+    ),
+    aws(
+        "AWS region",
+        &[("    region: eu-central-1", "    region: Frankfurt #<")],
+        "backends.aws.region",
+        "not an AWS region",
+    ),
+    aws(
+        "AWS zone outside the region",
+        &[("[eu-central-1a, eu-central-1b, eu-central-1c]", "[eu-central-1a, eu-west-1b, eu-central-1c] #<")],
+        "backends.aws.availabilityZones[1]",
+        "not a zone of region eu-central-1",
+    ),
+    aws(
+        "AWS AMI id",
+        &[("    ami: ami-0123456789abcdef0", "    ami: ubuntu-24.04 #<")],
+        "backends.aws.ami",
+        "not an AMI id",
+    ),
+    aws(
+        "AWS VPC id and CIDR together",
+        &[(
+            "    adminCidrs: [203.0.113.0/24]\n",
+            "    adminCidrs: [203.0.113.0/24]\n    vpc:\n      id: vpc-0123456789abcdef0\n      cidr: 10.0.0.0/16 #<\n      subnetIds: [subnet-0123456789abcdef0, subnet-0123456789abcdef1, subnet-0123456789abcdef2]\n",
+        )],
+        "backends.aws.vpc.cidr",
+        "not both",
+    ),
+    aws(
+        "AWS endpoint over plain http",
+        &[(
+            "    adminCidrs: [203.0.113.0/24]\n",
+            "    adminCidrs: [203.0.113.0/24]\n    endpoint: http://aws.example.com #<\n",
+        )],
+        "backends.aws.endpoint",
+        "not an https URL",
+    ),
+    aws(
+        "AWS even control planes",
+        &[("        - id: 3\n", ""), ("        - id: 1\n        - id: 2", "        - id: 1 #<\n        - id: 2")],
+        "cluster.nodes.master.instances",
+        "even number",
+    ),
+    aws(
+        "AWS pod subnet inside the VPC",
+        &[("  version: v1.35.0", "  version: v1.35.0\n  podSubnet: 10.0.0.0/16 #<")],
+        "kubernetes.podSubnet",
+        "overlaps the VPC",
+    ),
+];
+
+fn build(c: &Case) -> (String, usize) {
+    let mut text = c.base.to_string();
+    for (find, replace) in c.edits {
+        assert_eq!(text.matches(find).count(), 1, "case `{}`: edit target must occur once: {find:?}", c.name);
+        text = text.replacen(find, replace, 1);
+    }
+    let line = text.lines().position(|l| l.contains("#<")).map(|i| i + 1).unwrap_or_else(|| default_line(c, &text));
+    (text, line)
+}
+
+/// Cases without a marker point at the mapping that lacks a field: its first key.
+fn default_line(c: &Case, text: &str) -> usize {
+    match c.path {
+        "cluster.name" => text.lines().position(|l| l.starts_with("  network:")).expect("network line") + 1,
+        "cluster.network.bridge" => text.lines().position(|l| l.contains("mode: bridge")).expect("mode line") + 1,
+        p => panic!("case `{}` ({p}) needs a #< marker", c.name),
+    }
+}
+
+#[test]
+fn every_invalid_config_is_reported_with_path_line_and_exit_code() {
+    assert!(CASES.len() >= 40, "the issue asks for at least 40 invalid configs");
+    let mut failures = Vec::new();
+    for c in CASES {
+        let (text, line) = build(c);
+        let (_dir, path) = write_config("cluster.yaml", text.as_bytes());
+        let file = path.to_str().expect("utf-8 path");
+        let mut args = vec!["validate", "-c", file, "--output", "json"];
+        args.extend_from_slice(c.args);
+        let r = run(&args);
+        if r.code != 1 {
+            failures.push(format!("{}: exit code {} (want 1)\n{}{}", c.name, r.code, r.stdout, r.stderr));
+            continue;
+        }
+        let v = r.json();
+        let errors = v["errors"].as_array().expect("errors array");
+        let hit = errors.iter().find(|e| e["path"] == c.path);
+        let Some(e) = hit else {
+            failures.push(format!(
+                "{}: no error at {} in {}",
+                c.name,
+                c.path,
+                serde_json::to_string_pretty(errors).unwrap()
+            ));
+            continue;
+        };
+        let text_of = format!("{} {}", e["message"].as_str().unwrap_or(""), e["help"].as_str().unwrap_or(""));
+        if e["line"] != line as u64 {
+            failures.push(format!("{}: error at line {} (want {line}): {e}", c.name, e["line"]));
+        }
+        if !text_of.contains(c.says) {
+            failures.push(format!("{}: message does not say {:?}: {text_of}", c.name, c.says));
+        }
+        if e["file"] != file || e["column"].as_u64().unwrap_or(0) == 0 {
+            failures.push(format!("{}: file/column missing: {e}", c.name));
+        }
+        if e["help"].as_str().unwrap_or("").is_empty() {
+            failures.push(format!("{}: no help on how to fix it: {e}", c.name));
+        }
+
+        // The same finding in text form: `error[code]: FILE:LINE:COL: PATH`, then the message.
+        let mut targs = vec!["validate", "-c", file];
+        targs.extend_from_slice(c.args);
+        let t = run(&targs);
+        let headline = format!("{file}:{line}:{}: {}", e["column"], c.path);
+        if t.code != 1 || !t.stderr.contains(&headline) || !t.stderr.contains(e["message"].as_str().unwrap_or("?")) {
+            failures.push(format!("{}: text output lacks `{headline}` (exit {}):\n{}", c.name, t.code, t.stderr));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), CASES.len(), failures.join("\n\n"));
+}
+
+#[test]
+fn all_errors_are_reported_at_once() {
+    let text = BASE
+        .replace("          ip: 192.168.113.20", "          ip: 192.168.200.20")
+        .replace("  name: demo", "  name: Demo!")
+        .replace("  version: v1.35.0", "  version: v9");
+    let (_dir, path) = write_config("three-errors.yaml", text.as_bytes());
+    let r = run(&["validate", "-c", path.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(r.code, 1);
+    let v = r.json();
+    let paths: Vec<&str> = v["errors"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
+    for want in ["cluster.name", "cluster.nodes.worker.instances[0].ip", "kubernetes.version"] {
+        assert!(paths.contains(&want), "{want} missing from {paths:?}");
+    }
+}
+
+#[test]
+fn even_control_planes_explain_quorum() {
+    let text = BASE.replace(
+        "          ip: 192.168.113.12\n",
+        "          ip: 192.168.113.12\n        - id: 4\n          ip: 192.168.113.13\n",
+    );
+    let (_dir, path) = write_config("even.yaml", text.as_bytes());
+    let r = run(&["validate", "-c", path.to_str().unwrap(), "-o", "json"]);
+    let v = r.json();
+    let e = v["errors"].as_array().unwrap().iter().find(|e| e["code"] == "even-control-planes").expect("even error");
+    let msg = e["message"].as_str().unwrap();
+    // The message carries the arithmetic: majority 3 of 4, tolerates 1, like 3 nodes do.
+    assert!(msg.contains("quorum of n/2+1 = 3 of 4") && msg.contains("tolerate 1 failure"), "{msg}");
+    let help = e["help"].as_str().unwrap();
+    assert!(help.contains("3 (tolerates 1)") && help.contains("5 (tolerates 2)"), "{help}");
+}
+
+#[test]
+fn warnings_are_separate_from_errors() {
+    // Five control planes on two hosts: valid, but losing the host with three loses quorum.
+    let text = "\
+hosts:
+  - name: a
+  - name: b
+cluster:
+  name: demo
+  network: {mode: bridge, bridge: br0, cidr: 10.0.0.0/24}
+  nodes:
+    loadBalancer:
+      vip: 10.0.0.100
+      instances: [{id: 1, ip: 10.0.0.101, host: a}, {id: 2, ip: 10.0.0.102, host: b}]
+    master:
+      instances:
+        - {id: 1, ip: 10.0.0.11, host: a}
+        - {id: 2, ip: 10.0.0.12, host: a}
+        - {id: 3, ip: 10.0.0.13, host: a}
+        - {id: 4, ip: 10.0.0.14, host: b}
+        - {id: 5, ip: 10.0.0.15, host: b}
+    worker:
+      instances: [{id: 1, ip: 10.0.0.21}]
+kubernetes: {version: v1.35.0}
+";
+    let (_dir, path) = write_config("five-on-two.yaml", text.as_bytes());
+    let r = run(&["validate", "-c", path.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let v = r.json();
+    assert_eq!(v["errors"].as_array().unwrap().len(), 0);
+    let w =
+        v["warnings"].as_array().unwrap().iter().find(|w| w["code"] == "placement-quorum").expect("placement warning");
+    assert!(w["message"].as_str().unwrap().contains("losing host `a` takes 3 of them"), "{w}");
+    assert_eq!(v["cluster"]["toleratedFailures"], 2);
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the `hacluster` binary, the example files, and (in later modules) the
+//! plugins and the bootstrap, driven as a user would drive them.
+
+mod cli;
+mod examples;
+mod invalid_configs;
+mod properties;
+mod robustness;
+mod support;

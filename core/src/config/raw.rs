@@ -239,7 +239,8 @@ pub struct LbInstance {
     pub ram: Option<i64>,
     #[schemars(range(min = 1, max = 65536))]
     pub main_disk_size: Option<i64>,
-    /// VRRP priority (0–255): the highest live instance holds the VIP. Default: 10.
+    /// VRRP priority (0–255): the highest live instance holds the VIP. Default: 200 for the
+    /// first instance, 10 less for each next one.
     pub priority: Option<i64>,
 }
 
@@ -329,7 +330,7 @@ pub struct DataDisk {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Kubernetes {
-    /// Kubernetes version, e.g. v1.31.4. Default: the newest version this hacluster knows.
+    /// Kubernetes version, e.g. v1.35.0 (the default).
     pub version: Option<String>,
     /// Default: calico.
     pub network_plugin: Option<NetworkPlugin>,

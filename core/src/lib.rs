@@ -4,5 +4,10 @@
 //! stacked-etcd HA cluster) → [`plan`] (what `up` will do, in order).
 
 pub mod config;
+pub mod identity;
+pub mod infra;
 pub mod model;
 pub mod plan;
+pub mod plugin;
+pub mod session;
+pub mod state;

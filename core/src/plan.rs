@@ -102,7 +102,7 @@ impl Plan {
                     c.backend.name,
                     all.len(),
                     match &c.endpoint {
-                        Endpoint::CloudLoadBalancer { .. } => " and a cloud load balancer on TCP 6443",
+                        Endpoint::CloudLoadBalancer { .. } => " and the backend's load balancer on TCP 6443",
                         Endpoint::Vip { .. } => ", load balancers running HAProxy and keepalived",
                         Endpoint::LoadBalancer { .. } => ", a load balancer running HAProxy",
                         Endpoint::ControlPlane { .. } => "",

@@ -34,6 +34,10 @@ pub struct Checked {
     pub source: SourceFile,
     pub diagnostics: Vec<Diagnostic>,
     pub spec: Option<ClusterSpec>,
+    /// The parsed YAML, to locate findings added later (e.g. by a backend's `validate`).
+    pub root: Option<std::sync::Arc<yaml::Node>>,
+    /// The backend the config was checked for (named, or inferred from the config).
+    pub backend: Option<crate::model::BackendProfile>,
 }
 
 impl Checked {
@@ -50,7 +54,18 @@ impl Checked {
     }
 
     pub fn is_valid(&self) -> bool {
-        self.spec.is_some()
+        self.spec.is_some() && !self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    /// Adds findings from elsewhere (a backend's own checks), locating them in the file.
+    pub fn add(&mut self, more: impl IntoIterator<Item = Diagnostic>) {
+        for mut d in more {
+            if d.span.is_none() {
+                d.span = self.root.as_deref().map(|r| diagnostic::span_of(r, &d.path));
+            }
+            self.diagnostics.push(d);
+        }
+        self.diagnostics.sort_by_key(|d| (d.span.map(|s| s.start.index).unwrap_or(0), d.severity));
     }
 }
 
@@ -84,6 +99,8 @@ pub fn load(path: &Path, opts: &Options) -> Result<Checked, LoadError> {
                 .at(yaml::Span::default()),
             ],
             spec: None,
+            root: None,
+            backend: None,
         });
     }
     let bytes = std::fs::read(path).map_err(io)?;
@@ -108,6 +125,8 @@ pub fn check_bytes(name: &str, bytes: Vec<u8>, opts: &Options) -> Checked {
                         .at(yaml::Span { start: pos, end: pos }),
                 ],
                 spec: None,
+                root: None,
+                backend: None,
             }
         }
     }
@@ -116,7 +135,7 @@ pub fn check_bytes(name: &str, bytes: Vec<u8>, opts: &Options) -> Checked {
 /// Checks config text.
 pub fn check_str(name: &str, text: &str, opts: &Options) -> Checked {
     let source = SourceFile::new(name, text);
-    let fail = |diagnostics| Checked { source: source.clone(), diagnostics, spec: None };
+    let fail = |diagnostics| Checked { source: source.clone(), diagnostics, spec: None, root: None, backend: None };
     let root = match yaml::parse_with_path(text, yaml::Limits::default()) {
         Ok(Some(root)) if root.resolve() != Some(yaml::Resolved::Null) => root,
         Ok(_) => {
@@ -155,9 +174,11 @@ pub fn check_str(name: &str, text: &str, opts: &Options) -> Checked {
             return fail(diagnostics);
         }
     };
-    let (spec, more) = validate::validate(&raw, &root, opts);
+    let backend = opts.backend.clone().unwrap_or_else(|| validate::infer_backend(&raw));
+    let opts = Options { backend: Some(backend.clone()), ..opts.clone() };
+    let (spec, more) = validate::validate(&raw, &root, &opts);
     diagnostics.extend(more);
     // Stable order: by position, errors before warnings at the same place.
     diagnostics.sort_by_key(|d| (d.span.map(|s| s.start.index).unwrap_or(0), d.severity));
-    Checked { source, diagnostics, spec }
+    Checked { source, diagnostics, spec, root: Some(std::sync::Arc::new(root)), backend: Some(backend) }
 }

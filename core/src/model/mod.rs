@@ -12,7 +12,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use placement::Placement;
 pub use ports::{PortMatrix, PortRule};
@@ -20,7 +20,7 @@ pub use quorum::Quorum;
 pub use version::KubeVersion;
 
 /// What a node does in the cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NodeRole {
     /// Runs kube-apiserver, the scheduler, the controller manager and an etcd member.
@@ -275,8 +275,10 @@ impl fmt::Display for Endpoint {
                 None => write!(f, "load balancer {node} (address assigned at provisioning):{port}"),
             },
             Endpoint::CloudLoadBalancer { dns_name, port } => match dns_name {
-                Some(d) => write!(f, "cloud load balancer {d}:{port}"),
-                None => write!(f, "cloud load balancer (DNS name known after provisioning), TCP {port}"),
+                Some(d) => write!(f, "load balancer {d}:{port}"),
+                None => {
+                    write!(f, "load balancer provided by the backend (address known after provisioning), TCP {port}")
+                }
             },
             Endpoint::ControlPlane { node, address, port } => match address {
                 Some(a) => write!(f, "control plane {node} at {a}:{port} (single node, no load balancer)"),

@@ -1,6 +1,7 @@
 //! The `hacluster` command: a thin layer over the library, one file per subcommand.
 
 mod commands;
+mod events;
 mod render;
 
 use std::process::ExitCode;
@@ -13,6 +14,9 @@ pub struct Cli {
     /// Output format: text for people, json for machines.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// More detail from plugins and steps (-v debug, -vv trace).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -27,26 +31,38 @@ pub enum Output {
 pub enum Command {
     /// Check a cluster config and report every problem at once.
     Validate(commands::validate::Args),
-    /// Show the cluster a config describes and the steps `up` takes.
+    /// Show the cluster a config describes, what the backend would change, and the steps of `up`.
     Plan(commands::plan::Args),
+    /// Create (or converge) the infrastructure only, no Kubernetes; writes the cluster's state.
+    Provision(commands::provision::Args),
+    /// Remove the cluster's infrastructure through its backend, then its state.
+    Down(commands::down::Args),
+    /// List and inspect backend plugins.
+    #[command(subcommand)]
+    Plugins(commands::plugins::Command),
     /// Print the JSON Schema of the config (for editors).
     Schema,
     /// Print shell completions.
     Completions(commands::completions::Args),
 }
 
-/// Exit codes: 0 success, 1 invalid config, 2 usage or I/O error.
+/// Exit codes: 0 success, 1 invalid config, 2 usage or I/O error, 3 the operation failed.
 pub mod exit {
     pub const OK: u8 = 0;
     pub const INVALID: u8 = 1;
     pub const USAGE: u8 = 2;
+    pub const FAILED: u8 = 3;
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let ctx = commands::Ctx { output: cli.output, verbose: cli.verbose };
     let code = match &cli.command {
-        Command::Validate(a) => commands::validate::run(a, cli.output),
-        Command::Plan(a) => commands::plan::run(a, cli.output),
+        Command::Validate(a) => commands::validate::run(a, &ctx),
+        Command::Plan(a) => commands::plan::run(a, &ctx),
+        Command::Provision(a) => commands::provision::run(a, &ctx),
+        Command::Down(a) => commands::down::run(a, &ctx),
+        Command::Plugins(c) => commands::plugins::run(c, &ctx),
         Command::Schema => commands::schema::run(),
         Command::Completions(a) => commands::completions::run(a),
     };

@@ -4,10 +4,13 @@
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 
-use hacluster::config::{Checked, Diagnostic, LoadError, Located, Severity, SourceFile};
+use hacluster::config::{Checked, Diagnostic, Located, Severity, SourceFile};
+use hacluster::infra::{Change, ChangeAction};
 use hacluster::model::ports::{Peer, Protocol};
 use hacluster::model::{ClusterSpec, Endpoint, NodeRole};
 use hacluster::plan::Plan;
+use hacluster::plugin::Plugin;
+use hacluster::session::Provisioned;
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
 
 use crate::Output;
@@ -105,11 +108,124 @@ fn to_report(d: &Diagnostic, src: &SourceFile) -> Report {
     Report { d: d.clone(), src: NamedSource::new(&src.name, src.text.to_string()), label }
 }
 
-pub fn io_error(e: &LoadError, output: Output) {
+/// An error that stops a command (not a config finding): one line, or `{"error": ...}`.
+pub fn error(e: &dyn std::error::Error, output: Output) {
     match output {
         Output::Json => print_json(&serde_json::json!({"error": e.to_string()})),
         Output::Text => eprintln!("error: {e}"),
     }
+}
+
+/// Config findings as JSON: `{file, valid, errors, warnings}`.
+pub fn findings_json(c: &Checked) -> serde_json::Value {
+    let located = c.located();
+    serde_json::json!({
+        "file": c.source.name,
+        "valid": c.is_valid(),
+        "errors": located.iter().filter(|d| d.severity == Severity::Error).collect::<Vec<_>>(),
+        "warnings": located.iter().filter(|d| d.severity == Severity::Warning).collect::<Vec<_>>(),
+    })
+}
+
+pub fn changes(changes: &[Change]) {
+    let mut s = String::from("\nInfrastructure changes (from the backend):\n");
+    if changes.is_empty() {
+        s.push_str("  none\n");
+    }
+    for c in changes {
+        let _ = writeln!(s, "  {:<7} {:<14} {:<32} {}", c.action.to_string(), c.kind, c.name, c.detail);
+    }
+    let count = |a: ChangeAction| changes.iter().filter(|c| c.action == a).count();
+    let _ = writeln!(
+        s,
+        "  {} to create, {} to update, {} to delete, {} unchanged",
+        count(ChangeAction::Create),
+        count(ChangeAction::Update),
+        count(ChangeAction::Delete),
+        count(ChangeAction::Keep)
+    );
+    print!("{s}");
+}
+
+pub fn infrastructure(spec: &ClusterSpec, plugin: &Plugin, p: &Provisioned) {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Provisioned cluster {} with backend {} (plugin {}, contract {})",
+        spec.name,
+        plugin.name(),
+        plugin.info.version,
+        plugin.contract()
+    );
+    let _ = writeln!(s, "API endpoint: {}", p.infrastructure.endpoint);
+    let _ = writeln!(s, "Machines:");
+    for m in &p.infrastructure.machines {
+        let via = m.ssh.jump.as_ref().map(|j| format!(" via {}@{}:{}", j.user, j.address, j.port)).unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "  {:<32} {:<14} {:<16} ssh {}@{}:{}{}  {}",
+            m.name,
+            m.role.to_string(),
+            m.private_address,
+            m.ssh.user,
+            m.ssh.address,
+            m.ssh.port,
+            via,
+            m.provider_id
+        );
+    }
+    let _ = writeln!(s, "State: {}", p.state_dir.join(hacluster::state::STATE_FILE).display());
+    let _ = writeln!(s, "Pinned host keys: {}", p.state_dir.join("known_hosts").display());
+    print!("{s}");
+}
+
+pub fn plugin_list(rows: &[serde_json::Value]) {
+    if rows.is_empty() {
+        println!(
+            "No plugins found. Built-in ones come from ./scripts/build-plugins; yours go in {}.",
+            hacluster::plugin::discovery::user_dir().display()
+        );
+        return;
+    }
+    for r in rows {
+        match r.get("error") {
+            Some(e) => println!(
+                "{:<12} {}  (unusable: {})",
+                r["name"].as_str().unwrap_or("?"),
+                r["path"].as_str().unwrap_or("?"),
+                e.as_str().unwrap_or("?")
+            ),
+            None => println!(
+                "{:<12} {:<8} contract {:<7} {:<8} {}",
+                r["name"].as_str().unwrap_or("?"),
+                r["info"]["version"].as_str().unwrap_or("?"),
+                r["contract"].as_str().unwrap_or("?"),
+                r["origin"].as_str().unwrap_or("?"),
+                r["info"]["description"].as_str().unwrap_or("")
+            ),
+        }
+    }
+}
+
+pub fn plugin_inspect(r: &serde_json::Value) {
+    let mut s = String::new();
+    let _ = writeln!(s, "name:        {}", r["name"].as_str().unwrap_or("?"));
+    let _ = writeln!(s, "version:     {}", r["info"]["version"].as_str().unwrap_or("?"));
+    let _ = writeln!(s, "contract:    hacluster:backend@{}", r["contract"].as_str().unwrap_or("?"));
+    let _ = writeln!(s, "description: {}", r["info"]["description"].as_str().unwrap_or(""));
+    let supports: Vec<&str> = ["vip", "cloudLb", "multiHost", "dataDisks"]
+        .into_iter()
+        .filter(|k| r["info"]["supports"][k].as_bool() == Some(true))
+        .collect();
+    let _ = writeln!(s, "supports:    {}", if supports.is_empty() { "-".into() } else { supports.join(", ") });
+    let _ = writeln!(s, "path:        {} ({})", r["path"].as_str().unwrap_or("?"), r["origin"].as_str().unwrap_or("?"));
+    let _ = writeln!(s, "sha256:      {}", r["sha256"].as_str().unwrap_or("?"));
+    let _ = writeln!(s, "imports (what it asks the host for):");
+    for i in r["imports"].as_array().into_iter().flatten() {
+        let _ =
+            writeln!(s, "  {:<44} {}", i["interface"].as_str().unwrap_or("?"), i["capability"].as_str().unwrap_or("?"));
+    }
+    print!("{s}");
 }
 
 fn tolerates(n: u32) -> String {
@@ -159,7 +275,7 @@ fn peer(p: Peer) -> &'static str {
         Peer::Workers => "workers",
         Peer::AllNodes => "all nodes",
         Peer::LoadBalancers => "load balancers",
-        Peer::CloudLoadBalancer => "the cloud load balancer",
+        Peer::CloudLoadBalancer => "the backend's load balancer",
         Peer::Admins => "admin networks",
         Peer::NodePortClients => "NodePort clients",
         Peer::ApiClients => "API clients",

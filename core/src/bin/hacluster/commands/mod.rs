@@ -1,38 +1,122 @@
 pub mod completions;
+pub mod down;
 pub mod plan;
+pub mod plugins;
+pub mod provision;
 pub mod schema;
 pub mod validate;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use hacluster::config::{self, Checked, Options};
-use hacluster::model::BackendProfile;
+use hacluster::config::Options;
+use hacluster::plugin::{Limits, PluginHost};
+use hacluster::session::{self, BackendSel, Opened, SessionError};
 
 use crate::{Output, exit, render};
 
-/// The arguments every config-reading command takes.
+pub struct Ctx {
+    pub output: Output,
+    pub verbose: u8,
+}
+
+/// The config file and the backend to use with it.
 #[derive(clap::Args)]
 pub struct ConfigArgs {
     /// Cluster config file (YAML).
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: PathBuf,
-    /// Backend to check the config for (default: inferred from the config; libvirt for
-    /// Kubitect files).
-    #[arg(long, short = 'b', value_name = "NAME")]
+    /// Backend plugin by name (default: inferred from the config; libvirt for Kubitect files).
+    #[arg(long, short = 'b', value_name = "NAME", conflicts_with = "plugin")]
     pub backend: Option<String>,
+    /// Backend plugin by path to its .wasm component.
+    #[arg(long, value_name = "PATH")]
+    pub plugin: Option<PathBuf>,
+}
+
+/// Where state lives and how plugins are limited.
+#[derive(clap::Args)]
+pub struct HostArgs {
+    /// State directory root (default: $HACLUSTER_STATE_DIR or ~/.local/state/hacluster).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Memory limit of a plugin instance.
+    #[arg(long, value_name = "MIB", default_value_t = 512)]
+    pub plugin_memory_mib: usize,
+    /// Guest CPU time limit per plugin call.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub plugin_cpu_secs: u64,
+    /// Wall-clock limit of apply and destroy (shorter calls get less).
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub plugin_timeout_secs: u64,
+}
+
+impl HostArgs {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            memory_bytes: self.plugin_memory_mib << 20,
+            cpu: Duration::from_secs(self.plugin_cpu_secs),
+            wall: Duration::from_secs(self.plugin_timeout_secs),
+        }
+    }
+
+    pub fn state_root(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(hacluster::state::default_root)
+    }
 }
 
 impl ConfigArgs {
-    /// Loads and checks the config, printing diagnostics; `Err(code)` when the command must
-    /// stop with that exit code.
-    pub fn load(&self, output: Output) -> Result<Checked, u8> {
-        let opts = Options { backend: self.backend.as_deref().map(BackendProfile::builtin), ..Options::default() };
-        match config::load(&self.config, &opts) {
-            Ok(c) => Ok(c),
-            Err(e) => {
-                render::io_error(&e, output);
-                Err(exit::USAGE)
-            }
+    pub fn selection(&self) -> BackendSel {
+        match (&self.backend, &self.plugin) {
+            (Some(n), _) => BackendSel::Named(n.clone()),
+            (None, Some(p)) => BackendSel::Path(p.clone()),
+            (None, None) => BackendSel::Inferred,
         }
     }
+
+    pub fn explicit(&self) -> bool {
+        self.backend.is_some() || self.plugin.is_some()
+    }
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
+}
+
+pub fn host(ctx: &Ctx, limits: Limits) -> Result<PluginHost, u8> {
+    let printer = Arc::new(crate::events::Printer::new(ctx.output, ctx.verbose));
+    PluginHost::new(printer, limits, hacluster::plugin::default_cache_dir()).map_err(|e| {
+        render::error(&e, ctx.output);
+        exit::FAILED
+    })
+}
+
+/// Opens config + plugin, printing what went wrong; `Err(exit code)` when the command stops.
+pub async fn open<'h>(
+    host: &'h PluginHost,
+    args: &ConfigArgs,
+    require_plugin: bool,
+    ctx: &Ctx,
+) -> Result<Opened<'h>, u8> {
+    session::open(host, &args.config, &args.selection(), require_plugin, &Options::default()).await.map_err(|e| {
+        render::error(&e, ctx.output);
+        code_for(&e)
+    })
+}
+
+pub fn code_for(e: &SessionError) -> u8 {
+    if e.is_usage() { exit::USAGE } else { exit::FAILED }
+}
+
+/// Prints the findings of an invalid config; `true` when the command must stop.
+pub fn stop_if_invalid(opened: &Opened, ctx: &Ctx) -> bool {
+    if opened.checked.is_valid() {
+        return false;
+    }
+    match ctx.output {
+        Output::Json => render::print_json(&render::findings_json(&opened.checked)),
+        Output::Text => render::diagnostics(&opened.checked),
+    }
+    true
 }

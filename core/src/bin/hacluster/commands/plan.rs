@@ -1,42 +1,57 @@
 use hacluster::plan::Plan;
+use hacluster::session;
 
-use super::ConfigArgs;
+use super::{ConfigArgs, Ctx, HostArgs};
 use crate::{Output, exit, render};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub config: ConfigArgs,
+    #[command(flatten)]
+    pub host: HostArgs,
 }
 
-pub fn run(args: &Args, output: Output) -> u8 {
-    let checked = match args.config.load(output) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let Some(spec) = &checked.spec else {
-        match output {
-            Output::Json => render::print_json(&serde_json::json!({
-                "file": checked.source.name,
-                "valid": false,
-                "errors": checked.located().iter().filter(|d| d.severity == hacluster::config::Severity::Error).collect::<Vec<_>>(),
-            })),
-            Output::Text => render::diagnostics(&checked),
+pub fn run(args: &Args, ctx: &Ctx) -> u8 {
+    let Ok(host) = super::host(ctx, args.host.limits()) else { return exit::FAILED };
+    super::runtime().block_on(async {
+        // A backend named explicitly must be there; an inferred one is optional for a plan.
+        let opened = match super::open(&host, &args.config, args.config.explicit(), ctx).await {
+            Ok(o) => o,
+            Err(code) => return code,
+        };
+        if super::stop_if_invalid(&opened, ctx) {
+            return exit::INVALID;
         }
-        return exit::INVALID;
-    };
-    let plan = Plan::for_cluster(spec);
-    match output {
-        Output::Json => render::print_json(&serde_json::json!({
-            "file": checked.source.name,
-            "valid": true,
-            "warnings": checked.located(),
-            "plan": plan,
-        })),
-        Output::Text => {
-            render::diagnostics(&checked);
-            render::plan(&plan);
+        let spec = opened.spec().expect("valid");
+        let plan = Plan::for_cluster(spec);
+        let changes = match &opened.plugin {
+            Some(p) => match session::plan_changes(p, spec, &args.host.state_root()).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    render::error(&e, ctx.output);
+                    return super::code_for(&e);
+                }
+            },
+            None => None,
+        };
+        match ctx.output {
+            Output::Json => {
+                let mut v = render::findings_json(&opened.checked);
+                v["plan"] = serde_json::to_value(&plan).expect("plan serializes");
+                v["changes"] = serde_json::to_value(&changes).expect("changes serialize");
+                render::print_json(&v);
+            }
+            Output::Text => {
+                render::diagnostics(&opened.checked);
+                render::plan(&plan);
+                match (&changes, &opened.missing) {
+                    (Some(c), _) => render::changes(c),
+                    (None, Some(nf)) => println!("\nInfrastructure changes: not shown ({nf})"),
+                    (None, None) => {}
+                }
+            }
         }
-    }
-    exit::OK
+        exit::OK
+    })
 }

@@ -1,6 +1,4 @@
-use serde_json::json;
-
-use super::ConfigArgs;
+use super::{ConfigArgs, Ctx};
 use crate::{Output, exit, render};
 
 #[derive(clap::Args)]
@@ -9,28 +7,34 @@ pub struct Args {
     pub config: ConfigArgs,
 }
 
-pub fn run(args: &Args, output: Output) -> u8 {
-    let checked = match args.config.load(output) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    match output {
-        Output::Json => {
-            let summary = checked.spec.as_ref().map(render::summary_json);
-            render::print_json(&json!({
-                "file": checked.source.name,
-                "valid": checked.is_valid(),
-                "errors": checked.located().iter().filter(|d| d.severity == hacluster::config::Severity::Error).collect::<Vec<_>>(),
-                "warnings": checked.located().iter().filter(|d| d.severity == hacluster::config::Severity::Warning).collect::<Vec<_>>(),
-                "cluster": summary,
-            }));
-        }
-        Output::Text => {
-            render::diagnostics(&checked);
-            if let Some(spec) = &checked.spec {
-                println!("{} is valid: {}", checked.source.name, render::summary_line(spec));
+pub fn run(args: &Args, ctx: &Ctx) -> u8 {
+    let Ok(host) = super::host(ctx, Default::default()) else { return exit::FAILED };
+    super::runtime().block_on(async {
+        let opened = match super::open(&host, &args.config, false, ctx).await {
+            Ok(o) => o,
+            Err(code) => return code,
+        };
+        let checked = &opened.checked;
+        let valid = checked.is_valid();
+        match ctx.output {
+            Output::Json => {
+                let mut v = render::findings_json(checked);
+                v["cluster"] = checked.spec.as_ref().filter(|_| valid).map(render::summary_json).into();
+                v["backendChecks"] = opened.plugin.is_some().into();
+                render::print_json(&v);
+            }
+            Output::Text => {
+                render::diagnostics(checked);
+                if let Some(nf) = &opened.missing
+                    && args.config.explicit()
+                {
+                    eprintln!("note: backend-specific checks skipped: {nf}");
+                }
+                if let (true, Some(spec)) = (valid, &checked.spec) {
+                    println!("{} is valid: {}", checked.source.name, render::summary_line(spec));
+                }
             }
         }
-    }
-    if checked.is_valid() { exit::OK } else { exit::INVALID }
+        if valid { exit::OK } else { exit::INVALID }
+    })
 }

@@ -1,0 +1,42 @@
+use hacluster::session;
+
+use super::{ConfigArgs, Ctx, HostArgs};
+use crate::{Output, exit, render};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub host: HostArgs,
+}
+
+pub fn run(args: &Args, ctx: &Ctx) -> u8 {
+    let Ok(host) = super::host(ctx, args.host.limits()) else { return exit::FAILED };
+    super::runtime().block_on(async {
+        let opened = match super::open(&host, &args.config, true, ctx).await {
+            Ok(o) => o,
+            Err(code) => return code,
+        };
+        if super::stop_if_invalid(&opened, ctx) {
+            return exit::INVALID;
+        }
+        let spec = opened.spec().expect("valid");
+        let plugin = opened.plugin.as_ref().expect("required");
+        match session::destroy(plugin, spec, &args.host.state_root()).await {
+            Ok(()) => {
+                match ctx.output {
+                    Output::Json => render::print_json(&serde_json::json!({"cluster": spec.name, "destroyed": true})),
+                    Output::Text => {
+                        println!("Cluster {} removed (backend {}); its state is deleted.", spec.name, plugin.name())
+                    }
+                }
+                exit::OK
+            }
+            Err(e) => {
+                render::error(&e, ctx.output);
+                super::code_for(&e)
+            }
+        }
+    })
+}

@@ -1,0 +1,299 @@
+//! Between the core's model and the contract's types (the bindings `runtime.rs` generates).
+
+use std::collections::BTreeMap;
+
+use super::runtime::bindings::hacluster::backend::types as w;
+use super::{Capabilities, PluginError, PluginInfo};
+use crate::config::{Diagnostic, FieldPath};
+use crate::infra::{ApiEndpoint, Change, ChangeAction, Infrastructure, JumpHost, Machine, SshTarget};
+use crate::model::ports::{Peer, Protocol};
+use crate::model::{ClusterSpec, Endpoint, ForwardTarget, NetworkMode, NodeRole};
+use crate::state::NodeIdentity;
+
+/// What the core hands a backend besides the model: node identities and the login key. For
+/// `validate` and dry-run `plan` both may be absent (nothing is generated before a real run).
+pub struct ClusterInput<'a> {
+    pub spec: &'a ClusterSpec,
+    pub identities: &'a BTreeMap<String, NodeIdentity>,
+    pub authorized_key: &'a str,
+    pub backend: &'a str,
+}
+
+fn role(r: NodeRole) -> w::NodeRole {
+    match r {
+        NodeRole::ControlPlane => w::NodeRole::ControlPlane,
+        NodeRole::Worker => w::NodeRole::Worker,
+        NodeRole::LoadBalancer => w::NodeRole::LoadBalancer,
+    }
+}
+
+fn role_back(r: w::NodeRole) -> NodeRole {
+    match r {
+        w::NodeRole::ControlPlane => NodeRole::ControlPlane,
+        w::NodeRole::Worker => NodeRole::Worker,
+        w::NodeRole::LoadBalancer => NodeRole::LoadBalancer,
+    }
+}
+
+pub fn cluster(input: &ClusterInput) -> w::Cluster {
+    let spec = input.spec;
+    let nodes = spec
+        .nodes()
+        .map(|n| {
+            let id = input.identities.get(n.name.as_str());
+            w::NodeSpec {
+                name: n.name.to_string(),
+                role: role(n.role),
+                id: n.id.clone(),
+                host: n.host.clone(),
+                failure_domain: n.failure_domain.clone(),
+                address: n.address.map(|a| a.to_string()),
+                mac: n.mac.map(|m| m.to_string()),
+                resources: w::Resources {
+                    cpu: n.resources.cpu,
+                    ram_gib: n.resources.ram_gib,
+                    main_disk_gib: n.resources.main_disk_gib,
+                },
+                data_disks: n
+                    .data_disks
+                    .iter()
+                    .map(|d| w::DataDisk { name: d.name.clone(), pool: d.pool.clone(), size_gib: d.size_gib })
+                    .collect(),
+                priority: n.priority,
+                user_data: id
+                    .map(|id| crate::identity::user_data(spec, n, id, input.authorized_key))
+                    .unwrap_or_default(),
+                host_public_key: id.map(|id| id.host_public_key.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    let endpoint = match &spec.endpoint {
+        Endpoint::Vip { address, virtual_router_id, .. } => {
+            w::EndpointKind::Vip(w::Vip { address: address.to_string(), virtual_router_id: *virtual_router_id })
+        }
+        Endpoint::LoadBalancer { node, .. } => w::EndpointKind::LoadBalancer(node.to_string()),
+        Endpoint::CloudLoadBalancer { .. } => w::EndpointKind::CloudLoadBalancer,
+        Endpoint::ControlPlane { node, .. } => w::EndpointKind::ControlPlane(node.to_string()),
+    };
+    let ports = spec
+        .port_matrix()
+        .rules
+        .iter()
+        .map(|r| w::PortRule {
+            on: role(r.on),
+            protocol: match r.protocol {
+                Protocol::Tcp => w::Protocol::Tcp,
+                Protocol::Udp => w::Protocol::Udp,
+                Protocol::IpInIp => w::Protocol::IpInIp,
+                Protocol::Vrrp => w::Protocol::Vrrp,
+            },
+            from_port: r.ports.0,
+            to_port: r.ports.1,
+            source: match r.from {
+                Peer::ControlPlanes => w::Peer::ControlPlanes,
+                Peer::Workers => w::Peer::Workers,
+                Peer::AllNodes => w::Peer::AllNodes,
+                Peer::LoadBalancers => w::Peer::LoadBalancers,
+                Peer::CloudLoadBalancer => w::Peer::CloudLoadBalancer,
+                Peer::Admins => w::Peer::Admins,
+                Peer::NodePortClients => w::Peer::NodePortClients,
+                Peer::ApiClients => w::Peer::ApiClients,
+            },
+            purpose: r.purpose.to_string(),
+        })
+        .collect();
+    w::Cluster {
+        name: spec.name.to_string(),
+        nodes,
+        endpoint,
+        api_port: spec.endpoint.port(),
+        network: spec.network.as_ref().map(|n| w::Network {
+            mode: match n.mode {
+                NetworkMode::Nat => w::NetworkMode::Nat,
+                NetworkMode::Route => w::NetworkMode::Route,
+                NetworkMode::Bridge => w::NetworkMode::Bridge,
+                NetworkMode::Isolated => w::NetworkMode::Isolated,
+            },
+            cidr: n.cidr.to_string(),
+            gateway: n.gateway.to_string(),
+            bridge: n.bridge.clone(),
+        }),
+        hosts: spec
+            .hosts
+            .iter()
+            .map(|h| w::HypervisorHost {
+                name: h.name.clone(),
+                uri: h.libvirt_uri(),
+                default: h.default,
+                main_pool_path: h.main_pool_path.clone(),
+                data_pools: h.data_pools.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            })
+            .collect(),
+        ports,
+        forward_ports: spec
+            .forward_ports
+            .iter()
+            .map(|f| w::ForwardPort {
+                name: f.name.clone(),
+                port: f.port,
+                target_port: f.target_port,
+                target: match f.target {
+                    ForwardTarget::Workers => "workers",
+                    ForwardTarget::Masters => "masters",
+                    ForwardTarget::All => "all",
+                }
+                .into(),
+            })
+            .collect(),
+        kubernetes_version: spec.kubernetes.version.to_string(),
+        network_plugin: spec.kubernetes.network_plugin.to_string(),
+        pod_subnet: spec.kubernetes.pod_subnet.to_string(),
+        service_subnet: spec.kubernetes.service_subnet.to_string(),
+        ssh_user: spec.node_template.user.clone(),
+        ssh_public_key: input.authorized_key.to_string(),
+        config: spec.backend_sections.get(input.backend).map(|v| v.to_string()).unwrap_or_else(|| "{}".into()),
+    }
+}
+
+pub fn info(i: w::PluginInfo) -> PluginInfo {
+    PluginInfo {
+        name: i.name,
+        version: i.version,
+        contract: i.contract,
+        description: i.description,
+        supports: Capabilities {
+            vip: i.supports.contains(w::Capabilities::VIP),
+            cloud_lb: i.supports.contains(w::Capabilities::CLOUD_LB),
+            multi_host: i.supports.contains(w::Capabilities::MULTI_HOST),
+            data_disks: i.supports.contains(w::Capabilities::DATA_DISKS),
+        },
+    }
+}
+
+pub fn diagnostic(d: w::Diagnostic) -> Diagnostic {
+    let path = FieldPath::parse(&d.path);
+    let mut out = match d.severity {
+        w::Severity::Error => Diagnostic::error("backend", path, d.message),
+        w::Severity::Warning => Diagnostic::warning("backend", path, d.message),
+    };
+    out.help = d.help;
+    out
+}
+
+pub fn change(c: w::Change) -> Change {
+    Change {
+        action: match c.action {
+            w::ChangeAction::Create => ChangeAction::Create,
+            w::ChangeAction::Update => ChangeAction::Update,
+            w::ChangeAction::Delete => ChangeAction::Delete,
+            w::ChangeAction::Keep => ChangeAction::Keep,
+        },
+        kind: c.kind,
+        name: c.name,
+        detail: c.detail,
+    }
+}
+
+pub fn backend_error(plugin: &str, e: w::Error, denied_egress: Vec<String>) -> PluginError {
+    let (kind, message) = match e {
+        w::Error::InvalidInput(m) => ("invalid input", m),
+        w::Error::NotFound(m) => ("not found", m),
+        w::Error::Denied(m) => ("denied", m),
+        w::Error::Conflict(m) => ("conflict", m),
+        w::Error::Transient(m) => ("transient", m),
+        w::Error::Internal(m) => ("internal", m),
+    };
+    PluginError::Backend { plugin: plugin.into(), kind, message, denied_egress }
+}
+
+/// Limits on what a plugin may hand back, so a buggy or hostile one cannot make the host
+/// store or print without bound.
+const MAX_MACHINES: usize = 100_000;
+const MAX_FIELD: usize = 64 << 10;
+
+/// Checks the infrastructure against the cluster it was asked for and converts it.
+pub fn infrastructure(
+    plugin: &str,
+    spec: &ClusterSpec,
+    i: w::Infrastructure,
+) -> Result<(Infrastructure, Vec<u8>), PluginError> {
+    let bad = |reason: String| PluginError::BadOutput { plugin: plugin.into(), reason };
+    if i.state.len() > super::runtime::MAX_STATE_BYTES {
+        return Err(PluginError::OutputTooLarge {
+            plugin: plugin.into(),
+            what: "state",
+            unit: "bytes",
+            size: i.state.len(),
+            limit: super::runtime::MAX_STATE_BYTES,
+        });
+    }
+    if i.machines.len() > MAX_MACHINES {
+        return Err(PluginError::OutputTooLarge {
+            plugin: plugin.into(),
+            what: "machine list",
+            unit: "machines",
+            size: i.machines.len(),
+            limit: MAX_MACHINES,
+        });
+    }
+    let mut machines = Vec::with_capacity(i.machines.len());
+    for m in i.machines {
+        let fields = [&m.name, &m.private_address, &m.ssh.address, &m.ssh.user, &m.ssh.host_public_key, &m.provider_id];
+        if fields.iter().any(|f| f.len() > MAX_FIELD) {
+            return Err(bad(format!("machine `{}` has a field over {MAX_FIELD} bytes", truncate(&m.name))));
+        }
+        let Some(node) = spec.nodes().find(|n| n.name.as_str() == m.name) else {
+            return Err(bad(format!("returned machine `{}`, which is not a node of the cluster", truncate(&m.name))));
+        };
+        if node.role != role_back(m.role) {
+            return Err(bad(format!(
+                "machine `{}` has role {} but the node is a {}",
+                m.name,
+                role_back(m.role),
+                node.role
+            )));
+        }
+        if machines.iter().any(|x: &Machine| x.name == m.name) {
+            return Err(bad(format!("machine `{}` is listed twice", m.name)));
+        }
+        if !crate::identity::is_public_key(&m.ssh.host_public_key) {
+            return Err(bad(format!(
+                "machine `{}` has no valid SSH host key; hacluster never connects to a machine whose key it cannot pin",
+                m.name
+            )));
+        }
+        let jump = match m.ssh.jump {
+            Some(j) => {
+                if !crate::identity::is_public_key(&j.host_public_key) {
+                    return Err(bad(format!("the jump host of `{}` has no valid SSH host key", m.name)));
+                }
+                Some(JumpHost { address: j.address, port: j.port, user: j.user, host_public_key: j.host_public_key })
+            }
+            None => None,
+        };
+        machines.push(Machine {
+            name: m.name,
+            role: node.role,
+            private_address: m.private_address,
+            ssh: SshTarget {
+                address: m.ssh.address,
+                port: m.ssh.port,
+                user: m.ssh.user,
+                jump,
+                host_public_key: m.ssh.host_public_key.trim().to_string(),
+            },
+            provider_id: m.provider_id,
+        });
+    }
+    if let Some(missing) = spec.nodes().find(|n| !machines.iter().any(|m| m.name == n.name.as_str())) {
+        return Err(bad(format!("no machine for node `{}`", missing.name)));
+    }
+    if i.endpoint.host.is_empty() || i.endpoint.host.len() > 253 {
+        return Err(bad("the API endpoint has no usable host".into()));
+    }
+    Ok((Infrastructure { machines, endpoint: ApiEndpoint { host: i.endpoint.host, port: i.endpoint.port } }, i.state))
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(80).collect()
+}

@@ -1,0 +1,599 @@
+//! The WebAssembly runtime behind the plugin host: wasmtime with the component model, WASI p2
+//! without any ambient authority, wasi:http behind the egress allow-list, and limits on every
+//! call. This is the only file that knows wasmtime; swapping the runtime means rewriting it
+//! and `convert.rs`, nothing else.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, OptLevel, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+use super::egress::EgressPolicy;
+use super::grants::{Grants, read_credentials};
+use super::{Events, Limits, LogLevel, PluginError, SUPPORTED_CONTRACTS};
+
+pub(super) mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "backend",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
+
+use bindings::hacluster::backend as iface;
+use bindings::{Backend, BackendPre};
+
+/// Epoch tick: the granularity of the CPU limit.
+const TICK: Duration = Duration::from_millis(10);
+/// Largest state blob a plugin may checkpoint or return.
+pub const MAX_STATE_BYTES: usize = 16 << 20;
+/// Log lines accepted per call; a plugin cannot flood the terminal.
+const MAX_LOG_LINES: u32 = 10_000;
+const MAX_LOG_LINE: usize = 8 << 10;
+
+pub type CheckpointFn = Box<dyn FnMut(&[u8]) -> Result<(), String> + Send>;
+
+/// Everything a call may use besides the component itself.
+pub struct CallSetup {
+    pub plugin: String,
+    pub limits: Limits,
+    pub wall: Duration,
+    pub grants: Grants,
+    pub checkpoint: Option<CheckpointFn>,
+    pub events: Arc<dyn Events>,
+}
+
+/// Counts epoch ticks that land while guest code runs: an approximation of guest CPU time
+/// that does not count time the guest waits on the host (HTTP, libvirt).
+struct CpuMeter {
+    ticks: u64,
+    budget: u64,
+    exceeded: bool,
+}
+
+/// Memory limit that remembers whether it refused growth, so a guest abort after a failed
+/// allocation is reported as what it is.
+struct MemoryLimiter {
+    max: usize,
+    denied: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max || maximum.is_some_and(|m| desired > m) {
+            self.denied = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The wasi:http hook: allow-listed origins go out (TLS by the host), the rest are refused
+/// after the body has been read, so the guest sees a clean `HttpRequestDenied`.
+struct Egress {
+    policy: EgressPolicy,
+    denied: Arc<Mutex<Vec<String>>>,
+}
+
+impl WasiHttpHooks for Egress {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = wasmtime_wasi_http::Result<(
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                )>,
+            > + Send,
+    > {
+        let uri = request.uri().clone();
+        let https = uri.scheme_str() == Some("https");
+        let allowed = matches!(uri.scheme_str(), Some("http" | "https"))
+            && uri.authority().is_some_and(|a| self.policy.allows(https, a.as_str()));
+        if allowed {
+            return Box::new(async move {
+                let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+                Ok((res.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
+            });
+        }
+        // Recorded now: the future below may be dropped with the store.
+        let origin = match uri.authority() {
+            Some(a) => format!("{}://{}", uri.scheme_str().unwrap_or("?"), a),
+            None => uri.to_string(),
+        };
+        self.denied.lock().expect("denied list lock").push(origin);
+        Box::new(async move {
+            // Drain the body first; denying mid-upload shows the guest a reset connection.
+            let _ = http_body_util::Limited::new(request.into_body(), 64 << 20).collect().await;
+            Err(wasmtime_wasi_http::Error::HttpRequestDenied)
+        })
+    }
+}
+
+pub(super) struct HostState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    egress: Egress,
+    memory: MemoryLimiter,
+    cpu: CpuMeter,
+    plugin: String,
+    grants: Grants,
+    checkpoint: Option<CheckpointFn>,
+    events: Arc<dyn Events>,
+    log_lines: u32,
+    host_error: Option<String>,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.egress }
+    }
+}
+
+impl iface::types::Host for HostState {}
+
+impl iface::log::Host for HostState {
+    async fn log(
+        &mut self,
+        level: iface::log::Level,
+        message: String,
+        fields: Vec<(String, String)>,
+    ) -> wasmtime::Result<()> {
+        self.log_lines += 1;
+        if self.log_lines > MAX_LOG_LINES {
+            if self.log_lines == MAX_LOG_LINES + 1 {
+                self.events.log(
+                    &self.plugin,
+                    LogLevel::Warn,
+                    "too many log lines; dropping the rest of this call's",
+                    &[],
+                );
+            }
+            return Ok(());
+        }
+        let level = match level {
+            iface::log::Level::Trace => LogLevel::Trace,
+            iface::log::Level::Debug => LogLevel::Debug,
+            iface::log::Level::Info => LogLevel::Info,
+            iface::log::Level::Warn => LogLevel::Warn,
+            iface::log::Level::Error => LogLevel::Error,
+        };
+        let mut message = message;
+        message.truncate(floor_char_boundary(&message, MAX_LOG_LINE));
+        self.events.log(&self.plugin, level, &message, &fields);
+        Ok(())
+    }
+}
+
+fn floor_char_boundary(s: &str, max: usize) -> usize {
+    if s.len() <= max {
+        return s.len();
+    }
+    (0..=max).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0)
+}
+
+impl iface::progress::Host for HostState {
+    async fn report(&mut self, step: String, done: u64, total: u64) -> wasmtime::Result<()> {
+        self.events.progress(&self.plugin, &step, done, total);
+        Ok(())
+    }
+}
+
+impl iface::checkpoint::Host for HostState {
+    async fn save(&mut self, state: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
+        if state.len() > MAX_STATE_BYTES {
+            return Ok(Err(format!("state of {} bytes is over the {MAX_STATE_BYTES}-byte limit", state.len())));
+        }
+        let Some(sink) = self.checkpoint.as_mut() else {
+            return Ok(Err("checkpoints are only taken during apply and destroy".into()));
+        };
+        match sink(&state) {
+            Ok(()) => Ok(Ok(())),
+            Err(e) => {
+                // The host could not persist: stop the plugin rather than let it create
+                // resources nobody would know about.
+                self.host_error = Some(format!("could not save a checkpoint: {e}"));
+                Err(wasmtime::Error::msg(format!("checkpoint failed: {e}")))
+            }
+        }
+    }
+}
+
+impl iface::credentials::Host for HostState {
+    async fn get(&mut self, provider: String) -> wasmtime::Result<Result<Vec<(String, String)>, String>> {
+        if !self.grants.credentials.contains(&provider) {
+            return Ok(Err(format!("the host does not grant `{provider}` credentials to plugin `{}`", self.plugin)));
+        }
+        Ok(read_credentials(&provider))
+    }
+}
+
+type HvResult<T> = wasmtime::Result<Result<T, iface::hypervisor::HvError>>;
+
+impl HostState {
+    fn hv_check(&self, uri: &str) -> Result<(), iface::hypervisor::HvError> {
+        if self.grants.hypervisor_uris.iter().any(|u| u == uri) {
+            Err(iface::hypervisor::HvError::Failed("this hacluster build has no libvirt support".into()))
+        } else {
+            Err(iface::hypervisor::HvError::Denied(format!(
+                "`{uri}` is not one of the hosts in the config ({})",
+                if self.grants.hypervisor_uris.is_empty() {
+                    "none".into()
+                } else {
+                    self.grants.hypervisor_uris.join(", ")
+                }
+            )))
+        }
+    }
+}
+
+impl iface::hypervisor::Host for HostState {
+    async fn list_domains(&mut self, uri: String) -> HvResult<Vec<iface::hypervisor::DomainInfo>> {
+        Ok(self.hv_check(&uri).map(|_| Vec::new()))
+    }
+    async fn define_domain(&mut self, uri: String, _xml: String) -> HvResult<()> {
+        Ok(self.hv_check(&uri))
+    }
+    async fn start_domain(&mut self, uri: String, _name: String) -> HvResult<()> {
+        Ok(self.hv_check(&uri))
+    }
+    async fn delete_domain(&mut self, uri: String, _name: String) -> HvResult<()> {
+        Ok(self.hv_check(&uri))
+    }
+    async fn domain_addresses(&mut self, uri: String, _name: String) -> HvResult<Vec<String>> {
+        Ok(self.hv_check(&uri).map(|_| Vec::new()))
+    }
+    async fn list_networks(&mut self, uri: String) -> HvResult<Vec<iface::hypervisor::NetworkInfo>> {
+        Ok(self.hv_check(&uri).map(|_| Vec::new()))
+    }
+    async fn create_network(&mut self, uri: String, _xml: String) -> HvResult<()> {
+        Ok(self.hv_check(&uri))
+    }
+    async fn delete_network(&mut self, uri: String, _name: String) -> HvResult<()> {
+        Ok(self.hv_check(&uri))
+    }
+    async fn list_pools(&mut self, uri: String) -> HvResult<Vec<iface::hypervisor::PoolInfo>> {
+        Ok(self.hv_check(&uri).map(|_| Vec::new()))
+    }
+    async fn create_pool(&mut self, uri: String, _xml: String) -> HvResult<()> {
+        Ok(self.hv_check(&uri))
+    }
+    async fn delete_pool(&mut self, uri: String, _name: String) -> HvResult<()> {
+        Ok(self.hv_check(&uri))
+    }
+    async fn list_volumes(&mut self, uri: String, _pool: String) -> HvResult<Vec<iface::hypervisor::VolumeInfo>> {
+        Ok(self.hv_check(&uri).map(|_| Vec::new()))
+    }
+    async fn create_volume(&mut self, uri: String, _pool: String, _xml: String) -> HvResult<()> {
+        Ok(self.hv_check(&uri))
+    }
+    async fn create_seed_volume(
+        &mut self,
+        uri: String,
+        _pool: String,
+        _name: String,
+        _files: Vec<(String, Vec<u8>)>,
+    ) -> HvResult<()> {
+        Ok(self.hv_check(&uri))
+    }
+    async fn import_image(
+        &mut self,
+        uri: String,
+        _pool: String,
+        _name: String,
+        _source: String,
+        _sha256: Option<String>,
+    ) -> HvResult<()> {
+        Ok(self.hv_check(&uri))
+    }
+    async fn delete_volume(&mut self, uri: String, _pool: String, _name: String) -> HvResult<()> {
+        Ok(self.hv_check(&uri))
+    }
+}
+
+/// A compiled, checked component, ready to instantiate.
+pub struct Loaded {
+    pre: BackendPre<HostState>,
+    /// Interfaces the component imports (what it asks the host for).
+    pub imports: Vec<String>,
+    /// The contract version of its `plugin` export.
+    pub contract: String,
+    /// Whether the compiled code came from the cache.
+    pub from_cache: bool,
+    pub load_time: Duration,
+}
+
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache_dir: Option<PathBuf>,
+}
+
+impl Runtime {
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, String> {
+        let mut cfg = Config::new();
+        cfg.epoch_interruption(true);
+        cfg.cranelift_opt_level(OptLevel::Speed);
+        let engine = Engine::new(&cfg).map_err(|e| e.to_string())?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("plugin-epoch".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(TICK);
+                    match weak.upgrade() {
+                        Some(e) => e.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        let mut linker: Linker<HostState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
+        Backend::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| e.to_string())?;
+        Ok(Runtime { engine, linker, cache_dir })
+    }
+
+    fn cache_path(&self, sha256: &str) -> Option<PathBuf> {
+        use std::hash::{Hash, Hasher};
+        // Keyed by the component's hash and everything that makes compiled code valid:
+        // wasmtime version, target and engine settings.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        self.cache_dir.as_ref().map(|d| d.join(format!("{sha256}-{:016x}.cwasm", h.finish())))
+    }
+
+    fn compile(&self, plugin: &str, bytes: &[u8], sha256: &str) -> Result<(Component, bool), PluginError> {
+        let cached = self.cache_path(sha256);
+        if let Some(path) = &cached
+            && matches!(Engine::detect_precompiled_file(path), Ok(Some(wasmtime::Precompiled::Component)))
+        {
+            // SAFETY: the file is machine code we compiled and wrote ourselves into the
+            // user's own cache directory (0700), named by the source's hash and the
+            // engine's compatibility hash; wasmtime re-checks compatibility on load.
+            if let Ok(c) = unsafe { Component::deserialize_file(&self.engine, path) } {
+                return Ok((c, true));
+            }
+        }
+        if !bytes.starts_with(b"\0asm") {
+            return Err(PluginError::NotAComponent { plugin: plugin.into(), reason: "not a WebAssembly file".into() });
+        }
+        let component = Component::new(&self.engine, bytes).map_err(|e| PluginError::NotAComponent {
+            plugin: plugin.into(),
+            reason: format!("{e:#}").lines().next().unwrap_or_default().to_string(),
+        })?;
+        if let (Some(path), Ok(code)) = (&cached, component.serialize()) {
+            // A cache that cannot be written only costs the next start its compile time.
+            let _ = std::fs::create_dir_all(path.parent().expect("cache file has a directory")).and_then(|_| {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    let _ = std::fs::set_permissions(path.parent().unwrap(), std::fs::Permissions::from_mode(0o700));
+                }
+                let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+                std::fs::write(&tmp, code)?;
+                std::fs::rename(&tmp, path)
+            });
+        }
+        Ok((component, false))
+    }
+
+    /// Compiles (or loads from the cache) and checks a component.
+    pub fn load(&self, plugin: &str, bytes: &[u8], sha256: &str) -> Result<Loaded, PluginError> {
+        let started = Instant::now();
+        let (component, from_cache) = self.compile(plugin, bytes, sha256)?;
+        let ty = component.component_type();
+        let imports: Vec<String> = ty.imports(&self.engine).map(|(n, _)| n.to_string()).collect();
+        let exports: Vec<String> = ty.exports(&self.engine).map(|(n, _)| n.to_string()).collect();
+        let found: Vec<String> =
+            exports.iter().filter_map(|e| e.strip_prefix("hacluster:backend/plugin@")).map(str::to_string).collect();
+        let contract = found.iter().find(|v| SUPPORTED_CONTRACTS.iter().any(|s| compatible(s, v))).cloned();
+        let Some(contract) = contract else {
+            return Err(PluginError::UnsupportedContract {
+                plugin: plugin.into(),
+                found: if found.is_empty() { exports } else { found },
+            });
+        };
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| PluginError::Unlinkable {
+            plugin: plugin.into(),
+            reason: format!("{e:#}").lines().next().unwrap_or_default().to_string(),
+        })?;
+        let pre = BackendPre::new(pre)
+            .map_err(|e| PluginError::Unlinkable { plugin: plugin.into(), reason: format!("{e:#}") })?;
+        Ok(Loaded { pre, imports, contract, from_cache, load_time: started.elapsed() })
+    }
+
+    async fn instantiate(&self, loaded: &Loaded, setup: CallSetup) -> Result<(Store<HostState>, Backend), PluginError> {
+        let denied = Arc::new(Mutex::new(Vec::new()));
+        let state = HostState {
+            // Nothing inherited: no preopened directories, no environment, no arguments,
+            // stdio discarded, sockets and name lookups disabled.
+            wasi: WasiCtx::builder().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            egress: Egress { policy: setup.grants.egress.clone(), denied },
+            memory: MemoryLimiter { max: setup.limits.memory_bytes, denied: false },
+            cpu: CpuMeter {
+                ticks: 0,
+                budget: (setup.limits.cpu.as_millis() / TICK.as_millis()).max(1) as u64,
+                exceeded: false,
+            },
+            plugin: setup.plugin.clone(),
+            grants: setup.grants,
+            checkpoint: setup.checkpoint,
+            events: setup.events,
+            log_lines: 0,
+            host_error: None,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.memory);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            let cpu = &mut ctx.data_mut().cpu;
+            cpu.ticks += 1;
+            if cpu.ticks > cpu.budget {
+                cpu.exceeded = true;
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                // Yield so the wall-clock timeout and other tasks get to run.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        let backend = loaded.pre.instantiate_async(&mut store).await;
+        match backend {
+            Ok(b) => Ok((store, b)),
+            Err(e) => Err(classify(&setup.plugin, &setup.limits, Duration::ZERO, &e, store.data())),
+        }
+    }
+
+    pub async fn info(
+        &self,
+        loaded: &Loaded,
+        setup: CallSetup,
+    ) -> Result<Returned<iface::types::PluginInfo>, PluginError> {
+        let (plugin, limits, wall) = (setup.plugin.clone(), setup.limits, setup.wall);
+        let (mut store, backend) = self.instantiate(loaded, setup).await?;
+        let out = tokio::time::timeout(wall, backend.hacluster_backend_plugin().call_info(&mut store)).await;
+        settle(&plugin, &limits, wall, out, &store)
+    }
+
+    pub async fn validate(
+        &self,
+        loaded: &Loaded,
+        setup: CallSetup,
+        cluster: &iface::types::Cluster,
+    ) -> Result<Returned<Vec<iface::types::Diagnostic>>, PluginError> {
+        let (plugin, limits, wall) = (setup.plugin.clone(), setup.limits, setup.wall);
+        let (mut store, backend) = self.instantiate(loaded, setup).await?;
+        let out =
+            tokio::time::timeout(wall, backend.hacluster_backend_plugin().call_validate(&mut store, cluster)).await;
+        settle(&plugin, &limits, wall, out, &store)
+    }
+
+    pub async fn plan(
+        &self,
+        loaded: &Loaded,
+        setup: CallSetup,
+        cluster: &iface::types::Cluster,
+        prior: Option<&[u8]>,
+    ) -> Result<Returned<Result<Vec<iface::types::Change>, iface::types::Error>>, PluginError> {
+        let (plugin, limits, wall) = (setup.plugin.clone(), setup.limits, setup.wall);
+        let (mut store, backend) = self.instantiate(loaded, setup).await?;
+        let out =
+            tokio::time::timeout(wall, backend.hacluster_backend_plugin().call_plan(&mut store, cluster, prior)).await;
+        settle(&plugin, &limits, wall, out, &store)
+    }
+
+    pub async fn apply(
+        &self,
+        loaded: &Loaded,
+        setup: CallSetup,
+        cluster: &iface::types::Cluster,
+        prior: Option<&[u8]>,
+    ) -> Result<Returned<Result<iface::types::Infrastructure, iface::types::Error>>, PluginError> {
+        let (plugin, limits, wall) = (setup.plugin.clone(), setup.limits, setup.wall);
+        let (mut store, backend) = self.instantiate(loaded, setup).await?;
+        let out =
+            tokio::time::timeout(wall, backend.hacluster_backend_plugin().call_apply(&mut store, cluster, prior)).await;
+        settle(&plugin, &limits, wall, out, &store)
+    }
+
+    pub async fn destroy(
+        &self,
+        loaded: &Loaded,
+        setup: CallSetup,
+        cluster: &iface::types::Cluster,
+        state: Option<&[u8]>,
+    ) -> Result<Returned<Result<(), iface::types::Error>>, PluginError> {
+        let (plugin, limits, wall) = (setup.plugin.clone(), setup.limits, setup.wall);
+        let (mut store, backend) = self.instantiate(loaded, setup).await?;
+        let out =
+            tokio::time::timeout(wall, backend.hacluster_backend_plugin().call_destroy(&mut store, cluster, state))
+                .await;
+        settle(&plugin, &limits, wall, out, &store)
+    }
+}
+
+/// `0.1.0` speaks with `0.1.x`: same major, and for 0.x the same minor.
+fn compatible(supported: &str, found: &str) -> bool {
+    let parts = |v: &str| v.split('.').map(|p| p.parse::<u64>().ok()).collect::<Option<Vec<_>>>();
+    match (parts(supported), parts(found)) {
+        (Some(s), Some(f)) if s.len() == 3 && f.len() == 3 => {
+            if s[0] == 0 {
+                s[0] == f[0] && s[1] == f[1]
+            } else {
+                s[0] == f[0]
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Turns the outcome of a limited call into the plugin's result or a host-side error that
+/// names the plugin and, for limits, the limit.
+fn settle<R>(
+    plugin: &str,
+    limits: &Limits,
+    wall: Duration,
+    out: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+    store: &Store<HostState>,
+) -> Result<Returned<R>, PluginError> {
+    match out {
+        Err(_) => Err(PluginError::Timeout { plugin: plugin.into(), limit: wall }),
+        Ok(Ok(value)) => Ok(Returned { value, denied_egress: denied(store.data()) }),
+        Ok(Err(e)) => Err(classify(plugin, limits, wall, &e, store.data())),
+    }
+}
+
+/// What a call returned, with what the host observed during it.
+pub struct Returned<R> {
+    pub value: R,
+    /// Origins the egress allow-list refused (the plugin sees only "denied").
+    pub denied_egress: Vec<String>,
+}
+
+fn denied(s: &HostState) -> Vec<String> {
+    s.egress.denied.lock().map(|d| d.clone()).unwrap_or_default()
+}
+
+fn classify(plugin: &str, limits: &Limits, _wall: Duration, e: &wasmtime::Error, s: &HostState) -> PluginError {
+    let plugin = plugin.to_string();
+    if s.cpu.exceeded {
+        return PluginError::CpuLimit { plugin, limit: limits.cpu };
+    }
+    if s.memory.denied {
+        return PluginError::MemoryLimit { plugin, limit_bytes: limits.memory_bytes };
+    }
+    if let Some(h) = &s.host_error {
+        return PluginError::Host { plugin, reason: h.clone() };
+    }
+    let denied = denied(s);
+    let detail = match e.downcast_ref::<Trap>() {
+        Some(Trap::UnreachableCodeReached) => "it panicked or aborted (wasm `unreachable`)".to_string(),
+        Some(t) => format!("wasm trap: {t}"),
+        None => format!("{e:#}").lines().next().unwrap_or_default().to_string(),
+    };
+    PluginError::Trap { plugin, detail, denied_egress: denied }
+}

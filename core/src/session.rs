@@ -1,0 +1,236 @@
+//! The operations behind the CLI, as library calls: open a config together with its backend
+//! plugin, plan, provision, destroy. State is read and written here, under the cluster's lock.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::config::{self, Checked, LoadError, Options};
+use crate::identity::{self, IdentityError};
+use crate::infra::{Change, Infrastructure};
+use crate::model::ClusterSpec;
+use crate::plugin::grants::BadEgress;
+use crate::plugin::{ClusterInput, Grants, Plugin, PluginError, PluginHost, discovery};
+use crate::state::{ClusterState, PluginRecord, StateDir, StateError, StateLock};
+
+/// How the user chose the backend.
+#[derive(Debug, Clone)]
+pub enum BackendSel {
+    Named(String),
+    Path(PathBuf),
+    /// From the config (see `config::validate::infer_backend`).
+    Inferred,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Grants(#[from] BadEgress),
+    #[error(
+        "cluster `{cluster}` was provisioned with backend `{was}`, not `{now}`; use --backend {was} (or `hacluster down --backend {was}` first)"
+    )]
+    BackendChanged { cluster: String, was: String, now: String },
+    #[error("nothing is provisioned for cluster `{0}` (no state); there is nothing to do")]
+    NoState(String),
+}
+
+impl SessionError {
+    /// Usage and I/O problems (exit 2) versus failures of the operation itself (exit 3).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            SessionError::Load(_)
+                | SessionError::Plugin(PluginError::NotFound(_))
+                | SessionError::Plugin(PluginError::Read { .. })
+                | SessionError::State(StateError::Busy { .. })
+                | SessionError::State(StateError::Io { .. })
+                | SessionError::Identity(IdentityError::NoPublicKey { .. })
+                | SessionError::Grants(_)
+                | SessionError::BackendChanged { .. }
+        )
+    }
+}
+
+/// A checked config and, when one could be found, its backend plugin.
+pub struct Opened<'h> {
+    pub checked: Checked,
+    pub plugin: Option<Plugin<'h>>,
+    /// Why there is no plugin, when one was looked for.
+    pub missing: Option<discovery::NotFound>,
+}
+
+impl Opened<'_> {
+    pub fn spec(&self) -> Option<&ClusterSpec> {
+        if self.checked.is_valid() { self.checked.spec.as_ref() } else { None }
+    }
+}
+
+/// Reads and checks the config for its backend. With `require_plugin`, a backend whose plugin
+/// cannot be found is an error; otherwise the config is checked with the built-in profile of
+/// that backend, without the plugin's own checks.
+pub async fn open<'h>(
+    host: &'h PluginHost,
+    path: &Path,
+    sel: &BackendSel,
+    require_plugin: bool,
+    opts: &Options,
+) -> Result<Opened<'h>, SessionError> {
+    let (named, found) = match sel {
+        BackendSel::Named(n) => (Some(n.clone()), Some(discovery::resolve(n))),
+        BackendSel::Path(p) => (None, Some(Ok(discovery::from_path(p)))),
+        BackendSel::Inferred => (None, None),
+    };
+    let builtin = named.as_deref().map(crate::model::BackendProfile::builtin);
+    let mut checked = config::load(path, &Options { backend: builtin.or(opts.backend.clone()), ..opts.clone() })?;
+    let found = found.or_else(|| checked.backend.as_ref().map(|b| discovery::resolve(&b.name)));
+    let found = match found {
+        Some(Ok(f)) => f,
+        Some(Err(nf)) if require_plugin => return Err(PluginError::from(nf).into()),
+        Some(Err(nf)) => return Ok(Opened { checked, plugin: None, missing: Some(nf) }),
+        None => return Ok(Opened { checked, plugin: None, missing: None }),
+    };
+    let plugin = host.load(&found).await?;
+    let profile = plugin.profile();
+    if checked.backend.as_ref() != Some(&profile) {
+        checked = config::load(path, &Options { backend: Some(profile), ..opts.clone() })?;
+    }
+    if let Some(spec) = checked.spec.as_ref().filter(|_| checked.is_valid()) {
+        let grants = Grants::for_backend(spec, plugin.name())?;
+        let empty = BTreeMap::new();
+        let input = ClusterInput { spec, identities: &empty, authorized_key: "", backend: plugin.name() };
+        let diags = plugin.validate(&input, grants).await?;
+        checked.add(diags);
+    }
+    Ok(Opened { checked, plugin: Some(plugin), missing: None })
+}
+
+/// What `apply` would change, given the recorded state.
+pub async fn plan_changes(
+    plugin: &Plugin<'_>,
+    spec: &ClusterSpec,
+    state_root: &Path,
+) -> Result<Vec<Change>, SessionError> {
+    let state = StateDir::new(state_root, spec.name.as_str()).read()?;
+    let empty = BTreeMap::new();
+    let identities = state.as_ref().map(|s| &s.identities).unwrap_or(&empty);
+    let prior = state.as_ref().and_then(|s| s.backend_state.clone());
+    let input = ClusterInput { spec, identities, authorized_key: "", backend: plugin.name() };
+    let grants = Grants::for_backend(spec, plugin.name())?;
+    Ok(plugin.plan(&input, prior.as_deref(), grants).await?)
+}
+
+pub struct Provisioned {
+    pub infrastructure: Infrastructure,
+    pub state_dir: PathBuf,
+}
+
+/// Persists checkpoints from the plugin into the state file, under the held lock.
+struct Checkpointer {
+    lock: Arc<StateLock>,
+    state: Arc<Mutex<ClusterState>>,
+}
+
+impl Checkpointer {
+    fn sink(&self) -> crate::plugin::CheckpointFn {
+        let lock = self.lock.clone();
+        let state = self.state.clone();
+        Box::new(move |bytes: &[u8]| {
+            let mut s = state.lock().map_err(|_| "state lock poisoned".to_string())?;
+            s.backend_state = Some(bytes.to_vec());
+            lock.save(&s).map_err(|e| e.to_string())
+        })
+    }
+}
+
+fn plugin_record(p: &Plugin) -> PluginRecord {
+    PluginRecord {
+        name: p.name().to_string(),
+        version: p.info.version.clone(),
+        contract: p.contract().to_string(),
+        sha256: p.sha256.clone(),
+    }
+}
+
+/// Creates or converges the infrastructure and records it. Resumable: the plugin gets the
+/// state it checkpointed last, also after a crash.
+pub async fn provision(
+    plugin: &Plugin<'_>,
+    spec: &ClusterSpec,
+    state_root: &Path,
+) -> Result<Provisioned, SessionError> {
+    let dir = StateDir::new(state_root, spec.name.as_str());
+    let lock = Arc::new(dir.lock()?);
+    let mut state = lock.load_or_new(spec.name.as_str(), plugin.name())?;
+    if state.backend != plugin.name() && (state.backend_state.is_some() || state.infrastructure.is_some()) {
+        return Err(SessionError::BackendChanged {
+            cluster: spec.name.to_string(),
+            was: state.backend.clone(),
+            now: plugin.name().into(),
+        });
+    }
+    state.backend = plugin.name().into();
+    let (_, authorized_key) = identity::operator_public_key(spec)?;
+    // Keys are saved before any backend sees them, so a crash cannot lose the ones in use.
+    if identity::ensure_identities(spec, &mut state)? || state.plugin.is_none() {
+        state.plugin = Some(plugin_record(plugin));
+        lock.save(&state)?;
+    }
+    let prior = state.backend_state.clone();
+    let identities = state.identities.clone();
+    let shared = Arc::new(Mutex::new(state));
+    let checkpointer = Checkpointer { lock: lock.clone(), state: shared.clone() };
+    let input = ClusterInput { spec, identities: &identities, authorized_key: &authorized_key, backend: plugin.name() };
+    let grants = Grants::for_backend(spec, plugin.name())?;
+    let (infra, blob) = plugin.apply(&input, prior.as_deref(), grants, checkpointer.sink()).await?;
+    let mut state = shared.lock().expect("no checkpoint is running any more").clone();
+    state.backend_state = Some(blob);
+    state.infrastructure = Some(infra.clone());
+    state.plugin = Some(plugin_record(plugin));
+    lock.save(&state)?;
+    write_known_hosts(&dir, &infra)?;
+    Ok(Provisioned { infrastructure: infra, state_dir: dir.path })
+}
+
+/// The pinned host keys in OpenSSH's format, so users can `ssh -o UserKnownHostsFile=...`.
+fn write_known_hosts(dir: &StateDir, infra: &Infrastructure) -> Result<(), StateError> {
+    let mut text = String::new();
+    for m in &infra.machines {
+        text.push_str(&identity::known_hosts_line(&m.ssh.address, m.ssh.port, &m.ssh.host_public_key));
+        text.push('\n');
+    }
+    crate::state::write_atomic(&dir.path.join("known_hosts"), text.as_bytes())
+}
+
+/// Removes everything the backend created, then the state. Works without state too: the
+/// backend finds its resources by name or tag.
+pub async fn destroy(plugin: &Plugin<'_>, spec: &ClusterSpec, state_root: &Path) -> Result<(), SessionError> {
+    let dir = StateDir::new(state_root, spec.name.as_str());
+    let lock = Arc::new(dir.lock()?);
+    let state = lock.load_or_new(spec.name.as_str(), plugin.name())?;
+    if state.backend != plugin.name() && (state.backend_state.is_some() || state.infrastructure.is_some()) {
+        return Err(SessionError::BackendChanged {
+            cluster: spec.name.to_string(),
+            was: state.backend.clone(),
+            now: plugin.name().into(),
+        });
+    }
+    let prior = state.backend_state.clone();
+    let identities = state.identities.clone();
+    let shared = Arc::new(Mutex::new(state));
+    let checkpointer = Checkpointer { lock: lock.clone(), state: shared.clone() };
+    let input = ClusterInput { spec, identities: &identities, authorized_key: "", backend: plugin.name() };
+    let grants = Grants::for_backend(spec, plugin.name())?;
+    plugin.destroy(&input, prior.as_deref(), grants, checkpointer.sink()).await?;
+    // Only now, after the backend confirmed, is the record removed.
+    lock.remove()?;
+    let _ = std::fs::remove_file(dir.path.join("known_hosts"));
+    Ok(())
+}

@@ -4,6 +4,7 @@
 mod cli;
 mod examples;
 mod invalid_configs;
+mod plugins;
 mod properties;
 mod robustness;
 mod support;

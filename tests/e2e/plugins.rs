@@ -1,0 +1,505 @@
+//! The plugin host with real components: the third-party `static` example end to end, and
+//! adversarial plugins that must each end in a clear error within their limit while the host
+//! stays usable. The components are built by `./scripts/build-plugins` (run by
+//! `./scripts/test` before `cargo test`).
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use hacluster::config::{self, Options};
+use hacluster::plugin::{ClusterInput, Grants, Limits, PluginError, PluginHost, Silent, discovery};
+use hacluster::state::ClusterState;
+
+use crate::support::{Run, bin, example};
+
+/// Where `./scripts/build-plugins` put the components: beside this test binary's target dir.
+pub fn plugin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("HACLUSTER_BUILTIN_PLUGINS") {
+        return PathBuf::from(d);
+    }
+    let exe = Path::new(bin());
+    let dir = exe.parent().and_then(Path::parent).expect("target dir").join("wasm32-wasip2/release");
+    assert!(
+        dir.join("hacluster_plugin_adversary.wasm").is_file(),
+        "plugins are not built in {}; run ./scripts/build-plugins (./scripts/test does)",
+        dir.display()
+    );
+    dir
+}
+
+pub fn plugin(file: &str) -> PathBuf {
+    let p = plugin_dir().join(file);
+    assert!(p.is_file(), "{} missing; run ./scripts/build-plugins", p.display());
+    p
+}
+
+pub fn shared_cache() -> PathBuf {
+    Path::new(bin()).parent().expect("target/debug").join("test-component-cache")
+}
+
+/// A scratch area: operator key, state root, config files.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let key = hacluster::identity::generate_host_key().unwrap();
+        std::fs::write(dir.path().join("op"), key.host_private_key).unwrap();
+        std::fs::write(dir.path().join("op.pub"), key.host_public_key).unwrap();
+        Scratch { dir }
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text.replace("OPKEY", self.path("op").to_str().unwrap())).unwrap();
+        p
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.args(args)
+            .env("NO_COLOR", "1")
+            .env("HACLUSTER_BUILTIN_PLUGINS", plugin_dir())
+            // One compiled-component cache for all tests (keyed by content hash, so sharing is
+            // safe): debug builds compile slowly, and each plugin needs compiling only once.
+            .env("HACLUSTER_CACHE_DIR", shared_cache())
+            .env("XDG_DATA_HOME", self.path("data"))
+            .env("HACLUSTER_STATE_DIR", self.state());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.cmd(args).output().expect("hacluster runs").into()
+    }
+
+    pub fn state_of(&self, cluster: &str) -> Option<ClusterState> {
+        hacluster::state::StateDir::new(&self.state(), cluster).read().unwrap()
+    }
+}
+
+fn adversary_config(mode: &str, extra: &str) -> String {
+    format!(
+        "cluster:\n  name: adv\n  nodeTemplate: {{ssh: {{privateKeyPath: OPKEY}}}}\n  nodes:\n    master: {{instances: [{{id: 1}}, {{id: 2}}, {{id: 3}}]}}\n    worker: {{instances: [{{id: 1}}]}}\nkubernetes: {{version: v1.35.0}}\nbackends:\n  adversary:\n    mode: {mode}\n{extra}"
+    )
+}
+
+#[test]
+fn static_example_provisions_and_plans() {
+    let s = Scratch::new();
+    let text = std::fs::read_to_string(example("static.yaml")).unwrap().replace("~/.ssh/id_ed25519", "OPKEY");
+    let cfg = s.write("static.yaml", &text);
+    let wasm = plugin("hacluster_backend_static.wasm");
+    let (cfg, wasm) = (cfg.to_str().unwrap(), wasm.to_str().unwrap());
+
+    // Before provisioning, the plan adopts all five machines.
+    let r = s.run(&["plan", "-c", cfg, "--plugin", wasm, "-o", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let changes = r.json()["changes"].as_array().unwrap().clone();
+    assert_eq!(changes.len(), 5);
+    assert!(changes.iter().all(|c| c["action"] == "create" && c["kind"] == "machine"), "{changes:?}");
+
+    let r = s.run(&["provision", "-c", cfg, "--plugin", wasm]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("API endpoint: 192.0.2.10:6443"), "{}", r.stdout);
+    assert!(r.stdout.contains("metal-master-2") && r.stdout.contains("ssh k8s@192.0.2.12:22"), "{}", r.stdout);
+
+    // State: 0600, the adopted machines as the backend's own state, a key per node, pins.
+    let file = s.state().join("metal/state.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let st = s.state_of("metal").unwrap();
+    assert_eq!(st.backend, "static");
+    let adopted: serde_json::Value = serde_json::from_slice(st.backend_state.as_deref().unwrap()).unwrap();
+    assert_eq!(adopted["adopted"].as_array().unwrap().len(), 5);
+    assert_eq!(st.identities.len(), 5);
+    let infra = st.infrastructure.unwrap();
+    assert_eq!(infra.endpoint.host, "192.0.2.10");
+    let w2 = infra.machines.iter().find(|m| m.name == "metal-worker-2").unwrap();
+    assert!(w2.ssh.host_public_key.ends_with("auSO1"));
+    let known = std::fs::read_to_string(s.state().join("metal/known_hosts")).unwrap();
+    assert!(known.lines().any(|l| l.starts_with("192.0.2.22 ssh-ed25519 AAAA")), "{known}");
+
+    // Afterwards the plan keeps everything.
+    let r = s.run(&["plan", "-c", cfg, "--plugin", wasm, "-o", "json"]);
+    let changes = r.json()["changes"].as_array().unwrap().clone();
+    assert!(changes.iter().all(|c| c["action"] == "keep"), "{changes:?}");
+
+    // Down releases and deletes the state.
+    let r = s.run(&["down", "-c", cfg, "--plugin", wasm]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(s.state_of("metal").is_none());
+}
+
+#[test]
+fn static_backend_checks_its_section() {
+    let s = Scratch::new();
+    let text = std::fs::read_to_string(example("static.yaml"))
+        .unwrap()
+        .replace("~/.ssh/id_ed25519", "OPKEY")
+        .replace("      - node: worker-2\n", "      - node: worker-9\n")
+        .replace("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINpROdjjX0bg//Qi7hlz264uJ9AXGRsTKDhbZit7ACal", "not-a-key");
+    let cfg = s.write("static.yaml", &text);
+    let wasm = plugin("hacluster_backend_static.wasm");
+    let r = s.run(&["validate", "-c", cfg.to_str().unwrap(), "--plugin", wasm.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let v = r.json();
+    let errs = v["errors"].as_array().unwrap();
+    let find = |path: &str| errs.iter().find(|e| e["path"] == path).unwrap_or_else(|| panic!("{path} in {errs:?}"));
+    assert!(find("backends.static.machines[4].node")["message"].as_str().unwrap().contains("no node `worker-9`"));
+    let key = find("backends.static.machines[2].hostKey");
+    // Located in the file: the hostKey line of the third machine.
+    let line = text.lines().position(|l| l.contains("not-a-key")).unwrap() + 1;
+    assert_eq!(key["line"], line as u64);
+}
+
+#[test]
+fn plugins_are_found_in_the_user_directory_and_inspected() {
+    let s = Scratch::new();
+    let user = s.path("data/hacluster/plugins");
+    std::fs::create_dir_all(&user).unwrap();
+    std::fs::copy(plugin("hacluster_backend_static.wasm"), user.join("static.wasm")).unwrap();
+
+    let r = s.run(&["plugins", "list", "-o", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let list = r.json();
+    let st = list.as_array().unwrap().iter().find(|p| p["name"] == "static").expect("static listed");
+    assert_eq!(st["origin"], "user");
+    assert_eq!(st["contract"], "0.1.0");
+
+    let r = s.run(&["plugins", "inspect", "static", "-o", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    assert_eq!(v["info"]["name"], "static");
+    assert_eq!(v["info"]["supports"]["cloudLb"], true);
+    let imports: Vec<&str> =
+        v["imports"].as_array().unwrap().iter().map(|i| i["interface"].as_str().unwrap()).collect();
+    assert!(imports.iter().any(|i| i.starts_with("hacluster:backend/checkpoint@")), "{imports:?}");
+    // The static backend needs no network and no hypervisor, and does not ask for them.
+    assert!(
+        !imports.iter().any(|i| i.starts_with("wasi:http/outgoing-handler") || i.contains("hypervisor")),
+        "{imports:?}"
+    );
+    // The second load comes from the compiled-component cache.
+    assert_eq!(v["compiledFromCache"], true, "list compiled it already");
+
+    // The adversary asks for outbound HTTP; inspect says so.
+    let r = s.run(&["plugins", "inspect", plugin("hacluster_plugin_adversary.wasm").to_str().unwrap(), "-o", "json"]);
+    let v = r.json();
+    assert!(
+        v["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["interface"].as_str().unwrap().starts_with("wasi:http/outgoing-handler"))
+    );
+
+    let r = s.run(&["plugins", "inspect", "nonesuch"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no backend plugin named `nonesuch`"), "{}", r.stderr);
+}
+
+#[test]
+fn wrong_contract_version_is_refused_with_the_versions_spoken() {
+    let s = Scratch::new();
+    let r = s.run(&["plugins", "inspect", plugin("hacluster_plugin_wrong_contract.wasm").to_str().unwrap()]);
+    assert_eq!(r.code, 3);
+    assert!(
+        r.stderr.contains("speaks contract 9.0.0") && r.stderr.contains("speaks hacluster:backend 0.1.0"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn not_a_component_is_refused() {
+    let s = Scratch::new();
+    let fake = s.write("fake.wasm", "this is not wasm");
+    let r = s.run(&["plugins", "inspect", fake.to_str().unwrap()]);
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("is not a WebAssembly component"), "{}", r.stderr);
+}
+
+/// Each misdeed through the CLI: exit 3 and a message naming the plugin and the limit.
+#[test]
+fn adversaries_end_in_clear_errors_within_their_limits() {
+    let s = Scratch::new();
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("loop", &["--plugin-cpu-secs", "1"], "plugin `adversary` exceeded its CPU limit (1.0 s of guest time)"),
+        ("sleep", &["--plugin-timeout-secs", "2"], "plugin `adversary` did not finish within its time limit (2.0 s)"),
+        ("memory", &["--plugin-memory-mib", "64"], "plugin `adversary` exceeded its memory limit (64 MiB)"),
+        ("trap", &[], "plugin `adversary` crashed: it panicked"),
+        ("huge", &[], "plugin `adversary` returned too large a state: 67108864 bytes"),
+        ("egress", &[], "the host refused requests to http://127.0.0.1:9 (not on the plugin's egress allow-list)"),
+    ];
+    for (mode, args, want) in cases {
+        let cfg = s.write(&format!("{mode}.yaml"), &adversary_config(mode, ""));
+        let mut a = vec!["provision", "-c", cfg.to_str().unwrap(), "--backend", "adversary"];
+        a.extend_from_slice(args);
+        let t = Instant::now();
+        let r = s.run(&a);
+        let took = t.elapsed();
+        assert_eq!(r.code, 3, "{mode}: {}", r.stderr);
+        assert!(r.stderr.contains(want), "{mode}: want {want:?} in\n{}", r.stderr);
+        // Not a timing assertion on the limit itself: a runaway would hang the test instead.
+        assert!(took < Duration::from_secs(60), "{mode} took {took:?}");
+    }
+}
+
+#[test]
+fn sandbox_gives_no_files_environment_or_sockets() {
+    let s = Scratch::new();
+    let cfg = s.write("snoop.yaml", &adversary_config("snoop", ""));
+    let r = s
+        .cmd(&["provision", "-c", cfg.to_str().unwrap(), "--backend", "adversary"])
+        .env("SECRET_TOKEN", "hunter2")
+        .output()
+        .unwrap();
+    let r: Run = r.into();
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    // The plugin reports what it saw: no file, no environment, no connection.
+    assert!(r.stderr.contains("file=error"), "{}", r.stderr);
+    assert!(r.stderr.contains("env=0"), "{}", r.stderr);
+    assert!(r.stderr.contains("tcp=error"), "{}", r.stderr);
+    assert!(!r.stderr.contains("hunter2"));
+}
+
+/// A tiny HTTP server on a free loopback port answering every request with `body`.
+fn http_server(body: &'static str) -> (u16, std::thread::JoinHandle<usize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    l.set_nonblocking(false).unwrap();
+    let h = std::thread::spawn(move || {
+        let mut served = 0;
+        if let Ok((mut c, _)) = l.accept() {
+            // Read the whole request head before answering, as a real server does.
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            // Drain whatever follows (an empty chunked body's terminator): closing a socket
+            // with unread input resets the connection.
+            let _ = c.set_read_timeout(Some(Duration::from_millis(200)));
+            while let Ok(n) = c.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+            }
+            let _ = write!(c, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            let _ = c.flush();
+            served += 1;
+        }
+        served
+    });
+    (port, h)
+}
+
+#[test]
+fn egress_allow_list_lets_listed_origins_through_and_only_those() {
+    let s = Scratch::new();
+    let (port, server) = http_server("hello from the allowed origin");
+    let extra = format!("    url: http://127.0.0.1:{port}/x\n    egress: [\"http://127.0.0.1:{port}\"]\n");
+    let cfg = s.write("allowed.yaml", &adversary_config("egress", &extra));
+    let r = s.run(&["provision", "-c", cfg.to_str().unwrap(), "--backend", "adversary"]);
+    // The adversary reports what it fetched as its (internal) error.
+    assert!(r.stderr.contains("fetched: 200 hello from the allowed origin"), "{}", r.stderr);
+    assert_eq!(server.join().unwrap(), 1);
+
+    // Same server, a port not on the list: refused by the host, nothing reaches the network.
+    let other = TcpListener::bind("127.0.0.1:0").unwrap();
+    other.set_nonblocking(true).unwrap();
+    let other_port = other.local_addr().unwrap().port();
+    let extra = format!("    url: http://127.0.0.1:{other_port}/x\n    egress: [\"http://127.0.0.1:{port}\"]\n");
+    let cfg = s.write("denied.yaml", &adversary_config("egress", &extra));
+    let r = s.run(&["provision", "-c", cfg.to_str().unwrap(), "--backend", "adversary"]);
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains(&format!("refused requests to http://127.0.0.1:{other_port}")), "{}", r.stderr);
+    assert!(other.accept().is_err(), "the denied request must not connect");
+}
+
+/// All misdeeds against one host in one process, then a well-behaved call on the same host.
+#[test]
+fn host_stays_usable_after_every_failure() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let limits = Limits { memory_bytes: 256 << 20, cpu: Duration::from_secs(1), wall: Duration::from_secs(2) };
+        let host = PluginHost::new(Arc::new(Silent), limits, Some(shared_cache())).unwrap();
+        let plugin = host.load(&discovery::from_path(&plugin("hacluster_plugin_adversary.wasm"))).await.unwrap();
+        let key = hacluster::identity::generate_host_key().unwrap();
+        for mode in ["loop", "memory", "sleep", "trap", "huge", "egress", "loop", "ok"] {
+            let text = adversary_config(mode, "").replace("OPKEY", "/nonexistent");
+            let checked = config::check_str(
+                "adv.yaml",
+                &text,
+                &Options { backend: Some(plugin.profile()), ..Options::default() },
+            );
+            let spec = checked.spec.expect("valid config");
+            let mut state = ClusterState::new("adv", "adversary");
+            hacluster::identity::ensure_identities(&spec, &mut state).unwrap();
+            let input = ClusterInput {
+                spec: &spec,
+                identities: &state.identities,
+                authorized_key: &key.host_public_key,
+                backend: "adversary",
+            };
+            let t = Instant::now();
+            let out = plugin.apply(&input, None, Grants::none(), Box::new(|_| Ok(()))).await;
+            let took = t.elapsed();
+            match (mode, out) {
+                ("loop", Err(PluginError::CpuLimit { .. })) => assert!(took < Duration::from_secs(20), "{took:?}"),
+                ("memory", Err(PluginError::MemoryLimit { limit_bytes, .. })) => assert_eq!(limit_bytes, 256 << 20),
+                ("sleep", Err(PluginError::Timeout { limit, .. })) => assert_eq!(limit, Duration::from_secs(2)),
+                ("trap", Err(PluginError::Trap { .. })) => {}
+                ("huge", Err(PluginError::OutputTooLarge { .. })) => {}
+                ("egress", Err(PluginError::Backend { denied_egress, .. })) => {
+                    assert_eq!(denied_egress, ["http://127.0.0.1:9"])
+                }
+                ("ok", Ok((infra, state))) => {
+                    assert_eq!(infra.machines.len(), 4);
+                    assert_eq!(String::from_utf8(state).unwrap(), "ok after 0 bytes of prior state");
+                }
+                (m, other) => panic!("{m}: unexpected {other:?}"),
+            }
+        }
+        // info() still answers on the same loaded plugin.
+        assert_eq!(plugin.call_info().await.unwrap().name, "adversary");
+    });
+}
+
+/// Reads the backend state from the state file and checks it is one whole checkpoint: the
+/// adversary writes `step N ` followed by 256 KiB of the digit N % 10.
+fn checkpoint_step(state_file: &Path) -> Option<u64> {
+    let bytes = std::fs::read(state_file).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).expect("state file must always parse (atomic writes)");
+    let blob = base64::engine::general_purpose::STANDARD.decode(v["backendState"].as_str()?).unwrap();
+    let text = std::str::from_utf8(&blob).unwrap();
+    let rest = text.strip_prefix("step ")?;
+    let (n, payload) = rest.split_once(' ').unwrap();
+    let n: u64 = n.parse().unwrap();
+    let digit = (b'0' + (n % 10) as u8) as char;
+    assert_eq!(payload.len(), 256 << 10, "torn checkpoint: step {n} payload {} bytes", payload.len());
+    assert!(payload.chars().all(|c| c == digit), "torn checkpoint: step {n} mixes digits");
+    Some(n)
+}
+
+#[test]
+fn killed_during_apply_keeps_every_checkpoint_whole() {
+    let s = Scratch::new();
+    let cfg = s.write("ckpt.yaml", &adversary_config("checkpoint", "    count: 400\n    intervalMs: 10\n"));
+    let state_file = s.state().join("adv/state.json");
+    let mut last = 0;
+    for kill_after in [3u64, 9, 17] {
+        let mut child = s
+            .cmd(&["provision", "-c", cfg.to_str().unwrap(), "--backend", "adversary"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let step = checkpoint_step(&state_file).unwrap_or(0);
+            // Each run starts over from step 1; wait until this run has passed the mark.
+            if step >= kill_after && step != last {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no progress to step {kill_after}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        last = checkpoint_step(&state_file).expect("a checkpoint survived the kill");
+        assert!(last >= kill_after, "{last} < {kill_after}");
+    }
+    // The next run receives the last checkpoint as its prior state.
+    let prior = std::fs::read(&state_file).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&prior).unwrap();
+    let prior_len =
+        base64::engine::general_purpose::STANDARD.decode(v["backendState"].as_str().unwrap()).unwrap().len();
+    let ok = s.write("ok.yaml", &adversary_config("ok", ""));
+    let r = s.run(&["provision", "-c", ok.to_str().unwrap(), "--backend", "adversary"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let st = s.state_of("adv").unwrap();
+    assert_eq!(
+        String::from_utf8(st.backend_state.unwrap()).unwrap(),
+        format!("ok after {prior_len} bytes of prior state")
+    );
+    // No temporary file outlives the runs that were killed.
+    let leftovers: Vec<_> = std::fs::read_dir(s.state().join("adv"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn two_runs_cannot_hold_the_state_at_once() {
+    let s = Scratch::new();
+    let cfg = s.write("slow.yaml", &adversary_config("checkpoint", "    count: 200\n    intervalMs: 20\n"));
+    let mut first = s
+        .cmd(&["provision", "-c", cfg.to_str().unwrap(), "--backend", "adversary"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let state_file = s.state().join("adv/state.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while checkpoint_step(&state_file).unwrap_or(0) < 1 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let r = s.run(&["provision", "-c", cfg.to_str().unwrap(), "--backend", "adversary"]);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("another hacluster run is working on this cluster"), "{}", r.stderr);
+}
+
+#[test]
+fn compiled_components_are_cached_by_content() {
+    let s = Scratch::new();
+    let fresh = s.path("fresh-cache");
+    let wasm = plugin("hacluster_backend_static.wasm");
+    let inspect = || -> serde_json::Value {
+        let out = s
+            .cmd(&["plugins", "inspect", wasm.to_str().unwrap(), "-o", "json"])
+            .env("HACLUSTER_CACHE_DIR", &fresh)
+            .output()
+            .unwrap();
+        Run::from(out).json()
+    };
+    assert_eq!(inspect()["compiledFromCache"], false);
+    let files: Vec<String> = std::fs::read_dir(&fresh).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let sha = inspect()["sha256"].as_str().unwrap().to_string();
+    // Named by the component's hash and the engine's compatibility hash.
+    assert!(files.iter().any(|f| f.starts_with(&sha) && f.ends_with(".cwasm")), "{files:?}");
+    assert_eq!(inspect()["compiledFromCache"], true);
+    // A changed component is a different key: the cache never serves stale code.
+    let copy = s.path("copy.wasm");
+    let mut bytes = std::fs::read(&wasm).unwrap();
+    // Append a custom section (id 0, name "x", no payload): same code, different hash.
+    bytes.extend_from_slice(&[0, 2, 1, b'x']);
+    std::fs::write(&copy, bytes).unwrap();
+    let out = s.cmd(&["plugins", "inspect", copy.to_str().unwrap(), "-o", "json"]).env("HACLUSTER_CACHE_DIR", &fresh).output().unwrap();
+    let v = Run::from(out).json();
+    assert_eq!(v["compiledFromCache"], false, "{v}");
+}

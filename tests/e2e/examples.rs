@@ -60,7 +60,7 @@ fn seed_ha_validates_unchanged() {
 
 #[test]
 fn ha_plan_places_nodes_on_their_hosts_with_data_disks() {
-    let r = run(&["plan", "-c", example("ha.yaml").to_str().unwrap(), "-o", "json"]);
+    let r = run(&["plan", "--offline", "-c", example("ha.yaml").to_str().unwrap(), "-o", "json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let plan = &r.json()["plan"];
     let nodes = plan["nodes"].as_array().unwrap();
@@ -78,7 +78,7 @@ fn ha_plan_places_nodes_on_their_hosts_with_data_disks() {
 
 #[test]
 fn aws_example_spreads_control_planes_over_three_zones() {
-    let r = run(&["plan", "-c", example("aws.yaml").to_str().unwrap(), "-o", "json"]);
+    let r = run(&["plan", "--offline", "-c", example("aws.yaml").to_str().unwrap(), "-o", "json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let plan = &r.json()["plan"];
     assert_eq!(plan["backend"], "aws");
@@ -104,7 +104,7 @@ fn aws_example_spreads_control_planes_over_three_zones() {
 
 #[test]
 fn plan_text_shows_quorum_endpoint_and_ordered_steps() {
-    let r = run(&["plan", "-c", example("multi-master.yaml").to_str().unwrap()]);
+    let r = run(&["plan", "--offline", "-c", example("multi-master.yaml").to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let out = &r.stdout;
     assert!(out.contains("3 etcd member(s), quorum 2, tolerates 1 failure"), "{out}");

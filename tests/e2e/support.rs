@@ -39,8 +39,20 @@ impl From<Output> for Run {
     }
 }
 
+/// Runs the binary. No AWS credentials reach it: a test must never talk to a real cloud (the
+/// AWS tests give moto's fake ones explicitly).
 pub fn run(args: &[&str]) -> Run {
-    Command::new(bin()).args(args).env("NO_COLOR", "1").output().expect("hacluster runs").into()
+    Command::new(bin())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .output()
+        .expect("hacluster runs")
+        .into()
 }
 
 /// Writes `text` to a file named `name` in a fresh temporary directory.

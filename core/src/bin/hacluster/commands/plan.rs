@@ -10,15 +10,29 @@ pub struct Args {
     pub config: ConfigArgs,
     #[command(flatten)]
     pub host: HostArgs,
+    /// Do not run the backend plugin: no provider or hypervisor calls, no credentials needed.
+    /// Shows the topology, quorum, endpoint, ports and steps only.
+    #[arg(long, conflicts_with_all = ["backend", "plugin"])]
+    pub offline: bool,
 }
 
 pub fn run(args: &Args, ctx: &Ctx) -> u8 {
     let Ok(host) = super::host(ctx, args.host.limits()) else { return exit::FAILED };
     super::runtime().block_on(async {
         // A backend named explicitly must be there; an inferred one is optional for a plan.
-        let opened = match super::open(&host, &args.config, args.config.explicit(), ctx).await {
-            Ok(o) => o,
-            Err(code) => return code,
+        let opened = if args.offline {
+            match hacluster::config::load(&args.config.config, &Default::default()) {
+                Ok(checked) => session::Opened { checked, plugin: None, missing: None },
+                Err(e) => {
+                    render::error(&e, ctx.output);
+                    return exit::USAGE;
+                }
+            }
+        } else {
+            match super::open(&host, &args.config, args.config.explicit(), ctx).await {
+                Ok(o) => o,
+                Err(code) => return code,
+            }
         };
         if super::stop_if_invalid(&opened, ctx) {
             return exit::INVALID;

@@ -7,6 +7,7 @@
 mod convert;
 pub mod discovery;
 pub mod egress;
+pub mod faults;
 pub mod grants;
 mod runtime;
 
@@ -175,16 +176,45 @@ pub struct PluginHost {
     runtime: runtime::Runtime,
     pub limits: Limits,
     events: Arc<dyn Events>,
+    /// Test mode of the egress hook (`HACLUSTER_FAULT_INJECTION`); off unless set.
+    faults: Option<Arc<faults::Faults>>,
+    stats: Arc<faults::HttpStats>,
+}
+
+/// HTTP requests plugins made through this host so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpCounts {
+    pub sent: u64,
+    pub denied: u64,
+    pub throttled: u64,
 }
 
 impl PluginHost {
     pub fn new(events: Arc<dyn Events>, limits: Limits, cache_dir: Option<PathBuf>) -> Result<Self, PluginError> {
-        Ok(PluginHost { runtime: runtime::Runtime::new(cache_dir).map_err(PluginError::Runtime)?, limits, events })
+        let faults = faults::Faults::from_env().map(Arc::new);
+        if faults.is_some() {
+            events.log("host", LogLevel::Warn, &format!("fault injection is on ({})", faults::ENV), &[]);
+        }
+        Ok(PluginHost {
+            runtime: runtime::Runtime::new(cache_dir).map_err(PluginError::Runtime)?,
+            limits,
+            events,
+            faults,
+            stats: Arc::default(),
+        })
+    }
+
+    pub fn http_counts(&self) -> HttpCounts {
+        let (sent, denied, throttled) = self.stats.snapshot();
+        HttpCounts { sent, denied, throttled }
     }
 
     fn setup(&self, plugin: &str, call: Call, grants: Grants, checkpoint: Option<CheckpointFn>) -> runtime::CallSetup {
         runtime::CallSetup {
             plugin: plugin.to_string(),
+            faults: self.faults.clone(),
+            stats: self.stats.clone(),
             limits: self.limits,
             wall: self.limits.wall_for(call),
             grants,

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use super::egress::EgressPolicy;
+use super::faults::{Faults, HttpStats, throttle_body};
 use super::grants::{Grants, read_credentials};
 use super::{Events, Limits, LogLevel, PluginError, SUPPORTED_CONTRACTS};
 
@@ -43,6 +45,8 @@ pub type CheckpointFn = Box<dyn FnMut(&[u8]) -> Result<(), String> + Send>;
 /// Everything a call may use besides the component itself.
 pub struct CallSetup {
     pub plugin: String,
+    pub faults: Option<Arc<Faults>>,
+    pub stats: Arc<HttpStats>,
     pub limits: Limits,
     pub wall: Duration,
     pub grants: Grants,
@@ -81,9 +85,38 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
 
 /// The wasi:http hook: allow-listed origins go out (TLS by the host), the rest are refused
 /// after the body has been read, so the guest sees a clean `HttpRequestDenied`.
+/// What `WasiHttpHooks::send_request` returns: the response and the future that drives it.
+type SendFuture = Box<
+    dyn Future<
+            Output = wasmtime_wasi_http::Result<(
+                http::Response<WasiBody>,
+                Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+            )>,
+        > + Send,
+>;
+
 struct Egress {
     policy: EgressPolicy,
     denied: Arc<Mutex<Vec<String>>>,
+    faults: Option<Arc<Faults>>,
+    stats: Arc<HttpStats>,
+}
+
+impl Egress {
+    fn refuse(&self, uri: &http::Uri, request: http::Request<WasiBody>) -> SendFuture {
+        // Recorded now: the future below may be dropped with the store.
+        let origin = match uri.authority() {
+            Some(a) => format!("{}://{}", uri.scheme_str().unwrap_or("?"), a),
+            None => uri.to_string(),
+        };
+        self.denied.lock().expect("denied list lock").push(origin);
+        self.stats.denied.fetch_add(1, Ordering::Relaxed);
+        Box::new(async move {
+            // Drain the body first; denying mid-upload shows the guest a reset connection.
+            let _ = http_body_util::Limited::new(request.into_body(), 64 << 20).collect().await;
+            Err(wasmtime_wasi_http::Error::HttpRequestDenied)
+        })
+    }
 }
 
 impl WasiHttpHooks for Egress {
@@ -92,34 +125,46 @@ impl WasiHttpHooks for Egress {
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = wasmtime_wasi_http::Result<(
-                    http::Response<WasiBody>,
-                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                )>,
-            > + Send,
-    > {
+    ) -> SendFuture {
         let uri = request.uri().clone();
         let https = uri.scheme_str() == Some("https");
         let allowed = matches!(uri.scheme_str(), Some("http" | "https"))
             && uri.authority().is_some_and(|a| self.policy.allows(https, a.as_str()));
-        if allowed {
-            return Box::new(async move {
-                let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-                Ok((res.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
-            });
+        let faults = self.faults.clone();
+        let test_denied = faults.as_ref().is_some_and(|f| uri.authority().is_some_and(|a| f.denies(https, a.as_str())));
+        if !allowed || test_denied {
+            return self.refuse(&uri, request);
         }
-        // Recorded now: the future below may be dropped with the store.
-        let origin = match uri.authority() {
-            Some(a) => format!("{}://{}", uri.scheme_str().unwrap_or("?"), a),
-            None => uri.to_string(),
-        };
-        self.denied.lock().expect("denied list lock").push(origin);
+        let stats = self.stats.clone();
+        let throttle = faults.as_ref().is_some_and(|f| f.throttle_now());
+        let delay = faults.as_ref().and_then(|f| f.delay);
         Box::new(async move {
-            // Drain the body first; denying mid-upload shows the guest a reset connection.
-            let _ = http_body_util::Limited::new(request.into_body(), 64 << 20).collect().await;
-            Err(wasmtime_wasi_http::Error::HttpRequestDenied)
+            if let Some(d) = delay {
+                tokio::time::sleep(d).await;
+            }
+            if throttle {
+                stats.throttled.fetch_add(1, Ordering::Relaxed);
+                let auth = request
+                    .headers()
+                    .get(http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let _ = http_body_util::Limited::new(request.into_body(), 64 << 20).collect().await;
+                let body = http_body_util::Full::new(bytes::Bytes::from(throttle_body(auth.as_deref())))
+                    .map_err(|never| match never {})
+                    .boxed_unsync();
+                let resp = http::Response::builder()
+                    .status(503)
+                    .header("content-type", "text/xml")
+                    .body(body)
+                    .expect("static response");
+                let done: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send> =
+                    Box::new(async { Ok(()) });
+                return Ok((resp, done));
+            }
+            stats.sent.fetch_add(1, Ordering::Relaxed);
+            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((res.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
         })
     }
 }
@@ -433,7 +478,7 @@ impl Runtime {
             wasi: WasiCtx::builder().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            egress: Egress { policy: setup.grants.egress.clone(), denied },
+            egress: Egress { policy: setup.grants.egress.clone(), denied, faults: setup.faults, stats: setup.stats },
             memory: MemoryLimiter { max: setup.limits.memory_bytes, denied: false },
             cpu: CpuMeter {
                 ticks: 0,

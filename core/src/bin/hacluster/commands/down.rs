@@ -26,7 +26,9 @@ pub fn run(args: &Args, ctx: &Ctx) -> u8 {
         match session::destroy(plugin, spec, &args.host.state_root()).await {
             Ok(()) => {
                 match ctx.output {
-                    Output::Json => render::print_json(&serde_json::json!({"cluster": spec.name, "destroyed": true})),
+                    Output::Json => render::print_json(
+                        &serde_json::json!({"cluster": spec.name, "destroyed": true, "http": host.http_counts()}),
+                    ),
                     Output::Text => {
                         println!("Cluster {} removed (backend {}); its state is deleted.", spec.name, plugin.name())
                     }

@@ -35,13 +35,26 @@ pub fn run(args: &Args, ctx: &Ctx) -> u8 {
                         "endpoint": p.infrastructure.endpoint,
                         "machines": p.infrastructure.machines,
                         "stateDir": p.state_dir,
+                        "http": host.http_counts(),
                     })),
-                    Output::Text => render::infrastructure(spec, plugin, &p),
+                    Output::Text => {
+                        render::infrastructure(spec, plugin, &p);
+                        if ctx.verbose > 0 {
+                            let h = host.http_counts();
+                            eprintln!("http requests: {} sent, {} throttled, {} denied", h.sent, h.throttled, h.denied);
+                        }
+                    }
                 }
                 exit::OK
             }
             Err(e) => {
-                render::error(&e, ctx.output);
+                match ctx.output {
+                    // What the plugin sent, throttled or was refused helps explain the failure.
+                    Output::Json => {
+                        render::print_json(&serde_json::json!({"error": e.to_string(), "http": host.http_counts()}))
+                    }
+                    Output::Text => render::error(&e, ctx.output),
+                }
                 super::code_for(&e)
             }
         }

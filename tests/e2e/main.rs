@@ -1,6 +1,7 @@
 //! End-to-end tests: the `hacluster` binary, the example files, and (in later modules) the
 //! plugins and the bootstrap, driven as a user would drive them.
 
+mod aws;
 mod cli;
 mod examples;
 mod invalid_configs;

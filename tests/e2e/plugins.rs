@@ -74,6 +74,12 @@ impl Scratch {
         let mut c = Command::new(bin());
         c.args(args)
             .env("NO_COLOR", "1")
+            // Never real cloud credentials in tests; the AWS tests set moto's explicitly.
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
             .env("HACLUSTER_BUILTIN_PLUGINS", plugin_dir())
             // One compiled-component cache for all tests (keyed by content hash, so sharing is
             // safe): debug builds compile slowly, and each plugin needs compiling only once.
@@ -488,7 +494,8 @@ fn compiled_components_are_cached_by_content() {
         Run::from(out).json()
     };
     assert_eq!(inspect()["compiledFromCache"], false);
-    let files: Vec<String> = std::fs::read_dir(&fresh).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let files: Vec<String> =
+        std::fs::read_dir(&fresh).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     let sha = inspect()["sha256"].as_str().unwrap().to_string();
     // Named by the component's hash and the engine's compatibility hash.
     assert!(files.iter().any(|f| f.starts_with(&sha) && f.ends_with(".cwasm")), "{files:?}");
@@ -499,7 +506,11 @@ fn compiled_components_are_cached_by_content() {
     // Append a custom section (id 0, name "x", no payload): same code, different hash.
     bytes.extend_from_slice(&[0, 2, 1, b'x']);
     std::fs::write(&copy, bytes).unwrap();
-    let out = s.cmd(&["plugins", "inspect", copy.to_str().unwrap(), "-o", "json"]).env("HACLUSTER_CACHE_DIR", &fresh).output().unwrap();
+    let out = s
+        .cmd(&["plugins", "inspect", copy.to_str().unwrap(), "-o", "json"])
+        .env("HACLUSTER_CACHE_DIR", &fresh)
+        .output()
+        .unwrap();
     let v = Run::from(out).json();
     assert_eq!(v["compiledFromCache"], false, "{v}");
 }

@@ -140,8 +140,10 @@ pub fn validate(raw: &RawConfig, root: &YamlNode, opts: &Options) -> (Option<Clu
         Endpoint::ControlPlane { node: cp.name.clone(), address: cp.address, port: API_PORT }
     };
     let mut backend_sections: BTreeMap<String, serde_json::Value> = raw.backends.other.clone();
-    if let Some(a) = &raw.backends.aws {
-        backend_sections.insert("aws".into(), serde_json::to_value(a).expect("raw config serializes"));
+    // The aws backend gets its section resolved (defaults applied), so that the defaults
+    // live in one place.
+    if let Some(a) = &aws {
+        backend_sections.insert("aws".into(), serde_json::to_value(a).expect("model serializes"));
     }
     let spec = ClusterSpec {
         name,

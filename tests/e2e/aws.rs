@@ -1,0 +1,420 @@
+//! The AWS backend against moto's server (PyPI `moto[server]`), started by each test on a free
+//! 127.0.0.1 port: the real plugin, the real host, the AWS SDK inside the component, wasi:http
+//! through the host's egress hook. What moto does not emulate (signatures, health checks,
+//! `net/` ARNs, client-token idempotency) only a real account proves; see the README.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+
+use crate::plugins::Scratch;
+use crate::support::{Run, example, repo};
+
+/// A moto server we started; killed (by its PID) when dropped.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server runs (./scripts/setup installs moto[server])");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto { child, port }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Everything tagged with the cluster, read with boto3.
+    pub fn inventory(&self, cluster: &str) -> serde_json::Value {
+        let out = Command::new("python3")
+            .arg(repo().join("tests/aws/inventory.py"))
+            .args(["--endpoint", &self.endpoint(), "--cluster", cluster])
+            .output()
+            .expect("python3 runs");
+        assert!(out.status.success(), "inventory failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn aws_plugin() -> PathBuf {
+    crate::plugins::plugin("hacluster_plugin_aws.wasm")
+}
+
+/// examples/aws.yaml pointed at moto, with `workers` workers.
+fn config(s: &Scratch, moto: &Moto, workers: usize) -> PathBuf {
+    let mut text = std::fs::read_to_string(example("aws.yaml")).unwrap().replace("~/.ssh/id_ed25519", "OPKEY").replace(
+        "    adminCidrs: [203.0.113.0/24]",
+        &format!("    adminCidrs: [203.0.113.0/24]\n    endpoint: {}", moto.endpoint()),
+    );
+    if workers != 3 {
+        let list: String = (1..=workers).map(|i| format!("        - id: {i}\n")).collect();
+        text = text
+            .replace("        - id: 1\n        - id: 2\n        - id: 3\n\nkubernetes", &format!("{list}\nkubernetes"));
+        // The master list is the first `- id: 1..3`; the worker list follows `worker:`.
+        let w = text.find("    worker:\n      instances:\n").unwrap();
+        let head = &text[..w];
+        let tail = &text[w..];
+        let end = tail.find("\nkubernetes").unwrap();
+        text = format!("{head}    worker:\n      instances:\n{list}{}", &tail[end..]);
+    }
+    s.write("aws.yaml", &text)
+}
+
+fn hacluster(s: &Scratch, args: &[&str]) -> Command {
+    let mut c = s.cmd(args);
+    c.env("AWS_ACCESS_KEY_ID", "testing").env("AWS_SECRET_ACCESS_KEY", "testing").env_remove("AWS_SESSION_TOKEN");
+    c
+}
+
+fn provision(s: &Scratch, cfg: &Path, extra_env: &[(&str, &str)]) -> Run {
+    let mut c = hacluster(
+        s,
+        &["provision", "-c", cfg.to_str().unwrap(), "--plugin", aws_plugin().to_str().unwrap(), "-o", "json"],
+    );
+    for (k, v) in extra_env {
+        c.env(k, v);
+    }
+    c.output().unwrap().into()
+}
+
+fn down(s: &Scratch, cfg: &Path) -> Run {
+    hacluster(s, &["down", "-c", cfg.to_str().unwrap(), "--plugin", aws_plugin().to_str().unwrap(), "-o", "json"])
+        .output()
+        .unwrap()
+        .into()
+}
+
+fn ids(v: &serde_json::Value, key: &str) -> Vec<String> {
+    let mut out: Vec<String> = v[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap_or_else(|| x["arn"].as_str().unwrap()).to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+/// The rules of one group, as (protocol, from, to, source) strings.
+fn rules(inv: &serde_json::Value, role: &str) -> Vec<String> {
+    let g = inv["securityGroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["role"] == role)
+        .unwrap_or_else(|| panic!("no {role} group"));
+    let mut r: Vec<String> = g["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!("{} {}-{} {}", r["protocol"].as_str().unwrap(), r["from"], r["to"], r["source"].as_str().unwrap())
+        })
+        .collect();
+    r.sort();
+    r
+}
+
+fn assert_expected_resources(inv: &serde_json::Value, workers: usize) {
+    let n = |k: &str| inv[k].as_array().unwrap().len();
+    assert_eq!(n("vpcs"), 1, "{inv}");
+    let vpc = &inv["vpcs"][0];
+    assert_eq!(vpc["cidr"], "10.0.0.0/16");
+    assert_eq!(vpc["dnsSupport"], true);
+    assert_eq!(vpc["dnsHostnames"], true);
+    let subnets: Vec<(String, String)> = inv["subnets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["zone"].as_str().unwrap().to_string(), s["cidr"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        subnets,
+        [("eu-central-1a", "10.0.0.0/20"), ("eu-central-1b", "10.0.16.0/20"), ("eu-central-1c", "10.0.32.0/20")]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    assert!(inv["subnets"].as_array().unwrap().iter().all(|s| s["publicIp"] == true));
+    assert_eq!(n("internetGateways"), 1);
+    assert_eq!(inv["internetGateways"][0]["attachedTo"], serde_json::json!([vpc["id"]]));
+    assert_eq!(n("routeTables"), 1);
+    let rt = &inv["routeTables"][0];
+    assert!(
+        rt["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["destination"] == "0.0.0.0/0" && r["gateway"] == inv["internetGateways"][0]["id"])
+    );
+    assert_eq!(rt["subnets"].as_array().unwrap().len(), 3);
+
+    // Security groups: seed 004's list, as rules between groups, never 0.0.0.0/0.
+    assert_eq!(n("securityGroups"), 2);
+    let cp = rules(inv, "control-plane");
+    let want_cp = [
+        "tcp 22-22 cidr:203.0.113.0/24",
+        "tcp 179-179 group:control-plane",
+        "tcp 179-179 group:worker",
+        "tcp 2379-2380 group:control-plane",
+        "tcp 6443-6443 cidr:10.0.0.0/20",
+        "tcp 6443-6443 cidr:10.0.16.0/20",
+        "tcp 6443-6443 cidr:10.0.32.0/20",
+        "tcp 6443-6443 cidr:203.0.113.0/24",
+        "tcp 6443-6443 group:control-plane",
+        "tcp 6443-6443 group:worker",
+        "tcp 10250-10250 group:control-plane",
+        "tcp 10257-10257 group:control-plane",
+        "tcp 10259-10259 group:control-plane",
+        "4 -1--1 group:control-plane",
+        "4 -1--1 group:worker",
+    ];
+    let mut want_cp: Vec<String> = want_cp.iter().map(|s| s.to_string()).collect();
+    want_cp.sort();
+    assert_eq!(cp, want_cp);
+    let worker = rules(inv, "worker");
+    let mut want_w: Vec<String> = [
+        "tcp 22-22 cidr:203.0.113.0/24",
+        "tcp 179-179 group:control-plane",
+        "tcp 179-179 group:worker",
+        "tcp 10250-10250 group:control-plane",
+        "tcp 30000-32767 cidr:10.0.0.0/16",
+        "udp 30000-32767 cidr:10.0.0.0/16",
+        "4 -1--1 group:control-plane",
+        "4 -1--1 group:worker",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    want_w.sort();
+    assert_eq!(worker, want_w);
+    assert!(!inv.to_string().contains("0.0.0.0/0\"") || !cp.iter().chain(&worker).any(|r| r.contains("0.0.0.0/0")));
+
+    assert_eq!(inv["keyPairs"], serde_json::json!(["aws-ha-key"]));
+
+    // Instances: types per role, control planes one per zone, user-data with the pinned key.
+    let inst = inv["instances"].as_array().unwrap();
+    assert_eq!(inst.len(), 3 + workers);
+    let cps: Vec<&serde_json::Value> = inst.iter().filter(|i| i["role"] == "control-plane").collect();
+    assert_eq!(cps.len(), 3);
+    let mut zones: Vec<&str> = cps.iter().map(|i| i["zone"].as_str().unwrap()).collect();
+    zones.sort();
+    assert_eq!(zones, ["eu-central-1a", "eu-central-1b", "eu-central-1c"]);
+    for i in inst {
+        assert_eq!(i["state"], "running", "{i}");
+        assert_eq!(i["keyName"], "aws-ha-key");
+        let (ty, group) =
+            if i["role"] == "control-plane" { ("t3.medium", "control-plane") } else { ("t3.large", "worker") };
+        assert_eq!(i["type"], ty, "{i}");
+        assert_eq!(i["groups"], serde_json::json!([group]));
+        let ud = i["userData"].as_str().unwrap();
+        assert!(ud.starts_with("#cloud-config\n"), "{ud}");
+        let doc: serde_json::Value = serde_json::from_str(&ud["#cloud-config\n".len()..]).unwrap();
+        assert_eq!(doc["hostname"], i["node"]);
+        assert!(doc["ssh_keys"]["ed25519_public"].as_str().unwrap().starts_with("ssh-ed25519 "));
+        assert_eq!(doc["users"][0]["name"], "k8s");
+    }
+
+    // The NLB: network, internet-facing, TCP 6443 with an HTTPS /readyz health check, every
+    // control plane registered.
+    assert_eq!(n("loadBalancers"), 1);
+    let lb = &inv["loadBalancers"][0];
+    assert_eq!(lb["type"], "network");
+    assert_eq!(lb["scheme"], "internet-facing");
+    assert_eq!(n("targetGroups"), 1);
+    let tg = &inv["targetGroups"][0];
+    assert_eq!((tg["protocol"].as_str(), tg["port"].as_u64()), (Some("TCP"), Some(6443)));
+    assert_eq!(tg["healthCheckProtocol"], "HTTPS");
+    assert_eq!(tg["healthCheckPath"], "/readyz");
+    assert_eq!(tg["targetType"], "instance");
+    let mut cp_ids: Vec<&str> = cps.iter().map(|i| i["id"].as_str().unwrap()).collect();
+    cp_ids.sort();
+    assert_eq!(tg["targets"], serde_json::json!(cp_ids));
+    assert_eq!(n("listeners"), 1);
+    let l = &inv["listeners"][0];
+    assert_eq!((l["protocol"].as_str(), l["port"].as_u64()), (Some("TCP"), Some(6443)));
+    assert_eq!(l["forwardTo"], serde_json::json!([tg["arn"]]));
+}
+
+#[test]
+fn provision_creates_exactly_the_expected_resources_and_a_second_run_nothing() {
+    let moto = Moto::start();
+    let s = Scratch::new();
+    let cfg = config(&s, &moto, 3);
+    let r = provision(&s, &cfg, &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let out = r.json();
+    let inv = moto.inventory("aws-ha");
+    assert_expected_resources(&inv, 3);
+    // The endpoint is the NLB's DNS name; machines carry the pinned keys.
+    assert_eq!(out["endpoint"]["host"], inv["loadBalancers"][0]["dns"]);
+    let st = s.state_of("aws-ha").unwrap();
+    for m in out["machines"].as_array().unwrap() {
+        let id = &st.identities[m["name"].as_str().unwrap()];
+        assert_eq!(m["ssh"]["hostPublicKey"], id.host_public_key.as_str());
+    }
+    let first_requests = out["http"]["sent"].as_u64().unwrap();
+
+    let r = provision(&s, &cfg, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let again = moto.inventory("aws-ha");
+    for key in [
+        "vpcs",
+        "subnets",
+        "internetGateways",
+        "routeTables",
+        "securityGroups",
+        "instances",
+        "loadBalancers",
+        "targetGroups",
+    ] {
+        assert_eq!(ids(&inv, key), ids(&again, key), "{key} changed on the second run");
+    }
+    assert_eq!(inv["total"], again["total"]);
+    assert_eq!(rules(&inv, "control-plane"), rules(&again, "control-plane"));
+    // Converged: the second run only looks.
+    assert!(r.json()["http"]["sent"].as_u64().unwrap() < first_requests);
+
+    let r = down(&s, &cfg);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(moto.inventory("aws-ha")["total"], 0);
+    assert!(s.state_of("aws-ha").is_none());
+}
+
+/// The backend's own state inside state.json, decoded.
+fn backend_state(s: &Scratch) -> Option<serde_json::Value> {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.state().join("aws-ha/state.json")).ok()?).ok()?;
+    let blob = base64::engine::general_purpose::STANDARD.decode(v["backendState"].as_str()?).ok()?;
+    serde_json::from_slice(&blob).ok()
+}
+
+#[test]
+fn killed_at_five_points_converges_without_duplicates_and_down_leaves_nothing() {
+    let moto = Moto::start();
+    let s = Scratch::new();
+    let cfg = config(&s, &moto, 3);
+    type Point = (&'static str, fn(&serde_json::Value) -> bool);
+    let points: [Point; 5] = [
+        ("after the VPC", |b| b["vpc"].is_string()),
+        ("after two subnets", |b| b["subnets"].as_object().is_some_and(|m| m.len() >= 2)),
+        ("after the security groups", |b| b["sgWorker"].is_string()),
+        ("after two instances", |b| b["instances"].as_object().is_some_and(|m| m.len() >= 2)),
+        ("after the target group", |b| b["targetGroup"].is_string()),
+    ];
+    for (name, reached) in points {
+        // Slow every request down so each window is wide enough to hit.
+        let mut child =
+            hacluster(&s, &["provision", "-c", cfg.to_str().unwrap(), "--plugin", aws_plugin().to_str().unwrap()])
+                .env("HACLUSTER_FAULT_INJECTION", "delay=150ms")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if backend_state(&s).is_some_and(|b| reached(&b)) {
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("provision ended ({status}) before reaching the point {name}");
+            }
+            assert!(Instant::now() < deadline, "never reached {name}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    let r = provision(&s, &cfg, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_expected_resources(&moto.inventory("aws-ha"), 3);
+
+    let r = down(&s, &cfg);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let left = moto.inventory("aws-ha");
+    assert_eq!(left["total"], 0, "{left}");
+}
+
+#[test]
+fn down_without_state_finds_everything_by_tags() {
+    let moto = Moto::start();
+    let s = Scratch::new();
+    let cfg = config(&s, &moto, 2);
+    let r = provision(&s, &cfg, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(moto.inventory("aws-ha")["total"].as_u64().unwrap() > 10);
+    std::fs::remove_dir_all(s.state().join("aws-ha")).unwrap();
+    let r = down(&s, &cfg);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(moto.inventory("aws-ha")["total"], 0);
+}
+
+#[test]
+fn throttling_is_ridden_out_without_duplicate_instances() {
+    let moto = Moto::start();
+    let s = Scratch::new();
+    let cfg = config(&s, &moto, 3);
+    let r = provision(&s, &cfg, &[("HACLUSTER_FAULT_INJECTION", "throttle=30,seed=11")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let http = &r.json()["http"];
+    assert!(http["throttled"].as_u64().unwrap() >= 5, "{http}");
+    assert_expected_resources(&moto.inventory("aws-ha"), 3);
+}
+
+#[test]
+fn a_denied_endpoint_fails_clearly_and_is_not_retried() {
+    let moto = Moto::start();
+    let s = Scratch::new();
+    let cfg = config(&s, &moto, 3);
+    let deny = format!("deny={}", moto.endpoint());
+    let r = provision(&s, &cfg, &[("HACLUSTER_FAULT_INJECTION", &deny)]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let v = r.json();
+    let msg = v["error"].as_str().unwrap();
+    assert!(msg.contains(&format!("refused requests to {}", moto.endpoint())), "{msg}");
+    assert_eq!(v["http"]["denied"], 1, "a denied request must not be retried: {v}");
+    assert_eq!(moto.inventory("aws-ha")["total"], 0);
+}
+
+#[test]
+fn errors_from_aws_keep_the_code_and_message_but_no_credentials() {
+    let moto = Moto::start();
+    let s = Scratch::new();
+    // A VPC id that does not exist: the API's own error code and message must come through.
+    let text = std::fs::read_to_string(config(&s, &moto, 3)).unwrap().replace(
+        "    vpc:\n      cidr: 10.0.0.0/16\n",
+        "    vpc:\n      id: vpc-0123456789abcdef0\n      subnetIds: [subnet-0123456789abcdef0, subnet-0123456789abcdef1, subnet-0123456789abcdef2]\n",
+    );
+    assert!(text.contains("vpc-0123456789abcdef0"));
+    let cfg = s.write("existing-vpc.yaml", &text);
+    let mut c = hacluster(&s, &["provision", "-c", cfg.to_str().unwrap(), "--plugin", aws_plugin().to_str().unwrap()]);
+    c.env("AWS_SECRET_ACCESS_KEY", "SECRET-should-never-print");
+    let r: Run = c.output().unwrap().into();
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("DescribeVpcs: InvalidVpcID.NotFound"), "{}", r.stderr);
+    assert!(r.stderr.contains("vpc-0123456789abcdef0"), "{}", r.stderr);
+    assert!(!r.stderr.contains("SECRET-should-never-print") && !r.stdout.contains("SECRET-should-never-print"));
+    // Checked before anything was created in it.
+    assert_eq!(moto.inventory("aws-ha")["total"], 0);
+}

@@ -3,6 +3,7 @@
 //! Data flows one way: [`config`] (YAML → diagnostics → validated model) → [`model`] (the
 //! stacked-etcd HA cluster) → [`plan`] (what `up` will do, in order).
 
+pub mod bootstrap;
 pub mod config;
 pub mod identity;
 pub mod infra;
@@ -10,4 +11,5 @@ pub mod model;
 pub mod plan;
 pub mod plugin;
 pub mod session;
+pub mod ssh;
 pub mod state;

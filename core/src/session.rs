@@ -112,6 +112,31 @@ pub async fn open<'h>(
     Ok(Opened { checked, plugin: Some(plugin), missing: None })
 }
 
+/// Opens the config of a cluster that may already be provisioned: without an explicit backend,
+/// the config is checked for the backend recorded in its state (no plugin needed).
+pub async fn open_provisioned<'h>(
+    host: &'h PluginHost,
+    path: &Path,
+    sel: &BackendSel,
+    state_root: &Path,
+    opts: &Options,
+) -> Result<Opened<'h>, SessionError> {
+    if !matches!(sel, BackendSel::Inferred) {
+        return open(host, path, sel, false, opts).await;
+    }
+    let checked = config::load(path, opts)?;
+    let recorded = config::cluster_name(&checked)
+        .and_then(|name| StateDir::new(state_root, &name).read().ok().flatten())
+        .and_then(|s| s.backend_profile);
+    match recorded {
+        Some(profile) => {
+            let checked = config::load(path, &Options { backend: Some(profile), ..opts.clone() })?;
+            Ok(Opened { checked, plugin: None, missing: None })
+        }
+        None => open(host, path, sel, false, opts).await,
+    }
+}
+
 /// What `apply` would change, given the recorded state.
 pub async fn plan_changes(
     plugin: &Plugin<'_>,
@@ -177,6 +202,7 @@ pub async fn provision(
         });
     }
     state.backend = plugin.name().into();
+    state.backend_profile = Some(plugin.profile());
     let (_, authorized_key) = identity::operator_public_key(spec)?;
     // Keys are saved before any backend sees them, so a crash cannot lose the ones in use.
     if identity::ensure_identities(spec, &mut state)? || state.plugin.is_none() {
@@ -233,4 +259,114 @@ pub async fn destroy(plugin: &Plugin<'_>, spec: &ClusterSpec, state_root: &Path)
     lock.remove()?;
     let _ = std::fs::remove_file(dir.path.join("known_hosts"));
     Ok(())
+}
+
+/// Errors of the bootstrap and the checks after it.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error(transparent)]
+    Bootstrap(#[from] crate::bootstrap::BootstrapError),
+    #[error(transparent)]
+    Ssh(#[from] crate::ssh::SshError),
+    #[error(transparent)]
+    Chaos(#[from] crate::bootstrap::verify::ChaosError),
+    #[error(transparent)]
+    Merge(#[from] crate::bootstrap::kubeconfig::MergeError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl RunError {
+    pub fn is_usage(&self) -> bool {
+        match self {
+            RunError::Session(s) => s.is_usage(),
+            RunError::State(StateError::Busy { .. }) => true,
+            RunError::Ssh(crate::ssh::SshError::NoKey(_)) => true,
+            _ => false,
+        }
+    }
+}
+
+/// SSH settings for a cluster: the operator's key from the config (or the agent).
+pub fn ssh_settings(spec: &ClusterSpec) -> crate::ssh::Settings {
+    let identity = identity::private_key_candidates(spec).into_iter().find(|p| p.is_file());
+    crate::ssh::Settings { identity, ..Default::default() }
+}
+
+/// The recorded infrastructure of a provisioned cluster.
+pub fn provisioned(
+    spec: &ClusterSpec,
+    state_root: &Path,
+) -> Result<(StateDir, ClusterState, Infrastructure), SessionError> {
+    let dir = StateDir::new(state_root, spec.name.as_str());
+    let state = dir.read()?.ok_or_else(|| SessionError::NoState(spec.name.to_string()))?;
+    let infra = state.infrastructure.clone().ok_or_else(|| SessionError::NoState(spec.name.to_string()))?;
+    Ok((dir, state, infra))
+}
+
+pub struct Bootstrapped {
+    pub kubeconfig: PathBuf,
+    pub endpoint: String,
+}
+
+/// Turns provisioned machines into the cluster (resumable), writes the kubeconfig, and merges
+/// it into `merge_into` when given.
+pub async fn bootstrap(
+    spec: &ClusterSpec,
+    state_root: &Path,
+    events: Arc<dyn crate::plugin::Events>,
+    settings: crate::ssh::Settings,
+    merge_into: Option<&Path>,
+) -> Result<Bootstrapped, RunError> {
+    let (dir, _, _) = provisioned(spec, state_root)?;
+    let lock = dir.lock()?;
+    let state = lock.load_or_new(spec.name.as_str(), "")?;
+    let infra = state.infrastructure.clone().ok_or_else(|| SessionError::NoState(spec.name.to_string()))?;
+    let redactor = Arc::new(crate::ssh::Redactor::new());
+    let exec = crate::ssh::Executor::new(settings, redactor, events.clone())?;
+    let b = crate::bootstrap::Bootstrap::new(spec, &infra, &exec, events, &lock, state);
+    let result = b.run().await;
+    exec.close().await;
+    result?;
+    let kubeconfig = lock.dir().path.join("kubeconfig");
+    if let Some(target) = merge_into {
+        let text =
+            std::fs::read_to_string(&kubeconfig).map_err(|e| StateError::Io { path: kubeconfig.clone(), source: e })?;
+        crate::bootstrap::kubeconfig::merge_into(target, spec.name.as_str(), &text)?;
+    }
+    Ok(Bootstrapped { kubeconfig, endpoint: crate::bootstrap::kubeadm::endpoint(&infra) })
+}
+
+/// Live health of a provisioned cluster.
+pub async fn health(
+    spec: &ClusterSpec,
+    state_root: &Path,
+    events: Arc<dyn crate::plugin::Events>,
+    settings: crate::ssh::Settings,
+) -> Result<(ClusterState, crate::bootstrap::verify::Health), RunError> {
+    let (_, state, infra) = provisioned(spec, state_root)?;
+    let redactor = Arc::new(crate::ssh::Redactor::new());
+    let exec = crate::ssh::Executor::new(settings, redactor, events)?;
+    let h = crate::bootstrap::verify::health(spec, &infra, &exec).await;
+    exec.close().await;
+    Ok((state, h))
+}
+
+/// `verify --chaos`: stop one control plane, check the API and quorum, restore.
+pub async fn chaos(
+    spec: &ClusterSpec,
+    state_root: &Path,
+    events: Arc<dyn crate::plugin::Events>,
+    settings: crate::ssh::Settings,
+) -> Result<crate::bootstrap::verify::Chaos, RunError> {
+    let (dir, _, infra) = provisioned(spec, state_root)?;
+    // One run at a time: chaos changes the cluster.
+    let _lock = dir.lock()?;
+    let redactor = Arc::new(crate::ssh::Redactor::new());
+    let exec = crate::ssh::Executor::new(settings, redactor, events.clone())?;
+    let r = crate::bootstrap::verify::chaos(spec, &infra, &exec, events.as_ref()).await;
+    exec.close().await;
+    Ok(r?)
 }

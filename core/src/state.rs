@@ -72,6 +72,9 @@ pub struct ClusterState {
     pub format: u32,
     pub cluster: String,
     pub backend: String,
+    /// How the config was validated for this backend (so later commands need no plugin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_profile: Option<crate::model::BackendProfile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<PluginRecord>,
     /// The backend's opaque state, base64 in the file.
@@ -81,6 +84,23 @@ pub struct ClusterState {
     pub infrastructure: Option<Infrastructure>,
     #[serde(default)]
     pub identities: BTreeMap<String, NodeIdentity>,
+    /// Kubernetes bootstrap progress and its secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<BootstrapRecord>,
+}
+
+/// What the bootstrap has done, so a second run knows where it stands (the nodes are still
+/// checked before every action; this record is what the tool learned, not the truth).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BootstrapRecord {
+    pub secrets: crate::bootstrap::kubeadm::Secrets,
+    /// Steps finished, in order (`kubeadm-init`, `join:<node>`, ...).
+    #[serde(default)]
+    pub completed: Vec<String>,
+    /// The admin kubeconfig written for the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 impl ClusterState {

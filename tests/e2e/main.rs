@@ -2,9 +2,12 @@
 //! plugins and the bootstrap, driven as a user would drive them.
 
 mod aws;
+mod bootstrap;
 mod cli;
 mod examples;
 mod invalid_configs;
+mod kubeadm_config;
+mod lab;
 mod plugins;
 mod properties;
 mod robustness;

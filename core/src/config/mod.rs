@@ -69,6 +69,15 @@ impl Checked {
     }
 }
 
+/// The `cluster.name` written in the file, whether or not the config is valid otherwise.
+pub fn cluster_name(c: &Checked) -> Option<String> {
+    let root = c.root.as_deref()?;
+    match &root.get("cluster")?.get("name")?.kind {
+        yaml::NodeKind::Scalar { text, .. } => Some(text.clone()),
+        _ => None,
+    }
+}
+
 /// Reading the file failed before it could be checked (not a config error).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {

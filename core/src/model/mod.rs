@@ -445,7 +445,7 @@ pub struct AwsSpec {
 
 /// What the chosen backend can do, as far as validation needs to know. Built-in backends have
 /// fixed profiles; plugin backends declare theirs (`info()` in the plugin contract).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BackendProfile {
     pub name: String,

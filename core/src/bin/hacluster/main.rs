@@ -35,6 +35,16 @@ pub enum Command {
     Plan(commands::plan::Args),
     /// Create (or converge) the infrastructure only, no Kubernetes; writes the cluster's state.
     Provision(commands::provision::Args),
+    /// Provision and bootstrap a highly available cluster (resumable).
+    Up(commands::up::Args),
+    /// Bootstrap Kubernetes on infrastructure already provisioned.
+    Bootstrap(commands::bootstrap::Args),
+    /// Machines, roles, etcd members and endpoint health.
+    Status(commands::status::Args),
+    /// Check the HA promise; --chaos stops a control plane to show it.
+    Verify(commands::verify::Args),
+    /// Path of the cluster's admin kubeconfig (optionally merged into another).
+    Kubeconfig(commands::kubeconfig::Args),
     /// Remove the cluster's infrastructure through its backend, then its state.
     Down(commands::down::Args),
     /// List and inspect backend plugins.
@@ -61,6 +71,11 @@ fn main() -> ExitCode {
         Command::Validate(a) => commands::validate::run(a, &ctx),
         Command::Plan(a) => commands::plan::run(a, &ctx),
         Command::Provision(a) => commands::provision::run(a, &ctx),
+        Command::Up(a) => commands::up::run(a, &ctx),
+        Command::Bootstrap(a) => commands::bootstrap::run(a, &ctx),
+        Command::Status(a) => commands::status::run(a, &ctx),
+        Command::Verify(a) => commands::verify::run(a, &ctx),
+        Command::Kubeconfig(a) => commands::kubeconfig::run(a, &ctx),
         Command::Down(a) => commands::down::run(a, &ctx),
         Command::Plugins(c) => commands::plugins::run(c, &ctx),
         Command::Schema => commands::schema::run(),

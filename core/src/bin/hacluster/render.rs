@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 
+use hacluster::bootstrap::verify::{Chaos, Health};
 use hacluster::config::{Checked, Diagnostic, Located, Severity, SourceFile};
 use hacluster::infra::{Change, ChangeAction};
 use hacluster::model::ports::{Peer, Protocol};
@@ -345,6 +346,108 @@ pub fn plan(p: &Plan) {
             }
         };
         let _ = writeln!(s, "  {:<15} {:<24} from {:<24} {}", r.on.to_string(), ports, peer(r.from), r.purpose);
+    }
+    print!("{s}");
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok { "ok" } else { "FAILED" }
+}
+
+pub fn status(spec: &ClusterSpec, infra: &hacluster::infra::Infrastructure, completed: &[String], h: &Health) {
+    let mut s = String::new();
+    let _ = writeln!(s, "Cluster {} — endpoint {} ({})", spec.name, h.endpoint, mark(h.endpoint_ok));
+    let _ = writeln!(s, "Machines:");
+    for m in &infra.machines {
+        let ready = if m.role == NodeRole::LoadBalancer {
+            "-"
+        } else if h.nodes_ready.contains(&m.name) {
+            "Ready"
+        } else {
+            "not ready"
+        };
+        let _ = writeln!(s, "  {:<32} {:<14} {:<16} {}", m.name, m.role.to_string(), m.private_address, ready);
+    }
+    let _ = writeln!(s, "Control planes:");
+    for c in &h.control_planes {
+        let _ = writeln!(
+            s,
+            "  {:<32} apiserver {:<7} etcd {}{}",
+            c.name,
+            mark(c.apiserver),
+            mark(c.etcd),
+            c.problem.as_ref().map(|p| format!("  ({p})")).unwrap_or_default()
+        );
+    }
+    let _ = writeln!(
+        s,
+        "etcd: {} of {} members healthy, quorum {} ({}), tolerates {} failure(s)",
+        h.etcd_healthy,
+        h.etcd_members,
+        h.quorum,
+        if h.quorum_ok { "kept" } else { "LOST" },
+        h.tolerated_failures
+    );
+    let _ = writeln!(
+        s,
+        "Bootstrap steps done: {}",
+        if completed.is_empty() { "none".into() } else { completed.join(", ") }
+    );
+    print!("{s}");
+}
+
+pub fn verify(
+    spec: &ClusterSpec,
+    h: &Health,
+    chaos: Option<&Result<Chaos, hacluster::session::RunError>>,
+    asked: bool,
+) {
+    let mut s = String::new();
+    let _ = writeln!(s, "Cluster {}:", spec.name);
+    let _ = writeln!(s, "  API through the endpoint {:<30} {}", h.endpoint, mark(h.endpoint_ok));
+    for c in &h.control_planes {
+        let _ = writeln!(s, "  {:<40} apiserver {:<7} etcd {}", c.name, mark(c.apiserver), mark(c.etcd));
+    }
+    if h.quorum_ok {
+        let _ = writeln!(
+            s,
+            "  etcd quorum kept: {} of {} healthy, {} needed; tolerates {} more failure(s)",
+            h.etcd_healthy,
+            h.etcd_members,
+            h.quorum,
+            h.etcd_healthy - h.quorum
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "  etcd QUORUM LOST: {} of {} members healthy, {} needed — the cluster cannot accept writes until a member returns",
+            h.etcd_healthy, h.etcd_members, h.quorum
+        );
+    }
+    let _ = writeln!(s, "  nodes Ready: {} of {}", h.nodes_ready.len(), h.nodes_total);
+    match chaos {
+        Some(Ok(c)) => {
+            let _ = writeln!(s, "Chaos: stopped {} (static pods and kubelet)", c.stopped);
+            let _ = writeln!(
+                s,
+                "  API through the endpoint while it was down: {}",
+                if c.api_answered { format!("answered ({:.1} s)", c.api_gap_secs) } else { "DID NOT ANSWER".into() }
+            );
+            let _ = writeln!(
+                s,
+                "  etcd during: {} healthy, quorum {}",
+                c.etcd_healthy_during,
+                if c.quorum_kept { "kept" } else { "LOST" }
+            );
+            let _ = writeln!(s, "  restored: {} ({:.1} s)", mark(c.restored), c.restore_secs);
+        }
+        Some(Err(e)) => {
+            let _ = writeln!(s, "Chaos: {e}");
+        }
+        None if asked => {
+            let _ = writeln!(s, "Chaos: not run, the API or etcd quorum is already down");
+        }
+        None => {}
     }
     print!("{s}");
 }

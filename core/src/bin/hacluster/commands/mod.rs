@@ -1,10 +1,15 @@
+pub mod bootstrap;
 pub mod completions;
 pub mod down;
+pub mod kubeconfig;
 pub mod plan;
 pub mod plugins;
 pub mod provision;
 pub mod schema;
+pub mod status;
+pub mod up;
 pub mod validate;
+pub mod verify;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -84,8 +89,13 @@ pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
 }
 
+/// Where logs and progress of plugins and nodes go.
+pub fn printer(ctx: &Ctx) -> Arc<dyn hacluster::plugin::Events> {
+    Arc::new(crate::events::Printer::new(ctx.output, ctx.verbose))
+}
+
 pub fn host(ctx: &Ctx, limits: Limits) -> Result<PluginHost, u8> {
-    let printer = Arc::new(crate::events::Printer::new(ctx.output, ctx.verbose));
+    let printer = printer(ctx);
     PluginHost::new(printer, limits, hacluster::plugin::default_cache_dir()).map_err(|e| {
         render::error(&e, ctx.output);
         exit::FAILED
@@ -103,6 +113,21 @@ pub async fn open<'h>(
         render::error(&e, ctx.output);
         code_for(&e)
     })
+}
+
+/// Opens the config of a cluster that may already be provisioned (backend from its state).
+pub async fn open_provisioned<'h>(
+    host: &'h PluginHost,
+    args: &ConfigArgs,
+    h: &HostArgs,
+    ctx: &Ctx,
+) -> Result<Opened<'h>, u8> {
+    session::open_provisioned(host, &args.config, &args.selection(), &h.state_root(), &Options::default())
+        .await
+        .map_err(|e| {
+            render::error(&e, ctx.output);
+            code_for(&e)
+        })
 }
 
 pub fn code_for(e: &SessionError) -> u8 {

@@ -1,0 +1,527 @@
+//! The kubeadm bootstrap, the same for every backend: SSH to the machines the backend reported,
+//! prepare them, `kubeadm init` on the first control plane, the CNI, control-plane joins one at
+//! a time, workers all at once, wait for Ready, write the kubeconfig.
+//!
+//! Every step checks the node before it acts, so a second run (or a run after a crash) does
+//! only what is missing. Progress and the bootstrap secrets are recorded in the cluster's state
+//! after every step.
+
+pub mod kubeadm;
+pub mod kubeconfig;
+pub mod scripts;
+pub mod verify;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tokio::sync::Mutex;
+
+use crate::infra::{Infrastructure, Machine};
+use crate::model::{ClusterSpec, Node, NodeRole};
+use crate::plan::{Plan, StepKind};
+use crate::plugin::{Events, LogLevel};
+use crate::ssh::{Executor, Script, SshError, shell_quote};
+use crate::state::{BootstrapRecord, ClusterState, StateError, StateLock};
+use kubeadm::{NODE_DIR, Secrets};
+
+pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
+pub const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("{step} on {node}: {reason}")]
+    Step { step: &'static str, node: String, reason: String },
+    #[error("the infrastructure has no machine for node `{0}`; run provision (or up) again")]
+    NoMachine(String),
+    #[error("nothing is provisioned for cluster `{0}`; run `hacluster up` or `provision` first")]
+    NotProvisioned(String),
+}
+
+/// How long the bootstrap waits for things that take time.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub ssh_ready: Duration,
+    pub nodes_ready: Duration,
+    pub etcd_healthy: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            ssh_ready: Duration::from_secs(600),
+            nodes_ready: Duration::from_secs(900),
+            etcd_healthy: Duration::from_secs(180),
+        }
+    }
+}
+
+pub struct Bootstrap<'a> {
+    pub spec: &'a ClusterSpec,
+    pub infra: &'a Infrastructure,
+    pub exec: &'a Executor,
+    pub events: Arc<dyn Events>,
+    pub lock: &'a StateLock,
+    pub timeouts: Timeouts,
+    state: Mutex<ClusterState>,
+}
+
+const SRC: &str = "bootstrap";
+
+/// `kubectl` against the cluster from a control plane, with the admin credentials.
+fn kubectl(args: &str) -> String {
+    format!("kubectl --kubeconfig {ADMIN_CONF} {args}")
+}
+
+impl<'a> Bootstrap<'a> {
+    pub fn new(
+        spec: &'a ClusterSpec,
+        infra: &'a Infrastructure,
+        exec: &'a Executor,
+        events: Arc<dyn Events>,
+        lock: &'a StateLock,
+        state: ClusterState,
+    ) -> Self {
+        Bootstrap { spec, infra, exec, events, lock, timeouts: Timeouts::default(), state: Mutex::new(state) }
+    }
+
+    fn machine(&self, node: &Node) -> Result<&'a Machine, BootstrapError> {
+        self.infra
+            .machines
+            .iter()
+            .find(|m| m.name == node.name.as_str())
+            .ok_or_else(|| BootstrapError::NoMachine(node.name.to_string()))
+    }
+
+    fn info(&self, msg: &str) {
+        self.events.log(SRC, LogLevel::Info, msg, &[]);
+    }
+
+    async fn record<R>(&self, f: impl FnOnce(&mut BootstrapRecord) -> R) -> Result<R, BootstrapError> {
+        let mut st = self.state.lock().await;
+        let rec = st.bootstrap.get_or_insert_with(BootstrapRecord::default);
+        let r = f(rec);
+        self.lock.save(&st)?;
+        Ok(r)
+    }
+
+    async fn done(&self, step: &str) -> Result<(), BootstrapError> {
+        self.record(|r| {
+            if !r.completed.iter().any(|c| c == step) {
+                r.completed.push(step.to_string());
+            }
+        })
+        .await
+    }
+
+    pub async fn state(&self) -> ClusterState {
+        self.state.lock().await.clone()
+    }
+
+    /// The secrets, generated (and saved) on first use and registered with the redactor.
+    async fn secrets(&self) -> Result<Secrets, BootstrapError> {
+        let s = self
+            .record(|r| {
+                if r.secrets.token.is_empty() {
+                    r.secrets.token = kubeadm::new_token();
+                    r.secrets.certificate_key = kubeadm::new_certificate_key();
+                }
+                r.secrets.clone()
+            })
+            .await?;
+        self.exec.redactor().add(&s.token);
+        self.exec.redactor().add(&s.certificate_key);
+        Ok(s)
+    }
+
+    fn step_error(step: &'static str, node: &str, reason: impl Into<String>) -> BootstrapError {
+        BootstrapError::Step { step, node: node.into(), reason: reason.into() }
+    }
+
+    /// Runs every step of the plan after provisioning.
+    pub async fn run(&self) -> Result<(), BootstrapError> {
+        // Everything secret we hold is masked in every line we show.
+        for id in self.state.lock().await.identities.values() {
+            self.exec.redactor().add(&id.host_private_key);
+        }
+        let plan = Plan::for_cluster(self.spec);
+        let steps: Vec<_> = plan.steps.iter().filter(|s| s.kind != StepKind::Provision).collect();
+        let total = steps.len() as u64;
+        for (i, step) in steps.iter().enumerate() {
+            self.events.progress(SRC, "bootstrap", i as u64, total);
+            self.info(&format!("step {}/{}: {}", i + 1, total, step.description));
+            match step.kind {
+                StepKind::WaitForSsh => self.wait_ssh().await?,
+                StepKind::PrepareNodes => self.prepare().await?,
+                StepKind::CheckEndpoint => self.check_endpoint().await?,
+                StepKind::KubeadmInit => self.init().await?,
+                StepKind::InstallCni => self.cni().await?,
+                StepKind::JoinControlPlane => {
+                    let node = self
+                        .spec
+                        .control_planes
+                        .iter()
+                        .find(|n| step.targets.contains(&n.name))
+                        .expect("target is a control plane");
+                    self.join_control_plane(node).await?;
+                }
+                StepKind::JoinWorkers => self.join_workers().await?,
+                StepKind::WaitReady => self.wait_ready().await?,
+                StepKind::WriteKubeconfig => {
+                    let path = self.write_kubeconfig().await?;
+                    self.info(&format!("kubeconfig written to {}", path.display()));
+                }
+                StepKind::Provision => {}
+            }
+        }
+        self.events.progress(SRC, "bootstrap", total, total);
+        Ok(())
+    }
+
+    async fn wait_ssh(&self) -> Result<(), BootstrapError> {
+        let total = self.infra.machines.len() as u64;
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let waits = self.infra.machines.iter().map(|m| async {
+            self.exec.wait_reachable(m, self.timeouts.ssh_ready).await?;
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            self.events.progress(SRC, "wait for SSH", n, total);
+            Ok::<_, BootstrapError>(())
+        });
+        for r in join_all(waits).await {
+            r?;
+        }
+        self.done("ssh").await
+    }
+
+    fn kube_nodes(&self) -> impl Iterator<Item = &'a Node> {
+        self.spec.control_planes.iter().chain(&self.spec.workers)
+    }
+
+    async fn prepare(&self) -> Result<(), BootstrapError> {
+        let script = scripts::prepare(self.spec);
+        let nodes: Vec<&Node> = self.kube_nodes().collect();
+        let total = nodes.len() as u64;
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let jobs = nodes.iter().map(|n| {
+            let script = script.clone();
+            let done = &done;
+            async move {
+                let m = self.machine(n)?;
+                self.exec.run(m, &Script::root("prepare node", script).timeout(Duration::from_secs(1800))).await?;
+                let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                self.events.progress(SRC, "prepare nodes", d, total);
+                Ok::<_, BootstrapError>(())
+            }
+        });
+        for r in join_all(jobs).await {
+            r?;
+        }
+        self.done("prepare").await
+    }
+
+    async fn check_endpoint(&self) -> Result<(), BootstrapError> {
+        let m = self.machine(self.spec.init_node())?;
+        let (host, port) = (&self.infra.endpoint.host, self.infra.endpoint.port);
+        let out =
+            self.exec.run_unchecked(m, &Script::root("check endpoint", scripts::endpoint_check(host, port))).await?;
+        if out.status != 0 {
+            return Err(Self::step_error(
+                "endpoint check",
+                &m.name,
+                format!("the API endpoint {host}:{port} is not reachable: {}", out.stderr.trim()),
+            ));
+        }
+        self.done("endpoint").await
+    }
+
+    async fn init_config_on_node(&self, m: &Machine, secrets: &Secrets) -> Result<(), BootstrapError> {
+        let cfg = kubeadm::init_config(self.spec, self.infra, secrets);
+        self.exec.upload(m, &format!("{NODE_DIR}/init.yaml"), 0o600, cfg.as_bytes()).await?;
+        Ok(())
+    }
+
+    async fn init(&self) -> Result<(), BootstrapError> {
+        let node = self.spec.init_node();
+        let m = self.machine(node)?;
+        let secrets = self.secrets().await?;
+        let exists = self.exec.run_unchecked(m, &Script::root("check init", format!("test -f {ADMIN_CONF}"))).await?;
+        if exists.status == 0 {
+            self.info(&format!("{} is already initialized", node.name));
+        } else {
+            self.init_config_on_node(m, &secrets).await?;
+            let out = self
+                .exec
+                .run(
+                    m,
+                    &Script::root("kubeadm init", format!("kubeadm init --config {NODE_DIR}/init.yaml --upload-certs"))
+                        .timeout(Duration::from_secs(900)),
+                )
+                .await?;
+            let hash = kubeadm::parse_ca_hash(&out.stdout);
+            let now = kubeadm::now();
+            self.record(|r| {
+                r.secrets.token_created = now;
+                r.secrets.certs_uploaded = now;
+                if hash.is_some() {
+                    r.secrets.ca_cert_hash = hash.clone();
+                }
+            })
+            .await?;
+        }
+        self.wait_endpoint(m).await?;
+        if self.record(|r| r.secrets.ca_cert_hash.is_none()).await? {
+            // Resumed after init: compute the hash the way kubeadm's docs do.
+            let script = "openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt | openssl pkey -pubin -outform der | openssl dgst -sha256 -hex | sed 's/^.*= *//'";
+            let out = self.exec.run(m, &Script::root("CA hash", script)).await?;
+            let hex = out.stdout.trim().to_string();
+            if hex.len() != 64 {
+                return Err(Self::step_error("CA hash", &m.name, format!("unexpected output `{hex}`")));
+            }
+            self.record(|r| r.secrets.ca_cert_hash = Some(format!("sha256:{hex}"))).await?;
+        }
+        self.done("kubeadm-init").await
+    }
+
+    /// Waits until the API answers through the endpoint: a load balancer needs a few health
+    /// checks before it sends traffic to a new API server.
+    async fn wait_endpoint(&self, m: &Machine) -> Result<(), BootstrapError> {
+        let endpoint = kubeadm::endpoint(self.infra);
+        let script = format!("curl -sk --max-time 3 https://{endpoint}/readyz");
+        let deadline = tokio::time::Instant::now() + self.timeouts.etcd_healthy;
+        loop {
+            let out = self.exec.run_unchecked(m, &Script::root("API through the endpoint", script.clone())).await?;
+            if out.status == 0 && out.stdout.trim() == "ok" {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(Self::step_error(
+                    "API through the endpoint",
+                    &m.name,
+                    format!(
+                        "https://{endpoint}/readyz did not answer `ok` within {}s",
+                        self.timeouts.etcd_healthy.as_secs()
+                    ),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn cni(&self) -> Result<(), BootstrapError> {
+        let m = self.machine(self.spec.init_node())?;
+        let (ns, ds) = scripts::cni_daemonset(self.spec.kubernetes.network_plugin);
+        let check = self
+            .exec
+            .run_unchecked(m, &Script::root("check CNI", kubectl(&format!("-n {ns} get daemonset {ds}"))))
+            .await?;
+        if check.status == 0 {
+            self.info(&format!("the {} CNI is already installed", self.spec.kubernetes.network_plugin));
+            return self.done("cni").await;
+        }
+        let url = scripts::cni_manifest(self.spec);
+        let pod = self.spec.kubernetes.pod_subnet.to_string();
+        let file = format!("{NODE_DIR}/cni.yaml");
+        // Keep the manifest's pod network consistent with the cluster's podSubnet.
+        let patch = match self.spec.kubernetes.network_plugin {
+            crate::model::NetworkPlugin::Calico => format!(
+                r#"sed -i -e 's|# - name: CALICO_IPV4POOL_CIDR|- name: CALICO_IPV4POOL_CIDR|' -e 's|#   value: "192.168.0.0/16"|  value: "{pod}"|' {file}"#
+            ),
+            crate::model::NetworkPlugin::Flannel => format!(
+                r#"sed -i -e 's|"Network": "10.244.0.0/16"|"Network": "{pod}"|' -e 's|"Type": "vxlan"|"Type": "vxlan", "Port": 4789|' {file}"#
+            ),
+            crate::model::NetworkPlugin::Cilium => format!(
+                r#"sed -i -e 's|tunnel-port: .*|tunnel-port: "4789"|' -e 's|cluster-pool-ipv4-cidr: .*|cluster-pool-ipv4-cidr: "{pod}"|' {file}"#
+            ),
+        };
+        let script = format!(
+            "set -eu\ncurl -fsSL {} -o {file}\n{patch}\n{}\n",
+            shell_quote(&url),
+            kubectl(&format!("apply -f {file}"))
+        );
+        self.exec
+            .run(m, &Script::root(format!("install the {} CNI", self.spec.kubernetes.network_plugin), script))
+            .await?;
+        self.done("cni").await
+    }
+
+    /// Renews the token and the uploaded certificates when they are about to expire (both
+    /// live 2 h; a long pause between joins, or a resumed run, can outlive them).
+    async fn fresh_secrets(&self, need_certs: bool) -> Result<Secrets, BootstrapError> {
+        let mut s = self.secrets().await?;
+        let m = self.machine(self.spec.init_node())?;
+        let now = kubeadm::now();
+        if now.saturating_sub(s.token_created) > kubeadm::REFRESH_AFTER_SECS {
+            let token = kubeadm::new_token();
+            self.exec.redactor().add(&token);
+            self.exec
+                .run(
+                    m,
+                    &Script::root(
+                        "renew join token",
+                        format!("kubeadm token create {token} --ttl 2h0m0s --print-join-command >/dev/null"),
+                    ),
+                )
+                .await?;
+            s = self
+                .record(|r| {
+                    r.secrets.token = token;
+                    r.secrets.token_created = now;
+                    r.secrets.clone()
+                })
+                .await?;
+            self.info("renewed the join token");
+        }
+        if need_certs && now.saturating_sub(s.certs_uploaded) > kubeadm::REFRESH_AFTER_SECS {
+            self.init_config_on_node(m, &s).await?;
+            self.exec
+                .run(
+                    m,
+                    &Script::root(
+                        "re-upload control-plane certificates",
+                        format!(
+                            "kubeadm init phase upload-certs --upload-certs --config {NODE_DIR}/init.yaml >/dev/null"
+                        ),
+                    ),
+                )
+                .await?;
+            s = self
+                .record(|r| {
+                    r.secrets.certs_uploaded = now;
+                    r.secrets.clone()
+                })
+                .await?;
+            self.info("re-uploaded the control-plane certificates");
+        }
+        Ok(s)
+    }
+
+    async fn joined(&self, m: &Machine) -> Result<bool, BootstrapError> {
+        Ok(self.exec.run_unchecked(m, &Script::root("check join", format!("test -f {KUBELET_CONF}"))).await?.status
+            == 0)
+    }
+
+    async fn join(&self, node: &Node, secrets: &Secrets) -> Result<(), BootstrapError> {
+        let m = self.machine(node)?;
+        let cfg = kubeadm::join_config(self.spec, self.infra, node, secrets);
+        self.exec.upload(m, &format!("{NODE_DIR}/join.yaml"), 0o600, cfg.as_bytes()).await?;
+        let what = if node.role == NodeRole::ControlPlane { "kubeadm join --control-plane" } else { "kubeadm join" };
+        self.exec
+            .run(
+                m,
+                &Script::root(what, format!("kubeadm join --config {NODE_DIR}/join.yaml"))
+                    .timeout(Duration::from_secs(900)),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// One control plane, confirmed (registered, etcd member healthy) before the next starts:
+    /// adding etcd members concurrently can cost quorum.
+    async fn join_control_plane(&self, node: &Node) -> Result<(), BootstrapError> {
+        let m = self.machine(node)?;
+        if self.joined(m).await? {
+            self.info(&format!("{} has already joined", node.name));
+        } else {
+            let secrets = self.fresh_secrets(true).await?;
+            self.join(node, &secrets).await?;
+        }
+        // Confirm before the next one: the node is registered and its etcd member healthy.
+        let init = self.machine(self.spec.init_node())?;
+        self.exec
+            .run(init, &Script::root("check node registered", kubectl(&format!("get node {}", node.name))))
+            .await?;
+        let deadline = tokio::time::Instant::now() + self.timeouts.etcd_healthy;
+        loop {
+            let out = self
+                .exec
+                .run_unchecked(m, &Script::root("etcd health", "curl -fsS --max-time 3 http://127.0.0.1:2381/health"))
+                .await?;
+            if out.status == 0 && out.stdout.contains("\"true\"") {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(Self::step_error(
+                    "control-plane join",
+                    node.name.as_str(),
+                    format!("its etcd member did not become healthy within {}s", self.timeouts.etcd_healthy.as_secs()),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        self.done(&format!("join:{}", node.name)).await
+    }
+
+    async fn join_workers(&self) -> Result<(), BootstrapError> {
+        let secrets = self.fresh_secrets(false).await?;
+        let total = self.spec.workers.len() as u64;
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let jobs = self.spec.workers.iter().map(|n| {
+            let secrets = &secrets;
+            let done = &done;
+            async move {
+                let m = self.machine(n)?;
+                if !self.joined(m).await? {
+                    self.join(n, secrets).await?;
+                }
+                self.done(&format!("join:{}", n.name)).await?;
+                let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                self.events.progress(SRC, "join workers", d, total);
+                Ok::<_, BootstrapError>(())
+            }
+        });
+        let mut first = None;
+        for r in join_all(jobs).await {
+            if let Err(e) = r {
+                first.get_or_insert(e);
+            }
+        }
+        match first {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    async fn wait_ready(&self) -> Result<(), BootstrapError> {
+        let m = self.machine(self.spec.init_node())?;
+        let want: Vec<String> = self.kube_nodes().map(|n| n.name.to_string()).collect();
+        let deadline = tokio::time::Instant::now() + self.timeouts.nodes_ready;
+        loop {
+            let out =
+                self.exec.run_unchecked(m, &Script::root("list nodes", kubectl("get nodes -o json")).quiet()).await?;
+            let ready = if out.status == 0 { verify::ready_nodes(&out.stdout) } else { Vec::new() };
+            let count = want.iter().filter(|w| ready.contains(w)).count();
+            self.events.progress(SRC, "nodes Ready", count as u64, want.len() as u64);
+            if count == want.len() {
+                return self.done("ready").await;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let missing: Vec<&String> = want.iter().filter(|w| !ready.contains(w)).collect();
+                return Err(Self::step_error(
+                    "wait for Ready",
+                    &m.name,
+                    format!(
+                        "not Ready after {}s: {}",
+                        self.timeouts.nodes_ready.as_secs(),
+                        missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn write_kubeconfig(&self) -> Result<std::path::PathBuf, BootstrapError> {
+        let m = self.machine(self.spec.init_node())?;
+        let out = self.exec.run(m, &Script::root("read admin kubeconfig", format!("cat {ADMIN_CONF}")).quiet()).await?;
+        let text = kubeconfig::with_server(&out.stdout, &self.infra.endpoint.host, self.infra.endpoint.port);
+        let path = self.lock.dir().path.join("kubeconfig");
+        crate::state::write_atomic(&path, text.as_bytes())?;
+        self.record(|r| r.kubeconfig = Some(path.clone())).await?;
+        self.done("kubeconfig").await?;
+        Ok(path)
+    }
+}

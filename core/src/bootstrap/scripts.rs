@@ -1,0 +1,130 @@
+//! The shell that runs on the nodes. Every script checks before it acts, so running it twice
+//! changes nothing the second time.
+
+use crate::model::{ClusterSpec, NetworkPlugin};
+
+use super::kubeadm::NODE_DIR;
+
+/// Base URL of the Kubernetes package repository for the cluster's minor version: pkgs.k8s.io,
+/// or `<packageMirror>/v1.N/deb` for air-gapped installs.
+pub fn package_repo(spec: &ClusterSpec) -> String {
+    let minor = format!("v1.{}", spec.kubernetes.version.minor);
+    match &spec.kubernetes.package_mirror {
+        Some(m) => format!("{}/{minor}/deb", m.trim_end_matches('/')),
+        None => format!("https://pkgs.k8s.io/core:/stable:/{minor}/deb"),
+    }
+}
+
+/// The CNI manifest: upstream's release, or `<packageMirror>/cni/<plugin>.yaml`.
+pub fn cni_manifest(spec: &ClusterSpec) -> String {
+    let p = spec.kubernetes.network_plugin;
+    if let Some(m) = &spec.kubernetes.package_mirror {
+        return format!("{}/cni/{p}.yaml", m.trim_end_matches('/'));
+    }
+    match p {
+        NetworkPlugin::Calico => {
+            "https://raw.githubusercontent.com/projectcalico/calico/v3.29.1/manifests/calico.yaml".into()
+        }
+        NetworkPlugin::Flannel => {
+            "https://github.com/flannel-io/flannel/releases/download/v0.26.1/kube-flannel.yml".into()
+        }
+        NetworkPlugin::Cilium => {
+            "https://raw.githubusercontent.com/cilium/cilium/v1.16.4/install/kubernetes/quick-install.yaml".into()
+        }
+    }
+}
+
+/// The DaemonSet (namespace, name) whose existence means the CNI is installed.
+pub fn cni_daemonset(p: NetworkPlugin) -> (&'static str, &'static str) {
+    match p {
+        NetworkPlugin::Calico => ("kube-system", "calico-node"),
+        NetworkPlugin::Flannel => ("kube-flannel", "kube-flannel-ds"),
+        NetworkPlugin::Cilium => ("kube-system", "cilium"),
+    }
+}
+
+/// Node preparation: OS check, swap off (and kept off), kernel modules, sysctls, time sync
+/// check, containerd with the systemd cgroup driver, kubeadm/kubelet/kubectl pinned and held.
+pub fn prepare(spec: &ClusterSpec) -> String {
+    let v = spec.kubernetes.version;
+    let pkg_version = format!("{}.{}.{}", v.major, v.minor, v.patch);
+    let repo = package_repo(spec);
+    format!(
+        r#"set -eu
+. /etc/os-release
+case "${{ID:-}}" in
+  ubuntu|debian) ;;
+  *) echo "unsupported operating system '${{ID:-unknown}}': hacluster prepares Ubuntu and Debian nodes" >&2; exit 3 ;;
+esac
+export DEBIAN_FRONTEND=noninteractive
+
+# Swap off, now and after reboots (kubelet refuses to run with swap by default).
+swapoff -a
+if grep -Eq '^[^#].*[[:space:]]swap[[:space:]]' /etc/fstab; then
+  # Rewritten in place (the commented line keeps the original); no rename over /etc/fstab.
+  tmp=$(mktemp)
+  sed -E '/^[^#].*[[:space:]]swap[[:space:]]/ s/^/# disabled by hacluster: /' /etc/fstab > "$tmp"
+  cat "$tmp" > /etc/fstab
+  rm -f "$tmp"
+fi
+
+# Kernel modules and sysctls for pod networking.
+install -d /etc/modules-load.d /etc/sysctl.d
+printf 'overlay\nbr_netfilter\n' > /etc/modules-load.d/hacluster-k8s.conf
+modprobe overlay
+modprobe br_netfilter
+printf 'net.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\nnet.ipv4.ip_forward = 1\n' > /etc/sysctl.d/99-hacluster-k8s.conf
+sysctl --system >/dev/null
+
+# Clocks must agree for certificates and etcd; warn, do not fail.
+if command -v timedatectl >/dev/null 2>&1; then
+  [ "$(timedatectl show -p NTPSynchronized --value 2>/dev/null || echo unknown)" = yes ] || echo "warning: the clock is not NTP-synchronized" >&2
+fi
+
+# Packages: containerd, and kubeadm/kubelet/kubectl {pkg_version} from {repo}, held.
+want={pkg_version}
+have=$(dpkg-query -W -f='${{Version}}' kubeadm 2>/dev/null || true)
+case "$have" in
+  "$want"-*) ;;
+  *)
+    install -d -m 0755 /etc/apt/keyrings
+    curl -fsSL {repo}/Release.key -o /etc/apt/keyrings/hacluster-kubernetes.asc
+    echo 'deb [signed-by=/etc/apt/keyrings/hacluster-kubernetes.asc] {repo}/ /' > /etc/apt/sources.list.d/hacluster-kubernetes.list
+    apt-get update -q
+    apt-mark unhold kubeadm kubelet kubectl >/dev/null 2>&1 || true
+    apt-get install -y -q containerd "kubeadm=$want-*" "kubelet=$want-*" "kubectl=$want-*"
+    apt-mark hold kubeadm kubelet kubectl
+    ;;
+esac
+
+# containerd with the systemd cgroup driver (kubelet uses systemd).
+install -d /etc/containerd
+if ! grep -q 'SystemdCgroup = true' /etc/containerd/config.toml 2>/dev/null; then
+  containerd config default | sed 's/SystemdCgroup = false/SystemdCgroup = true/' > /etc/containerd/config.toml
+  systemctl restart containerd
+fi
+systemctl enable --now containerd >/dev/null
+systemctl enable kubelet >/dev/null
+install -d -m 0700 {NODE_DIR}
+echo prepared
+"#
+    )
+}
+
+/// Whether the endpoint answers on TCP from this node: a connection, or a refusal from the
+/// other end (nothing behind the load balancer yet), both prove the path; a timeout does not.
+pub fn endpoint_check(host: &str, port: u16) -> String {
+    format!(
+        r#"set -u
+if ! getent hosts {host} >/dev/null 2>&1 && ! printf '%s' {host} | grep -Eq '^[0-9.]+$'; then
+  echo "cannot resolve {host}" >&2; exit 2
+fi
+out=$(timeout 5 bash -c 'exec 3<>/dev/tcp/{host}/{port}' 2>&1); rc=$?
+case $rc in
+  0) echo open ;;
+  124) echo "no answer from {host}:{port} within 5 s" >&2; exit 1 ;;
+  *) case "$out" in *refused*) echo refused ;; *) echo "$out" >&2; exit 1 ;; esac ;;
+esac
+"#
+    )
+}

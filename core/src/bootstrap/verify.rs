@@ -1,0 +1,267 @@
+//! Checking the HA promise: the API answers through the endpoint, every control plane's
+//! API server and etcd member is healthy, and etcd has quorum; and, on request, showing it
+//! by stopping one control plane (kubelet and its static pods) while the API keeps answering.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use super::ADMIN_CONF;
+use crate::infra::{Infrastructure, Machine};
+use crate::model::ClusterSpec;
+use crate::plugin::{Events, LogLevel};
+use crate::ssh::{Executor, Script};
+
+const MANIFESTS: &str = "/etc/kubernetes/manifests";
+const PARKED: &str = "/etc/kubernetes/manifests.hacluster-chaos";
+
+/// Names of the nodes whose `Ready` condition is `True`, from `kubectl get nodes -o json`.
+pub fn ready_nodes(json: &str) -> Vec<String> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else { return Vec::new() };
+    v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| {
+            n["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+        .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlPlaneHealth {
+    pub name: String,
+    pub apiserver: bool,
+    pub etcd: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    pub endpoint: String,
+    pub endpoint_ok: bool,
+    pub control_planes: Vec<ControlPlaneHealth>,
+    pub etcd_members: u32,
+    pub etcd_healthy: u32,
+    pub quorum: u32,
+    pub tolerated_failures: u32,
+    pub quorum_ok: bool,
+    pub nodes_ready: Vec<String>,
+    pub nodes_total: usize,
+}
+
+impl Health {
+    pub fn all_ok(&self) -> bool {
+        self.endpoint_ok
+            && self.quorum_ok
+            && self.control_planes.iter().all(|c| c.apiserver && c.etcd)
+            && self.nodes_ready.len() == self.nodes_total
+    }
+}
+
+fn machine<'a>(infra: &'a Infrastructure, name: &str) -> Option<&'a Machine> {
+    infra.machines.iter().find(|m| m.name == name)
+}
+
+async fn check_cp(exec: &Executor, m: &Machine) -> ControlPlaneHealth {
+    let script = "a=$(curl -sk --max-time 3 https://127.0.0.1:6443/readyz 2>/dev/null); e=$(curl -fsS --max-time 3 http://127.0.0.1:2381/health 2>/dev/null); echo \"api=$a\"; echo \"etcd=$e\"";
+    match exec.run_unchecked(m, &Script::root("control-plane health", script).timeout(Duration::from_secs(20))).await {
+        Ok(out) => ControlPlaneHealth {
+            name: m.name.clone(),
+            apiserver: out.stdout.lines().any(|l| l.trim() == "api=ok"),
+            etcd: out.stdout.lines().any(|l| l.starts_with("etcd=") && l.contains("\"true\"")),
+            problem: None,
+        },
+        Err(e) => {
+            ControlPlaneHealth { name: m.name.clone(), apiserver: false, etcd: false, problem: Some(e.to_string()) }
+        }
+    }
+}
+
+/// `readyz` through the endpoint, asked from `from`.
+async fn endpoint_ok(exec: &Executor, from: &Machine, endpoint: &str) -> bool {
+    let script = format!("curl -sk --max-time 5 https://{endpoint}/readyz");
+    matches!(exec.run_unchecked(from, &Script::root("API through the endpoint", script).timeout(Duration::from_secs(20))).await, Ok(o) if o.status == 0 && o.stdout.trim() == "ok")
+}
+
+pub async fn health(spec: &ClusterSpec, infra: &Infrastructure, exec: &Executor) -> Health {
+    let cps: Vec<&Machine> = spec.control_planes.iter().filter_map(|n| machine(infra, n.name.as_str())).collect();
+    let checks = join_all(cps.iter().map(|m| check_cp(exec, m))).await;
+    let endpoint = super::kubeadm::endpoint(infra);
+    let healthy_cp = checks.iter().find(|c| c.apiserver).and_then(|c| machine(infra, &c.name));
+    let asker =
+        healthy_cp.or_else(|| checks.iter().find(|c| c.problem.is_none()).and_then(|c| machine(infra, &c.name)));
+    let ep_ok = match asker {
+        Some(m) => endpoint_ok(exec, m, &endpoint).await,
+        None => false,
+    };
+    let nodes_ready = match healthy_cp {
+        Some(m) => match exec
+            .run_unchecked(
+                m,
+                &Script::root("list nodes", format!("kubectl --kubeconfig {ADMIN_CONF} get nodes -o json")),
+            )
+            .await
+        {
+            Ok(o) if o.status == 0 => ready_nodes(&o.stdout),
+            _ => Vec::new(),
+        },
+        None => Vec::new(),
+    };
+    let etcd_healthy = checks.iter().filter(|c| c.etcd).count() as u32;
+    Health {
+        endpoint,
+        endpoint_ok: ep_ok,
+        etcd_members: spec.quorum.members(),
+        etcd_healthy,
+        quorum: spec.quorum.size(),
+        tolerated_failures: spec.quorum.tolerated_failures(),
+        quorum_ok: etcd_healthy >= spec.quorum.size(),
+        control_planes: checks,
+        nodes_ready,
+        nodes_total: spec.control_planes.len() + spec.workers.len(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Chaos {
+    pub stopped: String,
+    /// The API answered through the endpoint while the control plane was down.
+    pub api_answered: bool,
+    /// Seconds from stopping until the endpoint answered again (0 when it never stopped).
+    pub api_gap_secs: f64,
+    pub etcd_healthy_during: u32,
+    pub quorum_kept: bool,
+    pub restored: bool,
+    pub restore_secs: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChaosError {
+    #[error(
+        "refusing to stop a control plane: {healthy} of {members} etcd members are healthy and quorum needs {quorum}; stopping one more would lose it"
+    )]
+    WouldLoseQuorum { healthy: u32, members: u32, quorum: u32 },
+    #[error("no control plane is healthy enough to stop")]
+    NoVictim,
+    #[error("{0}")]
+    Ssh(#[from] crate::ssh::SshError),
+}
+
+async fn wait_for(mut cond: impl AsyncFnMut() -> bool, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond().await {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    None
+}
+
+/// Restores a control plane stopped by an earlier, interrupted chaos run.
+pub async fn restore_leftovers(spec: &ClusterSpec, infra: &Infrastructure, exec: &Executor) {
+    for n in &spec.control_planes {
+        if let Some(m) = machine(infra, n.name.as_str()) {
+            let script =
+                format!("if [ -d {PARKED} ]; then systemctl start kubelet; mv {PARKED} {MANIFESTS}; echo restored; fi");
+            let _ = exec.run_unchecked(m, &Script::root("restore after chaos", script)).await;
+        }
+    }
+}
+
+/// Stops one control plane the way an outage would (its static pods, then kubelet), checks the
+/// API through the endpoint and etcd quorum on the others, then brings it back.
+pub async fn chaos(
+    spec: &ClusterSpec,
+    infra: &Infrastructure,
+    exec: &Executor,
+    events: &dyn Events,
+) -> Result<Chaos, ChaosError> {
+    restore_leftovers(spec, infra, exec).await;
+    let before = health(spec, infra, exec).await;
+    if before.etcd_healthy.saturating_sub(1) < before.quorum {
+        return Err(ChaosError::WouldLoseQuorum {
+            healthy: before.etcd_healthy,
+            members: before.etcd_members,
+            quorum: before.quorum,
+        });
+    }
+    let victim_name = before
+        .control_planes
+        .iter()
+        .rev()
+        .find(|c| c.apiserver && c.etcd)
+        .map(|c| c.name.clone())
+        .ok_or(ChaosError::NoVictim)?;
+    let victim = machine(infra, &victim_name).ok_or(ChaosError::NoVictim)?;
+    let others: Vec<&Machine> = spec
+        .control_planes
+        .iter()
+        .filter(|n| n.name.as_str() != victim_name)
+        .filter_map(|n| machine(infra, n.name.as_str()))
+        .collect();
+    let endpoint = super::kubeadm::endpoint(infra);
+    events.log(
+        "verify",
+        LogLevel::Info,
+        &format!("stopping control plane {victim_name} (static pods, then kubelet)"),
+        &[],
+    );
+    // Moving the manifests makes kubelet stop the static pods; then kubelet itself.
+    let stop = format!(
+        "set -e\nmv {MANIFESTS} {PARKED}\nfor i in $(seq 120); do curl -sk --max-time 1 https://127.0.0.1:6443/readyz >/dev/null 2>&1 || break; sleep 0.5; done\nsystemctl stop kubelet\n"
+    );
+    exec.run(victim, &Script::root("stop control plane", stop).timeout(Duration::from_secs(120))).await?;
+    let stopped_at = Instant::now();
+    let asker = others[0];
+    let gap = wait_for(async || endpoint_ok(exec, asker, &endpoint).await, Duration::from_secs(60)).await;
+    let during = join_all(others.iter().map(|m| check_cp(exec, m))).await;
+    let etcd_healthy_during = during.iter().filter(|c| c.etcd).count() as u32;
+    events.log("verify", LogLevel::Info, &format!("restoring {victim_name}"), &[]);
+    let restore = format!("set -e\nsystemctl start kubelet\nmv {PARKED} {MANIFESTS}\n");
+    let restored_at = Instant::now();
+    exec.run(victim, &Script::root("restore control plane", restore)).await?;
+    let back = wait_for(
+        async || {
+            let c = check_cp(exec, victim).await;
+            c.apiserver && c.etcd
+        },
+        Duration::from_secs(180),
+    )
+    .await;
+    Ok(Chaos {
+        stopped: victim_name,
+        api_answered: gap.is_some(),
+        api_gap_secs: gap.map(|g| g.as_secs_f64()).unwrap_or(f64::INFINITY).min(stopped_at.elapsed().as_secs_f64()),
+        etcd_healthy_during,
+        quorum_kept: etcd_healthy_during >= spec.quorum.size(),
+        restored: back.is_some(),
+        restore_secs: back.map(|b| b.as_secs_f64()).unwrap_or(restored_at.elapsed().as_secs_f64()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_nodes_reads_conditions() {
+        let j = r#"{"items":[
+          {"metadata":{"name":"a"},"status":{"conditions":[{"type":"Ready","status":"True"}]}},
+          {"metadata":{"name":"b"},"status":{"conditions":[{"type":"Ready","status":"False"}]}},
+          {"metadata":{"name":"c"},"status":{}}]}"#;
+        assert_eq!(ready_nodes(j), ["a"]);
+        assert!(ready_nodes("not json").is_empty());
+    }
+}

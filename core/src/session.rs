@@ -214,7 +214,8 @@ pub async fn provision(
     let shared = Arc::new(Mutex::new(state));
     let checkpointer = Checkpointer { lock: lock.clone(), state: shared.clone() };
     let input = ClusterInput { spec, identities: &identities, authorized_key: &authorized_key, backend: plugin.name() };
-    let grants = Grants::for_backend(spec, plugin.name())?;
+    let mut grants = Grants::for_backend(spec, plugin.name())?;
+    grants.seed_copies = Some(dir.path.join("seeds"));
     let (infra, blob) = plugin.apply(&input, prior.as_deref(), grants, checkpointer.sink()).await?;
     let mut state = shared.lock().expect("no checkpoint is running any more").clone();
     state.backend_state = Some(blob);
@@ -258,6 +259,7 @@ pub async fn destroy(plugin: &Plugin<'_>, spec: &ClusterSpec, state_root: &Path)
     // Only now, after the backend confirmed, is the record removed.
     lock.remove()?;
     let _ = std::fs::remove_file(dir.path.join("known_hosts"));
+    let _ = std::fs::remove_dir_all(dir.path.join("seeds"));
     Ok(())
 }
 

@@ -8,6 +8,7 @@ mod examples;
 mod invalid_configs;
 mod kubeadm_config;
 mod lab;
+mod libvirt;
 mod plugins;
 mod properties;
 mod robustness;

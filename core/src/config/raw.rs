@@ -55,6 +55,10 @@ pub struct Connection {
     /// Address of a remote host.
     pub ip: Option<String>,
     pub ssh: Option<ConnectionSsh>,
+    /// libvirt URI, instead of the one derived from `type` (qemu:///system) or user/ip
+    /// (qemu+ssh://USER@IP:PORT/system): e.g. `qemu:///session`, or `test:///default` for
+    /// libvirt's in-memory test driver.
+    pub uri: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -338,11 +338,16 @@ pub struct HostSpec {
     pub main_pool_path: String,
     /// Data pools: name → path.
     pub data_pools: BTreeMap<String, String>,
+    /// An explicit libvirt URI from the config.
+    pub uri: Option<String>,
 }
 
 impl HostSpec {
     /// The libvirt URI of this host.
     pub fn libvirt_uri(&self) -> String {
+        if let Some(u) = &self.uri {
+            return u.clone();
+        }
         match self.connection {
             HostConnection::Local => "qemu:///system".to_string(),
             HostConnection::Remote => {

@@ -10,7 +10,9 @@
 //!   `RequestLimitExceeded` for EC2, `Throttling` for other query APIs) without being sent;
 //! - `delay=Nms`: every allowed request waits N ms first (widens windows for crash tests);
 //! - `deny=ORIGIN`: refuse an origin even if the allow-list has it, as if it were not listed;
-//! - `seed=S`: the pseudo-random sequence, so runs repeat.
+//! - `seed=S`: the pseudo-random sequence, so runs repeat;
+//! - `hv-fail-at=N`: the Nth call that changes something through the `hypervisor` import
+//!   fails (as a libvirt error would), once: an apply that stops half-way.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,6 +27,8 @@ pub struct Faults {
     pub delay: Option<Duration>,
     pub deny: Vec<Origin>,
     state: AtomicU64,
+    hv_fail_at: Option<u64>,
+    hv_changes: AtomicU64,
 }
 
 impl Faults {
@@ -41,6 +45,7 @@ impl Faults {
                 Some(("delay", v)) => f.delay = v.trim_end_matches("ms").parse().ok().map(Duration::from_millis),
                 Some(("deny", v)) => f.deny.extend(Origin::parse(v)),
                 Some(("seed", v)) => f.state = AtomicU64::new(v.parse::<u64>().unwrap_or(1).max(1)),
+                Some(("hv-fail-at", v)) => f.hv_fail_at = v.parse().ok(),
                 _ => {}
             }
         }
@@ -59,6 +64,12 @@ impl Faults {
 
     pub fn throttle_now(&self) -> bool {
         self.throttle_percent > 0 && self.next() % 100 < self.throttle_percent
+    }
+
+    /// Counts a changing hypervisor call; true for the one that is to fail.
+    pub fn hv_fail_now(&self) -> bool {
+        let n = self.hv_changes.fetch_add(1, Ordering::Relaxed) + 1;
+        self.hv_fail_at == Some(n)
     }
 
     pub fn denies(&self, https: bool, authority: &str) -> bool {

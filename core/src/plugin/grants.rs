@@ -15,6 +15,12 @@ pub struct Grants {
     pub credentials: Vec<String>,
     /// libvirt URIs the hypervisor import may open.
     pub hypervisor_uris: Vec<String>,
+    /// Files and URLs the hypervisor import may read from: the configured base image,
+    /// kernel and initrd.
+    pub images: Vec<String>,
+    /// Where the host keeps a copy of each cloud-init seed it makes (the state directory).
+    #[serde(skip)]
+    pub seed_copies: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,28 +39,32 @@ impl Grants {
     /// The grants for running `backend` on `spec`.
     pub fn for_backend(spec: &ClusterSpec, backend: &str) -> Result<Grants, BadEgress> {
         let mut g = Grants::none();
-        match backend {
-            "aws" => {
-                if let Some(aws) = &spec.aws {
-                    match aws.endpoint.as_deref().and_then(Origin::parse) {
-                        Some(o) => g.egress.allowed.push(o),
-                        None => {
-                            for svc in ["ec2", "elasticloadbalancing"] {
-                                g.egress.allowed.push(Origin {
-                                    https: true,
-                                    host: format!("{svc}.{}.amazonaws.com", aws.region),
-                                    port: 443,
-                                });
-                            }
+        if backend == "aws" {
+            if let Some(aws) = &spec.aws {
+                match aws.endpoint.as_deref().and_then(Origin::parse) {
+                    Some(o) => g.egress.allowed.push(o),
+                    None => {
+                        for svc in ["ec2", "elasticloadbalancing"] {
+                            g.egress.allowed.push(Origin {
+                                https: true,
+                                host: format!("{svc}.{}.amazonaws.com", aws.region),
+                                port: 443,
+                            });
                         }
                     }
                 }
-                g.credentials.push("aws".into());
             }
-            "libvirt" => {
-                g.hypervisor_uris = spec.hosts.iter().map(|h| h.libvirt_uri()).collect();
+            g.credentials.push("aws".into());
+        }
+        // The config's hypervisor hosts, to whichever backend asks for libvirt (a plugin that
+        // does not import `hypervisor` cannot use them), and the image files its section names.
+        g.hypervisor_uris = spec.hosts.iter().map(|h| h.libvirt_uri()).collect();
+        if let Some(image) = spec.backend_sections.get(backend).and_then(|s| s.get("image")) {
+            for key in ["url", "path", "kernel", "initrd"] {
+                if let Some(v) = image.get(key).and_then(|v| v.as_str()) {
+                    g.images.push(v.to_string());
+                }
             }
-            _ => {}
         }
         // Any backend's section may list extra origins it needs: `egress: [https://api.example.com]`.
         if let Some(list) = spec.backend_sections.get(backend).and_then(|s| s.get("egress")).and_then(|e| e.as_array())

@@ -9,6 +9,7 @@ pub mod discovery;
 pub mod egress;
 pub mod faults;
 pub mod grants;
+pub mod hypervisor;
 mod runtime;
 
 use std::fmt;
@@ -203,6 +204,12 @@ impl PluginHost {
             faults,
             stats: Arc::default(),
         })
+    }
+
+    /// Replaces the fault injection read from the environment (for in-process tests).
+    pub fn with_faults(mut self, spec: &str) -> Self {
+        self.faults = Some(Arc::new(faults::Faults::parse(spec)));
+        self
     }
 
     pub fn http_counts(&self) -> HttpCounts {

@@ -18,6 +18,7 @@ use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView,
 use super::egress::EgressPolicy;
 use super::faults::{Faults, HttpStats, throttle_body};
 use super::grants::{Grants, read_credentials};
+use super::hypervisor::{HvError, Hypervisor};
 use super::{Events, Limits, LogLevel, PluginError, SUPPORTED_CONTRACTS};
 
 pub(super) mod bindings {
@@ -178,6 +179,7 @@ pub(super) struct HostState {
     cpu: CpuMeter,
     plugin: String,
     grants: Grants,
+    hv: Hypervisor,
     checkpoint: Option<CheckpointFn>,
     events: Arc<dyn Events>,
     log_lines: u32,
@@ -276,85 +278,142 @@ impl iface::credentials::Host for HostState {
 
 type HvResult<T> = wasmtime::Result<Result<T, iface::hypervisor::HvError>>;
 
-impl HostState {
-    fn hv_check(&self, uri: &str) -> Result<(), iface::hypervisor::HvError> {
-        if self.grants.hypervisor_uris.iter().any(|u| u == uri) {
-            Err(iface::hypervisor::HvError::Failed("this hacluster build has no libvirt support".into()))
-        } else {
-            Err(iface::hypervisor::HvError::Denied(format!(
-                "`{uri}` is not one of the hosts in the config ({})",
-                if self.grants.hypervisor_uris.is_empty() {
-                    "none".into()
-                } else {
-                    self.grants.hypervisor_uris.join(", ")
-                }
-            )))
-        }
-    }
+fn hv<T, U>(r: Result<T, HvError>, f: impl FnOnce(T) -> U) -> HvResult<U> {
+    use iface::hypervisor::HvError as W;
+    Ok(r.map(f).map_err(|e| match e {
+        HvError::Denied(m) => W::Denied(m),
+        HvError::NotFound(m) => W::NotFound(m),
+        HvError::Failed(m) => W::Failed(m),
+    }))
 }
 
 impl iface::hypervisor::Host for HostState {
     async fn list_domains(&mut self, uri: String) -> HvResult<Vec<iface::hypervisor::DomainInfo>> {
-        Ok(self.hv_check(&uri).map(|_| Vec::new()))
+        hv(self.hv.list_domains(&uri).await, |v| {
+            v.into_iter()
+                .map(|d| iface::hypervisor::DomainInfo { name: d.name, uuid: d.uuid, active: d.active, xml: d.xml })
+                .collect()
+        })
     }
-    async fn define_domain(&mut self, uri: String, _xml: String) -> HvResult<()> {
-        Ok(self.hv_check(&uri))
+    async fn define_domain(&mut self, uri: String, xml: String) -> HvResult<()> {
+        hv(self.hv.define_domain(&uri, xml).await, |_| ())
     }
-    async fn start_domain(&mut self, uri: String, _name: String) -> HvResult<()> {
-        Ok(self.hv_check(&uri))
+    async fn start_domain(&mut self, uri: String, name: String) -> HvResult<()> {
+        hv(self.hv.start_domain(&uri, name).await, |_| ())
     }
-    async fn delete_domain(&mut self, uri: String, _name: String) -> HvResult<()> {
-        Ok(self.hv_check(&uri))
+    async fn delete_domain(&mut self, uri: String, name: String) -> HvResult<()> {
+        hv(self.hv.delete_domain(&uri, name).await, |_| ())
     }
-    async fn domain_addresses(&mut self, uri: String, _name: String) -> HvResult<Vec<String>> {
-        Ok(self.hv_check(&uri).map(|_| Vec::new()))
+    async fn domain_addresses(&mut self, uri: String, name: String) -> HvResult<Vec<String>> {
+        hv(self.hv.domain_addresses(&uri, name).await, |v| v)
     }
     async fn list_networks(&mut self, uri: String) -> HvResult<Vec<iface::hypervisor::NetworkInfo>> {
-        Ok(self.hv_check(&uri).map(|_| Vec::new()))
+        hv(self.hv.list_networks(&uri).await, |v| {
+            v.into_iter()
+                .map(|n| iface::hypervisor::NetworkInfo { name: n.name, active: n.active, xml: n.xml })
+                .collect()
+        })
     }
-    async fn create_network(&mut self, uri: String, _xml: String) -> HvResult<()> {
-        Ok(self.hv_check(&uri))
+    async fn create_network(&mut self, uri: String, xml: String) -> HvResult<()> {
+        hv(self.hv.create_network(&uri, xml).await, |_| ())
     }
-    async fn delete_network(&mut self, uri: String, _name: String) -> HvResult<()> {
-        Ok(self.hv_check(&uri))
+    async fn delete_network(&mut self, uri: String, name: String) -> HvResult<()> {
+        hv(self.hv.delete_network(&uri, name).await, |_| ())
     }
     async fn list_pools(&mut self, uri: String) -> HvResult<Vec<iface::hypervisor::PoolInfo>> {
-        Ok(self.hv_check(&uri).map(|_| Vec::new()))
+        hv(self.hv.list_pools(&uri).await, |v| {
+            v.into_iter().map(|p| iface::hypervisor::PoolInfo { name: p.name, active: p.active, xml: p.xml }).collect()
+        })
     }
-    async fn create_pool(&mut self, uri: String, _xml: String) -> HvResult<()> {
-        Ok(self.hv_check(&uri))
+    async fn create_pool(&mut self, uri: String, xml: String) -> HvResult<()> {
+        hv(self.hv.create_pool(&uri, xml).await, |_| ())
     }
-    async fn delete_pool(&mut self, uri: String, _name: String) -> HvResult<()> {
-        Ok(self.hv_check(&uri))
+    async fn delete_pool(&mut self, uri: String, name: String) -> HvResult<()> {
+        hv(self.hv.delete_pool(&uri, name).await, |_| ())
     }
-    async fn list_volumes(&mut self, uri: String, _pool: String) -> HvResult<Vec<iface::hypervisor::VolumeInfo>> {
-        Ok(self.hv_check(&uri).map(|_| Vec::new()))
+    async fn list_volumes(&mut self, uri: String, pool: String) -> HvResult<Vec<iface::hypervisor::VolumeInfo>> {
+        hv(self.hv.list_volumes(&uri, pool).await, |v| {
+            v.into_iter()
+                .map(|v| iface::hypervisor::VolumeInfo { name: v.name, path: v.path, capacity_bytes: v.capacity_bytes })
+                .collect()
+        })
     }
-    async fn create_volume(&mut self, uri: String, _pool: String, _xml: String) -> HvResult<()> {
-        Ok(self.hv_check(&uri))
+    async fn create_volume(&mut self, uri: String, pool: String, xml: String) -> HvResult<()> {
+        hv(self.hv.create_volume(&uri, pool, xml).await, |_| ())
     }
     async fn create_seed_volume(
         &mut self,
         uri: String,
-        _pool: String,
-        _name: String,
-        _files: Vec<(String, Vec<u8>)>,
+        pool: String,
+        name: String,
+        files: Vec<(String, Vec<u8>)>,
     ) -> HvResult<()> {
-        Ok(self.hv_check(&uri))
+        hv(self.hv.create_seed_volume(&uri, pool, name, files).await, |_| ())
     }
     async fn import_image(
         &mut self,
         uri: String,
-        _pool: String,
-        _name: String,
-        _source: String,
-        _sha256: Option<String>,
+        pool: String,
+        name: String,
+        source: String,
+        sha256: Option<String>,
     ) -> HvResult<()> {
-        Ok(self.hv_check(&uri))
+        hv(self.hv.import_image(&uri, pool, name, source, sha256).await, |_| ())
     }
-    async fn delete_volume(&mut self, uri: String, _pool: String, _name: String) -> HvResult<()> {
-        Ok(self.hv_check(&uri))
+    async fn delete_volume(&mut self, uri: String, pool: String, name: String) -> HvResult<()> {
+        hv(self.hv.delete_volume(&uri, pool, name).await, |_| ())
     }
+}
+
+/// A GET with the HTTP client the plugins' requests go through (hyper; rustls with the
+/// webpki roots), for the host's own downloads (base images). Follows up to 5 redirects;
+/// the body goes to `sink` as it arrives.
+pub(crate) async fn http_get(
+    url: &str,
+    sink: &mut (dyn FnMut(&[u8]) -> Result<(), String> + Send),
+) -> Result<(), String> {
+    let options = RequestOptions {
+        connect_timeout: Some(Duration::from_secs(30)),
+        first_byte_timeout: Some(Duration::from_secs(120)),
+        between_bytes_timeout: Some(Duration::from_secs(120)),
+    };
+    let mut url = url.to_string();
+    for _ in 0..6 {
+        let body = http_body_util::Empty::<bytes::Bytes>::new()
+            .map_err(|never: std::convert::Infallible| -> wasmtime_wasi_http::Error { match never {} });
+        let req = http::Request::get(url.as_str())
+            .header(http::header::USER_AGENT, concat!("hacluster/", env!("CARGO_PKG_VERSION")))
+            .body(body)
+            .map_err(|e| format!("{url}: {e}"))?;
+        let (resp, worker) =
+            wasmtime_wasi_http::default_send_request(req, Some(options)).await.map_err(|e| e.to_string())?;
+        let worker = tokio::spawn(worker);
+        let status = resp.status();
+        if status.is_redirection() {
+            let next = resp.headers().get(http::header::LOCATION).and_then(|l| l.to_str().ok()).map(str::to_string);
+            worker.abort();
+            match next {
+                Some(n) if n.starts_with("http://") || n.starts_with("https://") => {
+                    url = n;
+                    continue;
+                }
+                _ => return Err(format!("{url}: redirect ({status}) without an absolute location")),
+            }
+        }
+        if !status.is_success() {
+            worker.abort();
+            return Err(format!("{url}: HTTP {status}"));
+        }
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| e.to_string())?;
+            if let Ok(data) = frame.into_data() {
+                sink(&data)?;
+            }
+        }
+        return Ok(());
+    }
+    Err(format!("{url}: too many redirects"))
 }
 
 /// A compiled, checked component, ready to instantiate.
@@ -478,7 +537,12 @@ impl Runtime {
             wasi: WasiCtx::builder().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            egress: Egress { policy: setup.grants.egress.clone(), denied, faults: setup.faults, stats: setup.stats },
+            egress: Egress {
+                policy: setup.grants.egress.clone(),
+                denied,
+                faults: setup.faults.clone(),
+                stats: setup.stats,
+            },
             memory: MemoryLimiter { max: setup.limits.memory_bytes, denied: false },
             cpu: CpuMeter {
                 ticks: 0,
@@ -486,6 +550,12 @@ impl Runtime {
                 exceeded: false,
             },
             plugin: setup.plugin.clone(),
+            hv: Hypervisor {
+                uris: setup.grants.hypervisor_uris.clone(),
+                images: setup.grants.images.clone(),
+                seed_copies: setup.grants.seed_copies.clone(),
+                faults: setup.faults.clone(),
+            },
             grants: setup.grants,
             checkpoint: setup.checkpoint,
             events: setup.events,

@@ -99,6 +99,19 @@ pub fn check(cx: &mut Ctx, raw: &RawConfig, backend: &BackendProfile) -> Vec<Hos
                 );
             }
         }
+        if let Some(uri) = &conn.uri {
+            let scheme_ok = uri.split_once(':').is_some_and(|(s, rest)| {
+                !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+') && rest.starts_with("//")
+            });
+            if !scheme_ok {
+                cx.error(
+                    "libvirt-uri",
+                    cp.key("uri"),
+                    format!("`{uri}` is not a libvirt URI"),
+                    "write it as DRIVER[+TRANSPORT]://[USER@HOST]/PATH, e.g. qemu:///system or test:///default",
+                );
+            }
+        }
         let ssh = conn.ssh.clone().unwrap_or_default();
         out.push(HostSpec {
             name: h.name.clone(),
@@ -111,6 +124,7 @@ pub fn check(cx: &mut Ctx, raw: &RawConfig, backend: &BackendProfile) -> Vec<Hos
             verify_host_key: ssh.verify.unwrap_or(true),
             main_pool_path: h.main_resource_pool_path.clone().unwrap_or_else(|| DEFAULT_POOL_PATH.to_string()),
             data_pools: pools,
+            uri: conn.uri.clone(),
         });
     }
     if defaults.len() > 1 {

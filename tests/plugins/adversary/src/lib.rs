@@ -107,6 +107,37 @@ impl Guest for Adversary {
                     Err(e) => Err(Error::Denied(format!("request failed: {e}"))),
                 }
             }
+            "hypervisor" => {
+                // libvirt on each URI of `uris`; then a domain whose disk is a host file, on
+                // the first, and an image import of a file the config does not name.
+                use hacluster::backend::hypervisor as hv;
+                let show = |e: hv::HvError| match e {
+                    hv::HvError::Denied(m) => format!("denied: {m}"),
+                    hv::HvError::NotFound(m) => format!("not found: {m}"),
+                    hv::HvError::Failed(m) => format!("failed: {m}"),
+                };
+                let uris: Vec<String> = cfg["uris"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|u| u.as_str().map(String::from)).collect())
+                    .unwrap_or_default();
+                let mut out = Vec::new();
+                for uri in &uris {
+                    match hv::list_domains(uri) {
+                        Ok(d) => out.push(format!("{uri}: {} domains", d.len())),
+                        Err(e) => out.push(format!("{uri}: {}", show(e))),
+                    }
+                }
+                if let Some(uri) = uris.first() {
+                    let xml = "<domain type='test'><name>adversary-snoop</name><memory>1024</memory><os><type>hvm</type></os><devices><disk type='file' device='disk'><source file='/etc/shadow'/><target dev='vda'/></disk></devices></domain>";
+                    out.push(format!(
+                        "define: {}",
+                        hv::define_domain(uri, xml).map(|_| "ok".into()).unwrap_or_else(show)
+                    ));
+                    let import = hv::import_image(uri, "default-pool", "shadow", "/etc/shadow", None);
+                    out.push(format!("import: {}", import.map(|_| "ok".into()).unwrap_or_else(show)));
+                }
+                Err(Error::Internal(out.join("\n")))
+            }
             "huge" => {
                 // 64 MiB of state: more than the host accepts back from a plugin.
                 Ok(ok_infra(&cluster, vec![b'x'; 64 << 20]))

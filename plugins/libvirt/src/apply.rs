@@ -1,0 +1,500 @@
+//! Plan, apply and destroy: per host the storage pools, the network and the base image, then
+//! per node its disks, seed and domain. Each step lists what exists and creates only what is
+//! missing; every create is checkpointed before the next one starts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::hypervisor::{self as hv, HvError};
+use crate::{
+    ApiEndpoint, Change, ChangeAction, Cluster, EndpointKind, Error, HypervisorHost, Infrastructure, Machine,
+    NetworkMode, NodeSpec, SshTarget,
+};
+use crate::{checkpoint, cloudinit, info, names, progress, xml};
+
+/// What this plugin created, by host URI, so `destroy` also finds resources of nodes that
+/// have since left the config. Names alone are enough when the state is lost.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    version: u32,
+    /// "kind uri pool name" entries, in creation order.
+    created: Vec<Created>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Created {
+    kind: String,
+    uri: String,
+    #[serde(default)]
+    pool: String,
+    name: String,
+}
+
+impl State {
+    fn load(prior: Option<Vec<u8>>) -> State {
+        prior.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(State { version: 1, created: Vec::new() })
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("state serializes")
+    }
+
+    fn record(&mut self, kind: &str, uri: &str, pool: &str, name: &str) -> Result<(), Error> {
+        let c = Created { kind: kind.into(), uri: uri.into(), pool: pool.into(), name: name.into() };
+        if !self.created.contains(&c) {
+            self.created.push(c);
+        }
+        checkpoint::save(&self.bytes()).map_err(|e| Error::Internal(format!("checkpoint: {e}")))
+    }
+}
+
+fn hv_err(what: &str) -> impl Fn(HvError) -> Error + '_ {
+    move |e| match e {
+        HvError::Denied(m) => Error::Denied(format!("{what}: {m}")),
+        HvError::NotFound(m) => Error::NotFound(format!("{what}: {m}")),
+        HvError::Failed(m) => Error::Internal(format!("{what}: {m}")),
+    }
+}
+
+/// One host as this cluster uses it: its pools, network and nodes.
+struct HostPlan<'a> {
+    host: &'a HypervisorHost,
+    /// Pool key ("main" or a data pool) → (libvirt name, directory).
+    pools: BTreeMap<String, (String, String)>,
+    /// None in bridge mode: the host's existing bridge is used, never created or removed.
+    network: Option<String>,
+    nodes: Vec<&'a NodeSpec>,
+}
+
+fn join(dir: &str, name: &str) -> String {
+    format!("{}/{name}", dir.trim_end_matches('/'))
+}
+
+fn host_plans<'a>(cfg: &Config, cluster: &'a Cluster) -> Result<Vec<HostPlan<'a>>, Error> {
+    let default = cluster.hosts.iter().find(|h| h.default).or(cluster.hosts.first());
+    let mut plans: Vec<HostPlan> = Vec::new();
+    for node in &cluster.nodes {
+        let host = match &node.host {
+            Some(h) => cluster.hosts.iter().find(|x| &x.name == h),
+            None => default,
+        }
+        .ok_or_else(|| Error::InvalidInput(format!("node {} has no hypervisor host", node.name)))?;
+        let i = match plans.iter().position(|p| p.host.name == host.name) {
+            Some(i) => i,
+            None => {
+                let mut pools = BTreeMap::new();
+                let main = names::pool(&cfg.cluster, &host.name, "main");
+                pools.insert("main".to_string(), (main.clone(), join(&host.main_pool_path, &main)));
+                let bridge_mode = cluster.network.as_ref().is_some_and(|n| n.mode == NetworkMode::Bridge);
+                plans.push(HostPlan {
+                    host,
+                    pools,
+                    network: (!bridge_mode).then(|| names::network(&cfg.cluster, &host.name)),
+                    nodes: Vec::new(),
+                });
+                plans.len() - 1
+            }
+        };
+        for d in &node.data_disks {
+            if d.pool != "main" && !plans[i].pools.contains_key(&d.pool) {
+                let path =
+                    host.data_pools.iter().find(|(n, _)| n == &d.pool).map(|(_, p)| p.clone()).ok_or_else(|| {
+                        Error::InvalidInput(format!("data pool `{}` is not defined on host `{}`", d.pool, host.name))
+                    })?;
+                let name = names::pool(&cfg.cluster, &host.name, &d.pool);
+                let dir = join(&path, &name);
+                plans[i].pools.insert(d.pool.clone(), (name, dir));
+            }
+        }
+        plans[i].nodes.push(node);
+    }
+    Ok(plans)
+}
+
+/// Looks at what exists on every host the cluster uses.
+struct Inventory {
+    pools: BTreeSet<(String, String)>,
+    networks: BTreeSet<(String, String)>,
+    /// (uri, pool) → volume name → path.
+    volumes: BTreeMap<(String, String), BTreeMap<String, String>>,
+    /// (uri, domain) → active.
+    domains: BTreeMap<(String, String), bool>,
+}
+
+fn inventory(plans: &[HostPlan]) -> Result<Inventory, Error> {
+    let mut inv = Inventory {
+        pools: BTreeSet::new(),
+        networks: BTreeSet::new(),
+        volumes: BTreeMap::new(),
+        domains: BTreeMap::new(),
+    };
+    let uris: BTreeSet<&str> = plans.iter().map(|p| p.host.uri.as_str()).collect();
+    for uri in uris {
+        for p in hv::list_pools(uri).map_err(hv_err(uri))? {
+            inv.pools.insert((uri.to_string(), p.name));
+        }
+        for n in hv::list_networks(uri).map_err(hv_err(uri))? {
+            inv.networks.insert((uri.to_string(), n.name));
+        }
+        for d in hv::list_domains(uri).map_err(hv_err(uri))? {
+            inv.domains.insert((uri.to_string(), d.name), d.active);
+        }
+    }
+    for plan in plans {
+        let uri = &plan.host.uri;
+        for (name, _) in plan.pools.values() {
+            if inv.pools.contains(&(uri.clone(), name.clone())) {
+                let vols = hv::list_volumes(uri, name).map_err(hv_err(name))?;
+                inv.volumes.insert((uri.clone(), name.clone()), vols.into_iter().map(|v| (v.name, v.path)).collect());
+            }
+        }
+    }
+    Ok(inv)
+}
+
+impl Inventory {
+    fn has_volume(&self, uri: &str, pool: &str, name: &str) -> bool {
+        self.volumes.get(&(uri.to_string(), pool.to_string())).is_some_and(|v| v.contains_key(name))
+    }
+}
+
+/// Everything `apply` would create, in order, as (kind, uri, pool, name, detail).
+struct Step {
+    /// Index of the host's plan (several hosts may share one URI, as with the test driver).
+    host: usize,
+    kind: &'static str,
+    uri: String,
+    pool: String,
+    name: String,
+    detail: String,
+}
+
+fn steps(cfg: &Config, cluster: &Cluster, plans: &[HostPlan]) -> Vec<Step> {
+    let mut out = Vec::new();
+    let step = |kind, uri: &str, pool: &str, name: &str, detail: String| Step {
+        host: 0,
+        kind,
+        uri: uri.into(),
+        pool: pool.into(),
+        name: name.into(),
+        detail,
+    };
+    for (host, plan) in plans.iter().enumerate() {
+        let uri = plan.host.uri.as_str();
+        let step = |kind, uri: &str, pool: &str, name: &str, detail: String| Step {
+            host,
+            ..step(kind, uri, pool, name, detail)
+        };
+        for (name, dir) in plan.pools.values() {
+            out.push(step("pool", uri, "", name, format!("dir pool at {dir} on {}", plan.host.name)));
+        }
+        if let (Some(net), Some(n)) = (&plan.network, &cluster.network) {
+            out.push(step(
+                "network",
+                uri,
+                "",
+                net,
+                format!("{:?} {} on {}", n.mode, n.cidr, plan.host.name).to_lowercase(),
+            ));
+        }
+        let main = &plan.pools["main"].0;
+        let image =
+            cfg.image.url.clone().or(cfg.image.path.clone()).unwrap_or_else(|| "an empty volume (test driver)".into());
+        out.push(step("volume", uri, main, &names::base_volume(&cfg.cluster), format!("base image from {image}")));
+        for n in &plan.nodes {
+            out.push(step(
+                "volume",
+                uri,
+                main,
+                &names::disk(n),
+                format!("{} GiB copy-on-write disk", n.resources.main_disk_gib),
+            ));
+            for d in &n.data_disks {
+                let pool = &plan.pools[&d.pool].0;
+                out.push(step(
+                    "volume",
+                    uri,
+                    pool,
+                    &names::data_disk(n, &d.name),
+                    format!("{} GiB data disk", d.size_gib),
+                ));
+            }
+            out.push(step("volume", uri, main, &names::seed(n), "cloud-init NoCloud seed".into()));
+            out.push(step(
+                "domain",
+                uri,
+                "",
+                &n.name,
+                format!("{} vCPU, {} GiB RAM on {}", n.resources.cpu, n.resources.ram_gib, plan.host.name),
+            ));
+        }
+    }
+    out
+}
+
+fn exists(inv: &Inventory, s: &Step) -> bool {
+    match s.kind {
+        "pool" => inv.pools.contains(&(s.uri.clone(), s.name.clone())),
+        "network" => inv.networks.contains(&(s.uri.clone(), s.name.clone())),
+        "volume" => inv.has_volume(&s.uri, &s.pool, &s.name),
+        "domain" => inv.domains.contains_key(&(s.uri.clone(), s.name.clone())),
+        _ => false,
+    }
+}
+
+pub fn plan(cfg: &Config, cluster: &Cluster, _prior: Option<Vec<u8>>) -> Result<Vec<Change>, Error> {
+    let plans = host_plans(cfg, cluster)?;
+    let inv = inventory(&plans)?;
+    Ok(steps(cfg, cluster, &plans)
+        .into_iter()
+        .map(|s| Change {
+            action: if exists(&inv, &s) { ChangeAction::Keep } else { ChangeAction::Create },
+            kind: s.kind.into(),
+            name: s.name,
+            detail: s.detail,
+        })
+        .collect())
+}
+
+pub fn apply(cfg: &Config, cluster: &Cluster, prior: Option<Vec<u8>>) -> Result<Infrastructure, Error> {
+    let endpoint = match &cluster.endpoint {
+        EndpointKind::Vip(v) => v.address.clone(),
+        EndpointKind::LoadBalancer(n) | EndpointKind::ControlPlane(n) => {
+            // Resolved after the machines are known.
+            n.clone()
+        }
+        EndpointKind::CloudLoadBalancer => {
+            return Err(Error::InvalidInput("the libvirt backend has no cloud load balancer; use a VIP".into()));
+        }
+    };
+    let mut state = State::load(prior);
+    let plans = host_plans(cfg, cluster)?;
+    let inv = inventory(&plans)?;
+    let all = steps(cfg, cluster, &plans);
+    let total = all.len() as u64;
+    let mut created = 0;
+    for (i, s) in all.iter().enumerate() {
+        progress::report("libvirt resources", i as u64, total);
+        let plan = &plans[s.host];
+        if exists(&inv, s) {
+            if s.kind == "domain" && inv.domains.get(&(s.uri.clone(), s.name.clone())) == Some(&false) {
+                hv::start_domain(&s.uri, &s.name).map_err(hv_err(&s.name))?;
+            }
+            continue;
+        }
+        create(cfg, cluster, plan, &inv, s)?;
+        state.record(s.kind, &s.uri, &s.pool, &s.name)?;
+        created += 1;
+        info("created", &[("kind", s.kind.to_string()), ("name", s.name.clone()), ("detail", s.detail.clone())]);
+    }
+    progress::report("libvirt resources", total, total);
+    let others: Vec<String> = inv
+        .domains
+        .keys()
+        .filter(|(_, d)| d.starts_with(&format!("{}-", cfg.cluster)) && !cluster.nodes.iter().any(|n| &n.name == d))
+        .map(|(_, d)| d.clone())
+        .collect();
+    if !others.is_empty() {
+        crate::log::log(
+            crate::log::Level::Warn,
+            "domains named after this cluster that the config no longer has; `hacluster down` removes them",
+            &[("domains".into(), others.join(","))],
+        );
+    }
+    info("libvirt apply finished", &[("created", created.to_string()), ("kept", (all.len() - created).to_string())]);
+    let machines = machines(cfg, cluster, &plans)?;
+    let host = match &cluster.endpoint {
+        EndpointKind::Vip(_) => endpoint,
+        _ => machines
+            .iter()
+            .find(|m| m.name == endpoint)
+            .map(|m| m.private_address.clone())
+            .ok_or_else(|| Error::Internal(format!("endpoint node {endpoint} has no machine")))?,
+    };
+    Ok(Infrastructure { machines, endpoint: ApiEndpoint { host, port: cluster.api_port }, state: state.bytes() })
+}
+
+fn create(cfg: &Config, cluster: &Cluster, plan: &HostPlan, inv: &Inventory, s: &Step) -> Result<(), Error> {
+    let uri = &s.uri;
+    let err = hv_err(&s.name);
+    match s.kind {
+        "pool" => {
+            let dir = &plan.pools.values().find(|(n, _)| n == &s.name).expect("planned pool").1;
+            hv::create_pool(uri, &xml::pool(&s.name, dir)).map_err(err)
+        }
+        "network" => {
+            let net = cluster.network.as_ref().ok_or_else(|| Error::InvalidInput("no cluster.network".into()))?;
+            hv::create_network(uri, &xml::network(&s.name, net, &plan.nodes)).map_err(err)
+        }
+        "volume" => {
+            let base = names::base_volume(&cfg.cluster);
+            if s.name == base {
+                return match (&cfg.image.url, &cfg.image.path) {
+                    (Some(src), _) | (None, Some(src)) if !cfg.test_driver() => {
+                        hv::import_image(uri, &s.pool, &s.name, src, cfg.image.sha256.as_deref()).map_err(err)
+                    }
+                    _ => hv::create_volume(uri, &s.pool, &xml::volume(&s.name, 1, None)).map_err(err),
+                };
+            }
+            let node = plan.nodes.iter().find(|n| {
+                names::disk(n) == s.name
+                    || names::seed(n) == s.name
+                    || n.data_disks.iter().any(|d| names::data_disk(n, &d.name) == s.name)
+            });
+            let node = node.ok_or_else(|| Error::Internal(format!("volume {} has no node", s.name)))?;
+            if s.name == names::seed(node) {
+                let files = vec![
+                    ("meta-data".to_string(), cloudinit::meta_data(node).into_bytes()),
+                    ("network-config".to_string(), cloudinit::network_config(cluster, node).into_bytes()),
+                    ("user-data".to_string(), cloudinit::user_data(cfg, cluster, node).into_bytes()),
+                ];
+                return hv::create_seed_volume(uri, &s.pool, &s.name, &files).map_err(err);
+            }
+            if s.name == names::disk(node) {
+                // The base volume was created earlier in this run or before: read its path.
+                let base_path = hv::list_volumes(uri, &s.pool)
+                    .map_err(hv_err(&s.pool))?
+                    .into_iter()
+                    .find(|v| v.name == base)
+                    .map(|v| v.path)
+                    .or_else(|| inv.volumes.get(&(uri.clone(), s.pool.clone())).and_then(|v| v.get(&base).cloned()))
+                    .ok_or_else(|| Error::NotFound(format!("base volume {base} in {}", s.pool)))?;
+                return hv::create_volume(
+                    uri,
+                    &s.pool,
+                    &xml::volume(&s.name, node.resources.main_disk_gib as u64, Some(&base_path)),
+                )
+                .map_err(err);
+            }
+            let disk = node.data_disks.iter().find(|d| names::data_disk(node, &d.name) == s.name);
+            let disk = disk.ok_or_else(|| Error::Internal(format!("volume {} is not planned", s.name)))?;
+            hv::create_volume(uri, &s.pool, &xml::volume(&s.name, disk.size_gib as u64, None)).map_err(err)
+        }
+        "domain" => {
+            let node = plan.nodes.iter().find(|n| n.name == s.name).expect("planned node");
+            let bridge = plan.network.is_none();
+            hv::define_domain(uri, &xml::domain(cfg, cluster, node, &plan.host.name, bridge))
+                .map_err(hv_err(&s.name))?;
+            hv::start_domain(uri, &s.name).map_err(hv_err(&s.name))
+        }
+        _ => Err(Error::Internal(format!("unknown step {}", s.kind))),
+    }
+}
+
+/// The machines and how to reach them: static addresses from the config, or the DHCP lease.
+fn machines(cfg: &Config, cluster: &Cluster, plans: &[HostPlan]) -> Result<Vec<Machine>, Error> {
+    let mut out = Vec::new();
+    for n in &cluster.nodes {
+        let plan = plans.iter().find(|p| p.nodes.iter().any(|x| x.name == n.name)).expect("every node has a host");
+        let uri = &plan.host.uri;
+        let doms = hv::list_domains(uri).map_err(hv_err(uri))?;
+        let uuid = doms.iter().find(|d| d.name == n.name).map(|d| d.uuid.clone()).unwrap_or_default();
+        let address = match &n.address {
+            Some(a) => a.clone(),
+            None => dhcp_address(cfg, uri, &n.name)?,
+        };
+        out.push(Machine {
+            name: n.name.clone(),
+            role: n.role,
+            private_address: address.clone(),
+            ssh: SshTarget {
+                address,
+                port: 22,
+                user: cluster.ssh_user.clone(),
+                jump: None,
+                host_public_key: n.host_public_key.clone(),
+            },
+            provider_id: uuid,
+        });
+    }
+    Ok(out)
+}
+
+/// Waits (bounded) for a domain's DHCP lease.
+fn dhcp_address(cfg: &Config, uri: &str, name: &str) -> Result<String, Error> {
+    let tries = if cfg.test_driver() { 1 } else { 300 };
+    for i in 0..tries {
+        if let Ok(addrs) = hv::domain_addresses(uri, name)
+            && let Some(a) = addrs.into_iter().next()
+        {
+            return Ok(a);
+        }
+        if i + 1 < tries {
+            progress::report(&format!("waiting for a DHCP lease of {name}"), i as u64, tries as u64);
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
+    Err(Error::Transient(format!(
+        "{name} has no DHCP lease yet; run `up` again later, or give it a static `ip` in the config"
+    )))
+}
+
+/// Removes what the cluster owns: its domains (by name, or by the cluster mark in their
+/// metadata), every volume in its own pools and the pools themselves, its networks. An
+/// existing bridge or a pool the cluster did not create is never touched.
+pub fn destroy(cfg: &Config, cluster: &Cluster, state: Option<Vec<u8>>) -> Result<(), Error> {
+    let mut state = State::load(state);
+    let plans = host_plans(cfg, cluster)?;
+    let mark = format!(">{}</hac:cluster>", xml::esc(&cfg.cluster));
+    let mut uris: BTreeSet<String> = plans.iter().map(|p| p.host.uri.clone()).collect();
+    uris.extend(state.created.iter().map(|c| c.uri.clone()).filter(|u| cluster.hosts.iter().any(|h| &h.uri == u)));
+    // Domains first: they hold the volumes.
+    let mut removed = 0u64;
+    for uri in &uris {
+        for d in hv::list_domains(uri).map_err(hv_err(uri))? {
+            let ours = d.xml.contains(&mark)
+                || cluster.nodes.iter().any(|n| n.name == d.name)
+                || state.created.iter().any(|c| c.kind == "domain" && &c.uri == uri && c.name == d.name);
+            if ours {
+                hv::delete_domain(uri, &d.name).map_err(hv_err(&d.name))?;
+                removed += 1;
+                info("removed", &[("kind", "domain".into()), ("name", d.name.clone())]);
+                progress::report("libvirt destroy", removed, 0);
+            }
+        }
+    }
+    // Pools: ours by name, from the config or the state; all their volumes go with them.
+    let mut pools: BTreeSet<(String, String)> =
+        plans.iter().flat_map(|p| p.pools.values().map(|(n, _)| (p.host.uri.clone(), n.clone()))).collect();
+    pools.extend(
+        state
+            .created
+            .iter()
+            .filter(|c| c.kind == "pool" && uris.contains(&c.uri))
+            .map(|c| (c.uri.clone(), c.name.clone())),
+    );
+    // Data pools of hosts in the config, under names this cluster would give them.
+    for h in &cluster.hosts {
+        for (p, _) in &h.data_pools {
+            pools.insert((h.uri.clone(), names::pool(&cfg.cluster, &h.name, p)));
+        }
+        pools.insert((h.uri.clone(), names::pool(&cfg.cluster, &h.name, "main")));
+    }
+    for uri in &uris {
+        let existing: BTreeSet<String> =
+            hv::list_pools(uri).map_err(hv_err(uri))?.into_iter().map(|p| p.name).collect();
+        for (_, pool) in pools.iter().filter(|(u, p)| u == uri && existing.contains(p)) {
+            for v in hv::list_volumes(uri, pool).map_err(hv_err(pool))? {
+                hv::delete_volume(uri, pool, &v.name).map_err(hv_err(&v.name))?;
+                removed += 1;
+                progress::report("libvirt destroy", removed, 0);
+            }
+            hv::delete_pool(uri, pool).map_err(hv_err(pool))?;
+            info("removed", &[("kind", "pool".into()), ("name", pool.clone())]);
+        }
+        // Networks: only ours, recognised by name and by the bridge name derived from it.
+        for n in hv::list_networks(uri).map_err(hv_err(uri))? {
+            let named = cluster.hosts.iter().any(|h| names::network(&cfg.cluster, &h.name) == n.name)
+                || state.created.iter().any(|c| c.kind == "network" && &c.uri == uri && c.name == n.name);
+            if named && n.xml.contains(&format!("name='{}'", names::bridge(&n.name))) {
+                hv::delete_network(uri, &n.name).map_err(hv_err(&n.name))?;
+                info("removed", &[("kind", "network".into()), ("name", n.name.clone())]);
+            }
+        }
+        state.created.retain(|c| &c.uri != uri);
+        checkpoint::save(&state.bytes()).map_err(|e| Error::Internal(format!("checkpoint: {e}")))?;
+    }
+    Ok(())
+}

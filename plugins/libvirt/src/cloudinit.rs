@@ -1,0 +1,63 @@
+//! The NoCloud seed of a VM: meta-data, network-config (v2, the NIC matched by MAC and named
+//! eth0, the static address) and user-data — the core's part (login user, authorized key,
+//! pinned host key), plus, on load balancers, HAProxy and keepalived.
+//! Rendered as JSON, which cloud-init reads as YAML.
+
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::xml::{cidr_parts, mac_of};
+use crate::{Cluster, EndpointKind, NodeRole, NodeSpec, lb};
+
+pub fn meta_data(node: &NodeSpec) -> String {
+    format!("instance-id: {name}\nlocal-hostname: {name}\n", name = node.name)
+}
+
+pub fn network_config(cluster: &Cluster, node: &NodeSpec) -> String {
+    let mut eth = json!({
+        "match": {"macaddress": mac_of(node)},
+        "set-name": "eth0",
+    });
+    match (&node.address, &cluster.network) {
+        (Some(a), Some(net)) => {
+            let prefix = cidr_parts(&net.cidr).2;
+            eth["addresses"] = json!([format!("{a}/{prefix}")]);
+            eth["routes"] = json!([{"to": "default", "via": net.gateway}]);
+            eth["nameservers"] = json!({"addresses": [net.gateway]});
+        }
+        _ => eth["dhcp4"] = json!(true),
+    }
+    serde_json::to_string_pretty(&json!({"version": 2, "ethernets": {"eth0": eth}})).expect("JSON") + "\n"
+}
+
+/// The core's `#cloud-config` (JSON after the header), with the load balancer's part merged in.
+pub fn user_data(cfg: &Config, cluster: &Cluster, node: &NodeSpec) -> String {
+    let body = node.user_data.strip_prefix("#cloud-config\n").unwrap_or(&node.user_data);
+    let mut doc: Value = serde_json::from_str(body).unwrap_or_else(|_| json!({}));
+    if node.role == NodeRole::LoadBalancer {
+        let mut files = vec![
+            json!({"path": "/etc/haproxy/haproxy.cfg", "permissions": "0644", "content": lb::haproxy(cluster, cfg.haproxy_check)}),
+        ];
+        let mut runcmd =
+            vec![json!(["systemctl", "enable", "--now", "haproxy"]), json!(["systemctl", "restart", "haproxy"])];
+        if let EndpointKind::Vip(v) = &cluster.endpoint {
+            files.push(
+                json!({"path": "/etc/keepalived/check_haproxy.sh", "permissions": "0755", "content": lb::CHECK_SCRIPT}),
+            );
+            files.push(json!({
+                "path": "/etc/keepalived/keepalived.conf",
+                "permissions": "0644",
+                "content": lb::keepalived(cluster, node, &v.address, v.virtual_router_id, "eth0", "/etc/keepalived/check_haproxy.sh"),
+            }));
+            runcmd.push(json!(["systemctl", "enable", "--now", "keepalived"]));
+            runcmd.push(json!(["systemctl", "restart", "keepalived"]));
+        }
+        doc["write_files"] = Value::Array(files);
+        doc["runcmd"] = Value::Array(runcmd);
+        // Without a way out (isolated network) the image must already have them.
+        if cluster.network.as_ref().is_some_and(|n| !matches!(n.mode, crate::NetworkMode::Isolated)) {
+            doc["packages"] = json!(["haproxy", "keepalived"]);
+        }
+    }
+    format!("#cloud-config\n{}\n", serde_json::to_string_pretty(&doc).expect("JSON"))
+}

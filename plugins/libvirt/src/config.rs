@@ -1,0 +1,136 @@
+//! `backends.libvirt`: how the VMs are made. Everything has a default, so Kubitect files need
+//! no section at all.
+
+use serde::Deserialize;
+
+use crate::{Cluster, Diagnostic, Error, Severity};
+
+/// The base image every node's disk is a copy-on-write layer of.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Image {
+    /// http(s) URL the host downloads once per pool.
+    pub url: Option<String>,
+    /// Or a file on the hypervisor host.
+    pub path: Option<String>,
+    /// Expected SHA-256; for URLs without it the host looks for a SHA256SUMS file beside.
+    pub sha256: Option<String>,
+    /// Direct kernel boot (images without a bootloader, such as a debootstrap tree).
+    pub kernel: Option<String>,
+    pub initrd: Option<String>,
+    pub cmdline: Option<String>,
+}
+
+impl Default for Image {
+    fn default() -> Self {
+        Image {
+            url: Some("https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img".into()),
+            path: None,
+            sha256: None,
+            kernel: None,
+            initrd: None,
+            cmdline: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Check {
+    /// HAProxy asks each API server `GET /readyz` over TLS (a live but broken API server is out).
+    #[default]
+    Https,
+    /// A TCP connect, as Kubitect does.
+    Tcp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    /// `kvm` on real hosts; `qemu` (software emulation) where KVM does not work; `test` for
+    /// libvirt's test driver.
+    #[serde(default = "default_domain_type")]
+    pub domain_type: String,
+    #[serde(default)]
+    pub image: Image,
+    #[serde(default)]
+    pub haproxy_check: Check,
+    /// Extra HTTP origins (read by the host; this backend makes no HTTP requests).
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub egress: Vec<String>,
+    #[serde(skip)]
+    pub cluster: String,
+}
+
+fn default_domain_type() -> String {
+    "kvm".into()
+}
+
+impl Config {
+    pub fn from_cluster(cluster: &Cluster) -> Result<Config, Error> {
+        let mut c: Config =
+            serde_json::from_str(&cluster.config).map_err(|e| Error::InvalidInput(format!("backends.libvirt: {e}")))?;
+        c.cluster = cluster.name.clone();
+        Ok(c)
+    }
+
+    pub fn test_driver(&self) -> bool {
+        self.domain_type == "test"
+    }
+}
+
+fn diag(path: &str, message: String, help: &str) -> Diagnostic {
+    Diagnostic { severity: Severity::Error, path: path.into(), message, help: Some(help.into()) }
+}
+
+pub fn validate(cluster: &Cluster) -> Vec<Diagnostic> {
+    let cfg = match Config::from_cluster(cluster) {
+        Ok(c) => c,
+        Err(Error::InvalidInput(m)) => {
+            return vec![diag("backends.libvirt", m, "see the README's libvirt section for the fields")];
+        }
+        Err(_) => return Vec::new(),
+    };
+    let mut out = Vec::new();
+    if !matches!(cfg.domain_type.as_str(), "kvm" | "qemu" | "test") {
+        out.push(diag(
+            "backends.libvirt.domainType",
+            format!("`{}` is not a domain type hacluster makes", cfg.domain_type),
+            "use kvm (hardware virtualization), qemu (software emulation) or test (libvirt's test driver)",
+        ));
+    }
+    match (&cfg.image.url, &cfg.image.path) {
+        (Some(_), Some(_)) => {
+            out.push(diag("backends.libvirt.image", "both `url` and `path` are set".into(), "give one"))
+        }
+        (None, None) if !cfg.test_driver() => out.push(diag(
+            "backends.libvirt.image",
+            "no base image".into(),
+            "set `url` (downloaded once) or `path` (on the host)",
+        )),
+        (Some(u), None) if !(u.starts_with("https://") || u.starts_with("http://")) => out.push(diag(
+            "backends.libvirt.image.url",
+            format!("`{u}` is not an http(s) URL"),
+            "use `path` for files on the host",
+        )),
+        _ => {}
+    }
+    if let Some(h) = &cfg.image.sha256
+        && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        out.push(diag(
+            "backends.libvirt.image.sha256",
+            "not a SHA-256 (64 hex digits)".into(),
+            "copy it from the image's SHA256SUMS",
+        ));
+    }
+    if cluster.hosts.is_empty() {
+        out.push(diag(
+            "hosts",
+            "the libvirt backend needs at least one host".into(),
+            "add `hosts: [{name: localhost}]`",
+        ));
+    }
+    out
+}

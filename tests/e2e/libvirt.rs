@@ -1,0 +1,501 @@
+//! The libvirt backend against libvirt's own `test:///default` driver: the real plugin, the
+//! real host (the `virt` bindings over libvirt's C library), libvirt's in-memory driver in
+//! place of a hypervisor. That driver keeps its objects only inside one process, so these
+//! tests drive the library in-process (as the CLI does) and read libvirt back through the same
+//! connection. Both seed topologies: seed 000 (3 masters, 3 workers, 1 LB, NAT network) and
+//! seed 002 (5 hosts, 2 LBs with a VIP, data disks in a data pool, an existing bridge).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hacluster::config::Options;
+use hacluster::plugin::hypervisor::Hypervisor;
+use hacluster::plugin::{Limits, PluginHost, Silent};
+use hacluster::session::{self, BackendSel};
+
+use crate::plugins::{Scratch, plugin, shared_cache};
+use crate::support::example;
+
+const TEST_URI: &str = "test:///default";
+
+pub fn libvirt_plugin() -> PathBuf {
+    plugin("hacluster_plugin_libvirt.wasm")
+}
+
+/// An example config pointed at the test driver: every host's URI, the `test` domain type.
+pub fn test_driver_config(s: &Scratch, example_name: &str) -> PathBuf {
+    let text = std::fs::read_to_string(example(example_name)).unwrap();
+    let text = text.replace("    connection:\n", &format!("    connection:\n      uri: {TEST_URI}\n")).replace(
+        "    ssh:\n      addToKnownHosts: true\n",
+        "    ssh:\n      addToKnownHosts: true\n      privateKeyPath: OPKEY\n",
+    );
+    assert!(text.contains("privateKeyPath"), "the example's nodeTemplate.ssh changed");
+    s.write(example_name, &format!("{text}\nbackends:\n  libvirt:\n    domainType: test\n"))
+}
+
+/// What libvirt holds, read through the host's own connection.
+#[derive(Debug, PartialEq)]
+struct Inventory {
+    /// name → XML
+    domains: BTreeMap<String, String>,
+    /// name → uuid
+    uuids: BTreeMap<String, String>,
+    networks: BTreeMap<String, String>,
+    pools: BTreeMap<String, String>,
+    /// (pool, volume) → capacity in bytes
+    volumes: BTreeMap<(String, String), u64>,
+}
+
+async fn inventory() -> Inventory {
+    let hv = Hypervisor { uris: vec![TEST_URI.into()], ..Default::default() };
+    let mut inv = Inventory {
+        domains: BTreeMap::new(),
+        uuids: BTreeMap::new(),
+        networks: BTreeMap::new(),
+        pools: BTreeMap::new(),
+        volumes: BTreeMap::new(),
+    };
+    for d in hv.list_domains(TEST_URI).await.unwrap() {
+        inv.uuids.insert(d.name.clone(), d.uuid);
+        inv.domains.insert(d.name, d.xml);
+    }
+    for n in hv.list_networks(TEST_URI).await.unwrap() {
+        inv.networks.insert(n.name, n.xml);
+    }
+    for p in hv.list_pools(TEST_URI).await.unwrap() {
+        for v in hv.list_volumes(TEST_URI, p.name.clone()).await.unwrap() {
+            inv.volumes.insert((p.name.clone(), v.name), v.capacity_bytes);
+        }
+        inv.pools.insert(p.name, p.xml);
+    }
+    inv
+}
+
+impl Inventory {
+    /// Only what belongs to `cluster` (the test driver has its own `test` domain, `default`
+    /// network and `default-pool`, which must survive).
+    fn of(&self, cluster: &str) -> Inventory {
+        let mine = |n: &String| n.starts_with(&format!("{cluster}-"));
+        Inventory {
+            domains: self.domains.iter().filter(|(k, _)| mine(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            uuids: self.uuids.iter().filter(|(k, _)| mine(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            networks: self.networks.iter().filter(|(k, _)| mine(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            pools: self.pools.iter().filter(|(k, _)| mine(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            volumes: self.volumes.iter().filter(|((p, _), _)| mine(p)).map(|(k, v)| (k.clone(), *v)).collect(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.domains.is_empty() && self.networks.is_empty() && self.pools.is_empty() && self.volumes.is_empty()
+    }
+}
+
+fn xml_doc(xml: &str) -> roxmltree::Document<'_> {
+    roxmltree::Document::parse(xml).unwrap()
+}
+
+/// A domain's shape: (vcpus, memory KiB, [(pool, volume, target dev, device)], [(type, source, mac)]).
+#[allow(clippy::type_complexity)]
+fn domain_shape(xml: &str) -> (u32, u64, Vec<(String, String, String, String)>, Vec<(String, String, String)>) {
+    let doc = xml_doc(xml);
+    let text = |tag: &str| doc.descendants().find(|n| n.has_tag_name(tag)).and_then(|n| n.text()).unwrap().to_string();
+    let vcpu: u32 = text("vcpu").parse().unwrap();
+    let mem = doc.descendants().find(|n| n.has_tag_name("memory")).unwrap();
+    assert_eq!(mem.attribute("unit"), Some("KiB"));
+    let memory: u64 = mem.text().unwrap().parse().unwrap();
+    let disks = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("disk"))
+        .map(|d| {
+            let src = d.children().find(|c| c.has_tag_name("source")).unwrap();
+            let tgt = d.children().find(|c| c.has_tag_name("target")).unwrap();
+            (
+                src.attribute("pool").unwrap_or("").to_string(),
+                src.attribute("volume").unwrap_or("").to_string(),
+                tgt.attribute("dev").unwrap().to_string(),
+                d.attribute("device").unwrap().to_string(),
+            )
+        })
+        .collect();
+    let nics = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("interface"))
+        .map(|i| {
+            let src = i.children().find(|c| c.has_tag_name("source")).unwrap();
+            let mac = i.children().find(|c| c.has_tag_name("mac")).unwrap();
+            (
+                i.attribute("type").unwrap().to_string(),
+                src.attribute("network").or(src.attribute("bridge")).unwrap().to_string(),
+                mac.attribute("address").unwrap().to_string(),
+            )
+        })
+        .collect();
+    (vcpu, memory, disks, nics)
+}
+
+struct Env {
+    host: PluginHost,
+    rt: tokio::runtime::Runtime,
+}
+
+fn env() -> Env {
+    let host = PluginHost::new(Arc::new(Silent), Limits::default(), Some(shared_cache())).unwrap();
+    Env { host, rt: tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap() }
+}
+
+impl Env {
+    fn provision(&self, cfg: &Path, state: &Path) -> hacluster::infra::Infrastructure {
+        self.rt.block_on(async {
+            let opened = session::open(&self.host, cfg, &BackendSel::Path(libvirt_plugin()), true, &Options::default())
+                .await
+                .unwrap();
+            assert!(opened.checked.is_valid(), "{:?}", opened.checked.diagnostics);
+            let plugin = opened.plugin.as_ref().unwrap();
+            session::provision(plugin, opened.spec().unwrap(), state).await.unwrap().infrastructure
+        })
+    }
+
+    fn plan(&self, cfg: &Path, state: &Path) -> Vec<hacluster::infra::Change> {
+        self.rt.block_on(async {
+            let opened = session::open(&self.host, cfg, &BackendSel::Path(libvirt_plugin()), true, &Options::default())
+                .await
+                .unwrap();
+            session::plan_changes(opened.plugin.as_ref().unwrap(), opened.spec().unwrap(), state).await.unwrap()
+        })
+    }
+
+    fn destroy(&self, cfg: &Path, state: &Path) {
+        self.rt.block_on(async {
+            let opened = session::open(&self.host, cfg, &BackendSel::Path(libvirt_plugin()), true, &Options::default())
+                .await
+                .unwrap();
+            session::destroy(opened.plugin.as_ref().unwrap(), opened.spec().unwrap(), state).await.unwrap()
+        })
+    }
+
+    fn inventory(&self, cluster: &str) -> Inventory {
+        self.rt.block_on(inventory()).of(cluster)
+    }
+}
+
+const GIB: u64 = 1 << 30;
+
+#[test]
+fn libvirt_test_driver_seed_000_multi_master_nat() {
+    let s = Scratch::new();
+    let cfg = test_driver_config(&s, "multi-master.yaml");
+    let env = env();
+    let c = "local-k8s-cluster";
+    assert!(env.inventory(c).is_empty(), "left over from an earlier run: {:?}", env.inventory(c));
+
+    let plan = env.plan(&cfg, &s.state());
+    assert!(plan.iter().all(|p| p.action == hacluster::infra::ChangeAction::Create), "{plan:?}");
+    // 1 pool, 1 network, 1 base image, and per node disk + seed + domain.
+    assert_eq!(plan.len(), 3 + 7 * 3, "{plan:?}");
+
+    let infra = env.provision(&cfg, &s.state());
+    let inv = env.inventory(c);
+
+    // One main pool in its own directory under the host's mainResourcePoolPath.
+    assert_eq!(inv.pools.keys().collect::<Vec<_>>(), [&format!("{c}-localhost-main")]);
+    let pool = xml_doc(&inv.pools[&format!("{c}-localhost-main")]);
+    let path = pool.descendants().find(|n| n.has_tag_name("path")).unwrap().text().unwrap();
+    assert_eq!(path, format!("/var/lib/libvirt/images/{c}-localhost-main"));
+
+    // The NAT network of seed 000 with the gateway at .1.
+    assert_eq!(inv.networks.keys().collect::<Vec<_>>(), [&format!("{c}-localhost-net")]);
+    let net = xml_doc(&inv.networks[&format!("{c}-localhost-net")]);
+    let fwd = net.descendants().find(|n| n.has_tag_name("forward")).unwrap();
+    assert_eq!(fwd.attribute("mode"), Some("nat"));
+    let ip = net.descendants().find(|n| n.has_tag_name("ip")).unwrap();
+    assert_eq!((ip.attribute("address"), ip.attribute("netmask")), (Some("192.168.113.1"), Some("255.255.255.0")));
+    let bridge = net.descendants().find(|n| n.has_tag_name("bridge")).unwrap().attribute("name").unwrap();
+    assert!(bridge.starts_with("hac") && bridge.len() <= 15, "{bridge}");
+
+    // Volumes: the base image, a 32 GiB disk (Kubitect's default size) and a seed per node.
+    let names = ["lb-1", "master-1", "master-2", "master-3", "worker-1", "worker-2", "worker-3"];
+    let pool_name = format!("{c}-localhost-main");
+    let mut want: Vec<String> = vec![format!("{c}-base.qcow2")];
+    for n in names {
+        want.push(format!("{c}-{n}.qcow2"));
+        want.push(format!("{c}-{n}-seed.iso"));
+    }
+    want.sort();
+    let got: Vec<String> = inv.volumes.keys().map(|(_, v)| v.clone()).collect();
+    assert_eq!(got, want);
+    for n in names {
+        assert_eq!(inv.volumes[&(pool_name.clone(), format!("{c}-{n}.qcow2"))], 32 * GIB, "{n}");
+    }
+
+    // Domains: default 2 vCPU / 4 GiB, the OS disk, the seed as CD-ROM, one NIC on the network.
+    assert_eq!(inv.domains.len(), 7);
+    for n in names {
+        let name = format!("{c}-{n}");
+        let (vcpu, mem, disks, nics) = domain_shape(&inv.domains[&name]);
+        assert_eq!((vcpu, mem), (2, 4 * 1024 * 1024), "{name}");
+        assert_eq!(
+            disks,
+            vec![
+                (pool_name.clone(), format!("{name}.qcow2"), "vda".into(), "disk".into()),
+                (pool_name.clone(), format!("{name}-seed.iso"), "sda".into(), "cdrom".into()),
+            ],
+            "{name}"
+        );
+        assert_eq!(nics.len(), 1);
+        assert_eq!(nics[0].0, "network");
+        assert_eq!(nics[0].1, format!("{c}-localhost-net"));
+        assert!(inv.domains[&name].contains(&format!(">{c}</hac:cluster>")), "cluster mark in metadata");
+    }
+    // Distinct MACs.
+    let macs: std::collections::BTreeSet<String> =
+        inv.domains.values().map(|x| domain_shape(x).3[0].2.clone()).collect();
+    assert_eq!(macs.len(), 7);
+
+    // The machines and the endpoint: seed 000 has one LB and no VIP, so the LB's address.
+    assert_eq!(infra.endpoint.host, "192.168.113.100");
+    assert_eq!(infra.endpoint.port, 6443);
+    assert_eq!(infra.machines.len(), 7);
+    let m1 = infra.machines.iter().find(|m| m.name == format!("{c}-master-1")).unwrap();
+    assert_eq!(m1.ssh.address, "192.168.113.10");
+    assert_eq!(m1.ssh.user, "k8s");
+    assert_eq!(m1.provider_id, inv.uuids[&m1.name]);
+    assert!(m1.ssh.host_public_key.starts_with("ssh-ed25519 "));
+
+    // The seeds the host made, kept (0600) in the state directory.
+    let seeds = s.state().join(c).join("seeds");
+    let lb_user = std::fs::read_to_string(seeds.join(format!("{c}-lb-1-seed/user-data"))).unwrap();
+    assert!(lb_user.starts_with("#cloud-config\n"));
+    let lb: serde_json::Value = serde_json::from_str(&lb_user["#cloud-config\n".len()..]).unwrap();
+    let haproxy =
+        lb["write_files"].as_array().unwrap().iter().find(|f| f["path"] == "/etc/haproxy/haproxy.cfg").unwrap();
+    let haproxy = haproxy["content"].as_str().unwrap();
+    for ip in ["192.168.113.10", "192.168.113.11", "192.168.113.12"] {
+        assert!(haproxy.contains(&format!("{ip}:6443")), "{haproxy}");
+    }
+    assert!(haproxy.contains("option redispatch") && haproxy.contains("option httpchk GET /readyz"));
+    assert!(!lb_user.contains("keepalived.conf"), "no VIP, no keepalived");
+    let ssh_keys = &lb["ssh_keys"];
+    assert!(ssh_keys["ed25519_public"].as_str().unwrap().starts_with("ssh-ed25519 "), "{ssh_keys}");
+    let netcfg = std::fs::read_to_string(seeds.join(format!("{c}-master-2-seed/network-config"))).unwrap();
+    let netcfg: serde_json::Value = serde_json::from_str(&netcfg).unwrap();
+    assert_eq!(netcfg["ethernets"]["eth0"]["addresses"][0], "192.168.113.11/24");
+    assert_eq!(netcfg["ethernets"]["eth0"]["match"]["macaddress"].as_str().unwrap(), {
+        let (_, _, _, nics) = domain_shape(&inv.domains[&format!("{c}-master-2")]);
+        nics[0].2.clone()
+    });
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(seeds.join(format!("{c}-lb-1-seed/user-data"))).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "seed files hold private host keys");
+
+    // Re-apply: nothing new, the same domains (same UUIDs).
+    let plan = env.plan(&cfg, &s.state());
+    assert!(plan.iter().all(|p| p.action == hacluster::infra::ChangeAction::Keep), "{plan:?}");
+    let again = env.provision(&cfg, &s.state());
+    assert_eq!(env.inventory(c), inv);
+    assert_eq!(again.machines, infra.machines);
+
+    // Destroy: nothing of the cluster is left; the driver's own objects are.
+    env.destroy(&cfg, &s.state());
+    assert!(env.inventory(c).is_empty(), "{:?}", env.inventory(c));
+    let all = env.rt.block_on(inventory());
+    assert!(
+        all.domains.contains_key("test")
+            && all.networks.contains_key("default")
+            && all.pools.contains_key("default-pool")
+    );
+    assert!(!seeds.exists(), "seed copies go with the state");
+}
+
+#[test]
+fn libvirt_test_driver_seed_002_five_hosts_vip_data_disks_and_lost_state() {
+    let s = Scratch::new();
+    let cfg = test_driver_config(&s, "ha.yaml");
+    let env = env();
+    let c = "kubitect-ha";
+    assert!(env.inventory(c).is_empty());
+    let infra = env.provision(&cfg, &s.state());
+    let inv = env.inventory(c);
+
+    // Bridge mode: the existing br0 is used, no network is created.
+    assert!(inv.networks.is_empty(), "{:?}", inv.networks.keys());
+    // A main pool on each of the 5 hosts, a data pool on hosts 3-5 (where the workers are).
+    let mut want_pools: Vec<String> = (1..=5).map(|h| format!("{c}-host{h}-main")).collect();
+    want_pools.extend((3..=5).map(|h| format!("{c}-host{h}-data-pool")));
+    want_pools.sort();
+    assert_eq!(inv.pools.keys().cloned().collect::<Vec<_>>(), want_pools);
+    let dp = xml_doc(&inv.pools[&format!("{c}-host4-data-pool")]);
+    assert_eq!(
+        dp.descendants().find(|n| n.has_tag_name("path")).unwrap().text().unwrap(),
+        format!("/mnt/libvirt/pools/{c}-host4-data-pool")
+    );
+
+    // Placement as the config says: LBs on hosts 1-2, masters and workers on 3-5.
+    let placed = |node: &str, host: &str| {
+        let (_, _, disks, nics) = domain_shape(&inv.domains[&format!("{c}-{node}")]);
+        assert_eq!(disks[0].0, format!("{c}-{host}-main"), "{node} on {host}");
+        assert_eq!((nics[0].0.as_str(), nics[0].1.as_str()), ("bridge", "br0"));
+        disks
+    };
+    placed("lb-1", "host1");
+    placed("lb-2", "host2");
+    for (i, h) in [(1, 3), (2, 4), (3, 5)] {
+        placed(&format!("master-{i}"), &format!("host{h}"));
+        let disks = placed(&format!("worker-{i}"), &format!("host{h}"));
+        // The rook data disk: 512 GiB in the host's data pool, attached as the second disk.
+        assert_eq!(
+            disks[1],
+            (
+                format!("{c}-host{h}-data-pool"),
+                format!("{c}-worker-{i}-rook.qcow2"),
+                "vdb".to_string(),
+                "disk".to_string()
+            )
+        );
+        assert_eq!(inv.volumes[&(format!("{c}-host{h}-data-pool"), format!("{c}-worker-{i}-rook.qcow2"))], 512 * GIB);
+    }
+    assert_eq!(inv.domains.len(), 8);
+
+    // The VIP is the endpoint; keepalived on both LBs with their priorities and unicast peers.
+    assert_eq!(infra.endpoint.host, "10.10.13.200");
+    let seeds = s.state().join(c).join("seeds");
+    for (lb, me, peer) in [("lb-1", "10.10.13.201", "10.10.13.202"), ("lb-2", "10.10.13.202", "10.10.13.201")] {
+        let ud = std::fs::read_to_string(seeds.join(format!("{c}-{lb}-seed/user-data"))).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&ud["#cloud-config\n".len()..]).unwrap();
+        let ka = doc["write_files"].as_array().unwrap().iter().find(|f| f["path"] == "/etc/keepalived/keepalived.conf");
+        let ka = ka.unwrap()["content"].as_str().unwrap();
+        assert!(ka.contains("virtual_ipaddress {\n        10.10.13.200/20 dev eth0"), "{ka}");
+        assert!(ka.contains(&format!("unicast_src_ip {me}")) && ka.contains(&format!("        {peer}\n")), "{ka}");
+        assert!(ka.contains("virtual_router_id "), "{ka}");
+    }
+
+    // Re-apply creates nothing.
+    let plan = env.plan(&cfg, &s.state());
+    assert!(plan.iter().all(|p| p.action == hacluster::infra::ChangeAction::Keep), "{plan:?}");
+    env.provision(&cfg, &s.state());
+    assert_eq!(env.inventory(c), inv);
+
+    // State lost: destroy finds everything by name.
+    std::fs::remove_dir_all(s.state()).unwrap();
+    env.destroy(&cfg, &s.state());
+    assert!(env.inventory(c).is_empty(), "{:?}", env.inventory(c));
+}
+
+#[test]
+fn libvirt_failed_apply_is_resumed_by_the_next_and_removed_by_destroy() {
+    let s = Scratch::new();
+    let cfg = test_driver_config(&s, "multi-master.yaml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("local-k8s-cluster", "failing-k8s");
+    std::fs::write(&cfg, &text).unwrap();
+    let c = "failing-k8s";
+    // The 13th change fails: pool, network, base image, then master-1 and master-2 (disk,
+    // seed, define, start each), then master-3's disk; its seed fails.
+    let broken = Env { host: env().host.with_faults("hv-fail-at=13"), ..env() };
+    let err = broken.rt.block_on(async {
+        let opened = session::open(&broken.host, &cfg, &BackendSel::Path(libvirt_plugin()), true, &Options::default())
+            .await
+            .unwrap();
+        session::provision(opened.plugin.as_ref().unwrap(), opened.spec().unwrap(), &s.state()).await.err().unwrap()
+    });
+    assert!(err.to_string().contains("injected fault"), "{err}");
+    let partial = broken.inventory(c);
+    assert_eq!(partial.domains.keys().cloned().collect::<Vec<_>>(), [format!("{c}-master-1"), format!("{c}-master-2")]);
+    assert!(partial.volumes.contains_key(&(format!("{c}-localhost-main"), format!("{c}-master-3.qcow2"))));
+    assert!(!partial.volumes.contains_key(&(format!("{c}-localhost-main"), format!("{c}-master-3-seed.iso"))));
+    // The state recorded every create before the failure.
+    let state = hacluster::state::StateDir::new(&s.state(), c).read().unwrap().expect("state saved");
+    let blob: serde_json::Value = serde_json::from_slice(&state.backend_state.expect("backend state saved")).unwrap();
+    assert_eq!(blob["created"].as_array().unwrap().len(), 10, "{blob}");
+
+    // The next run creates only what is missing; what exists keeps its identity.
+    let env = env();
+    env.provision(&cfg, &s.state());
+    let done = env.inventory(c);
+    assert_eq!(done.domains.len(), 7);
+    for (name, uuid) in &partial.uuids {
+        assert_eq!(done.uuids.get(name), Some(uuid), "{name} kept");
+    }
+
+    // A failure in the middle of destroy leaves the rest for the next destroy.
+    let broken = Env { host: env.host.with_faults("hv-fail-at=3"), ..env };
+    let err = broken.rt.block_on(async {
+        let opened = session::open(&broken.host, &cfg, &BackendSel::Path(libvirt_plugin()), true, &Options::default())
+            .await
+            .unwrap();
+        session::destroy(opened.plugin.as_ref().unwrap(), opened.spec().unwrap(), &s.state()).await.err().unwrap()
+    });
+    assert!(err.to_string().contains("injected fault"), "{err}");
+    assert!(!broken.inventory(c).is_empty());
+    assert!(s.state().join(c).join("state.json").exists(), "state stays until destroy succeeds");
+    let env = self::env();
+    env.destroy(&cfg, &s.state());
+    assert!(env.inventory(c).is_empty(), "{:?}", env.inventory(c));
+}
+
+#[test]
+fn libvirt_grown_config_creates_only_the_new_nodes_and_destroy_finds_removed_ones() {
+    let s = Scratch::new();
+    let cfg = test_driver_config(&s, "multi-master.yaml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("local-k8s-cluster", "resume-k8s");
+    let small = text
+        .replace("        - id: 2\n          ip: 192.168.113.21\n        - id: 3\n          ip: 192.168.113.22\n", "");
+    assert_ne!(small, text);
+    std::fs::write(&cfg, &small).unwrap();
+    let env = env();
+    let c = "resume-k8s";
+    env.provision(&cfg, &s.state());
+    let first = env.inventory(c);
+    assert_eq!(first.domains.len(), 5);
+    std::fs::write(&cfg, &text).unwrap();
+    let plan = env.plan(&cfg, &s.state());
+    let created: Vec<&str> =
+        plan.iter().filter(|p| p.action == hacluster::infra::ChangeAction::Create).map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        created,
+        [
+            "resume-k8s-worker-2.qcow2",
+            "resume-k8s-worker-2-seed.iso",
+            "resume-k8s-worker-2",
+            "resume-k8s-worker-3.qcow2",
+            "resume-k8s-worker-3-seed.iso",
+            "resume-k8s-worker-3"
+        ]
+    );
+    env.provision(&cfg, &s.state());
+    let second = env.inventory(c);
+    assert_eq!(second.domains.len(), 7);
+    for (name, uuid) in &first.uuids {
+        assert_eq!(second.uuids.get(name), Some(uuid), "{name} kept");
+    }
+    // The config shrinks again; destroy still removes the nodes it no longer names (by the
+    // cluster mark in their metadata; their volumes are in the cluster's own pool).
+    std::fs::write(&cfg, &small).unwrap();
+    env.destroy(&cfg, &s.state());
+    assert!(env.inventory(c).is_empty(), "{:?}", env.inventory(c));
+}
+
+#[test]
+fn hypervisor_import_refuses_what_the_config_does_not_name() {
+    // The adversary plugin asks libvirt for the config's URI (allowed), for qemu:///system
+    // (not in the config), to define a domain whose disk is /etc/shadow, and to import
+    // /etc/shadow as an image.
+    let s = Scratch::new();
+    let cfg = s.write(
+        "hv.yaml",
+        &format!(
+            "hosts:\n  - name: lab\n    connection: {{type: local, uri: \"{TEST_URI}\"}}\ncluster:\n  name: adv\n  network: {{mode: isolated, cidr: 10.231.90.0/24}}\n  nodeTemplate: {{ssh: {{privateKeyPath: OPKEY}}}}\n  nodes:\n    master: {{instances: [{{id: 1, ip: 10.231.90.10}}]}}\nkubernetes: {{version: v1.35.0}}\nbackends:\n  adversary:\n    mode: hypervisor\n    uris: [\"{TEST_URI}\", \"qemu:///system\"]\n"
+        ),
+    );
+    let wasm = plugin("hacluster_plugin_adversary.wasm");
+    let r = s.run(&["provision", "-c", cfg.to_str().unwrap(), "--plugin", wasm.to_str().unwrap()]);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    // The test driver starts with one domain, `test`.
+    assert!(r.stderr.contains("test:///default: 1 domains"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("qemu:///system: denied: `qemu:///system` is not one of the hypervisor hosts in the config (test:///default)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("define: denied: domain XML refused: disk type `file`"), "{}", r.stderr);
+    assert!(r.stderr.contains("import: denied: image `/etc/shadow` is not one the config names"), "{}", r.stderr);
+}

@@ -13,3 +13,4 @@ mod plugins;
 mod properties;
 mod robustness;
 mod support;
+mod vip;

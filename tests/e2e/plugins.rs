@@ -98,9 +98,11 @@ impl Scratch {
     }
 }
 
+/// The adversary imports `hypervisor` (for its libvirt misdeeds), so the host treats it as a
+/// backend that places VMs on `hosts` and needs a network: the configs name both.
 fn adversary_config(mode: &str, extra: &str) -> String {
     format!(
-        "cluster:\n  name: adv\n  nodeTemplate: {{ssh: {{privateKeyPath: OPKEY}}}}\n  nodes:\n    master: {{instances: [{{id: 1}}, {{id: 2}}, {{id: 3}}]}}\n    worker: {{instances: [{{id: 1}}]}}\nkubernetes: {{version: v1.35.0}}\nbackends:\n  adversary:\n    mode: {mode}\n{extra}"
+        "hosts: [{{name: lab, connection: {{type: local, uri: \"test:///default\"}}}}]\ncluster:\n  name: adv\n  network: {{mode: isolated, cidr: 10.231.91.0/24}}\n  nodeTemplate: {{ssh: {{privateKeyPath: OPKEY}}}}\n  nodes:\n    master: {{instances: [{{id: 1}}, {{id: 2}}, {{id: 3}}]}}\n    worker: {{instances: [{{id: 1}}]}}\nkubernetes: {{version: v1.35.0}}\nbackends:\n  adversary:\n    mode: {mode}\n{extra}"
     )
 }
 

@@ -499,3 +499,33 @@ fn hypervisor_import_refuses_what_the_config_does_not_name() {
     assert!(r.stderr.contains("define: denied: domain XML refused: disk type `file`"), "{}", r.stderr);
     assert!(r.stderr.contains("import: denied: image `/etc/shadow` is not one the config names"), "{}", r.stderr);
 }
+
+/// `plan` with the backend inferred (Kubitect's default, libvirt) still shows the topology when
+/// the hypervisor cannot be reached, and says why the changes are missing; naming the backend
+/// makes the same failure an error. (`test:///` on a missing file fails at once, no daemon.)
+#[test]
+fn plan_without_a_reachable_hypervisor_shows_the_topology_unless_the_backend_was_named() {
+    let s = Scratch::new();
+    let cfg = s.write(
+        "unreachable.yaml",
+        "hosts:\n  - name: lab\n    connection: {type: local, uri: \"test:///nonexistent/hacluster-missing.xml\"}\ncluster:\n  name: far\n  network: {mode: isolated, cidr: 10.231.92.0/24}\n  nodeTemplate: {ssh: {privateKeyPath: OPKEY}}\n  nodes:\n    master: {instances: [{id: 1, ip: 10.231.92.10}]}\nkubernetes: {version: v1.35.0}\n",
+    );
+    let cfg = cfg.to_str().unwrap();
+
+    let r = s.run(&["plan", "-c", cfg]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("far-master-1"), "the topology is shown: {}", r.stdout);
+    assert!(r.stdout.contains("Infrastructure changes: not shown, the backend could not look"), "{}", r.stdout);
+    assert!(r.stdout.contains("hacluster-missing.xml"), "the reason names the URI: {}", r.stdout);
+
+    let j = s.run(&["plan", "-c", cfg, "-o", "json"]);
+    assert_eq!(j.code, 0, "{}", j.stderr);
+    let v = j.json();
+    assert!(v["changes"].is_null(), "{v}");
+    assert!(v["changesUnavailable"].as_str().unwrap().contains("hacluster-missing.xml"), "{v}");
+    assert!(v["plan"].is_object(), "{v}");
+
+    let r = s.run(&["plan", "-c", cfg, "--backend", "libvirt"]);
+    assert_eq!(r.code, 3, "an explicit backend that cannot look is an error: {}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("hacluster-missing.xml"), "{}", r.stderr);
+}

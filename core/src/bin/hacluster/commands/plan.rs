@@ -39,9 +39,16 @@ pub fn run(args: &Args, ctx: &Ctx) -> u8 {
         }
         let spec = opened.spec().expect("valid");
         let plan = Plan::for_cluster(spec);
+        // With an inferred backend, a plan whose backend cannot look (no daemon, no
+        // credentials) still shows the topology and says why the changes are missing.
+        let mut unavailable = None;
         let changes = match &opened.plugin {
             Some(p) => match session::plan_changes(p, spec, &args.host.state_root()).await {
                 Ok(c) => Some(c),
+                Err(e) if !args.config.explicit() => {
+                    unavailable = Some(e.to_string());
+                    None
+                }
                 Err(e) => {
                     render::error(&e, ctx.output);
                     return super::code_for(&e);
@@ -54,6 +61,9 @@ pub fn run(args: &Args, ctx: &Ctx) -> u8 {
                 let mut v = render::findings_json(&opened.checked);
                 v["plan"] = serde_json::to_value(&plan).expect("plan serializes");
                 v["changes"] = serde_json::to_value(&changes).expect("changes serialize");
+                if let Some(u) = &unavailable {
+                    v["changesUnavailable"] = u.clone().into();
+                }
                 render::print_json(&v);
             }
             Output::Text => {
@@ -61,6 +71,10 @@ pub fn run(args: &Args, ctx: &Ctx) -> u8 {
                 render::plan(&plan);
                 match (&changes, &opened.missing) {
                     (Some(c), _) => render::changes(c),
+                    (None, _) if unavailable.is_some() => println!(
+                        "\nInfrastructure changes: not shown, the backend could not look: {}\n(--backend NAME makes this an error; --offline skips the backend)",
+                        unavailable.as_deref().unwrap_or_default()
+                    ),
                     (None, Some(nf)) => println!("\nInfrastructure changes: not shown ({nf})"),
                     (None, None) => {}
                 }

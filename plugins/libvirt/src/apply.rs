@@ -196,7 +196,7 @@ fn steps(cfg: &Config, cluster: &Cluster, plans: &[HostPlan]) -> Vec<Step> {
                 uri,
                 "",
                 net,
-                format!("{:?} {} on {}", n.mode, n.cidr, plan.host.name).to_lowercase(),
+                format!("{} {} on {}", xml::mode_name(n.mode), n.cidr, plan.host.name),
             ));
         }
         let main = &plan.pools["main"].0;

@@ -27,6 +27,16 @@ fn ip_str(v: u32) -> String {
     format!("{}.{}.{}.{}", b[0], b[1], b[2], b[3])
 }
 
+/// The mode as the config spells it.
+pub fn mode_name(mode: NetworkMode) -> &'static str {
+    match mode {
+        NetworkMode::Nat => "nat",
+        NetworkMode::Route => "route",
+        NetworkMode::Bridge => "bridge",
+        NetworkMode::Isolated => "isolated",
+    }
+}
+
 /// A libvirt network for one host: NAT, routed or isolated (no `<forward>`: no way out). Nodes
 /// without a static address get DHCP from the top quarter of the range.
 pub fn network(name: &str, net: &Network, nodes: &[&NodeSpec]) -> String {

@@ -133,8 +133,11 @@ pub fn changes(changes: &[Change]) {
     if changes.is_empty() {
         s.push_str("  none\n");
     }
+    // Columns as wide as their longest entry: resource names grow with the cluster's name.
+    let kind_w = changes.iter().map(|c| c.kind.len()).max().unwrap_or(0);
+    let name_w = changes.iter().map(|c| c.name.len()).max().unwrap_or(0);
     for c in changes {
-        let _ = writeln!(s, "  {:<7} {:<14} {:<32} {}", c.action.to_string(), c.kind, c.name, c.detail);
+        let _ = writeln!(s, "  {:<7} {:<kind_w$} {:<name_w$}  {}", c.action.to_string(), c.kind, c.name, c.detail);
     }
     let count = |a: ChangeAction| changes.iter().filter(|c| c.action == a).count();
     let _ = writeln!(

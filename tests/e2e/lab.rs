@@ -21,11 +21,11 @@ use crate::support::repo;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-fn sh(cmd: &str) -> std::process::Output {
+pub(crate) fn sh(cmd: &str) -> std::process::Output {
     Command::new("sh").arg("-c").arg(cmd).output().expect("sh runs")
 }
 
-fn must(cmd: &str) {
+pub(crate) fn must(cmd: &str) {
     let o = sh(cmd);
     assert!(o.status.success(), "`{cmd}` failed: {}", String::from_utf8_lossy(&o.stderr));
 }
@@ -304,7 +304,7 @@ fn wait_port(ip: &str, port: u16) {
 }
 
 /// Deletes namespaces (and their processes) and the root veth of an earlier run.
-fn cleanup_prefix(prefix: &str, root_veth: &str) {
+pub(crate) fn cleanup_prefix(prefix: &str, root_veth: &str) {
     let list = sh("ip netns list");
     for line in String::from_utf8_lossy(&list.stdout).lines() {
         let ns = line.split_whitespace().next().unwrap_or("");
@@ -316,7 +316,7 @@ fn cleanup_prefix(prefix: &str, root_veth: &str) {
     sh(&format!("ip link del {root_veth} 2>/dev/null"));
 }
 
-fn kill_ns_processes(ns: &str) {
+pub(crate) fn kill_ns_processes(ns: &str) {
     let pids = sh(&format!("ip netns pids {ns}"));
     for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
         sh(&format!("kill -9 {pid} 2>/dev/null"));

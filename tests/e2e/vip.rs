@@ -12,18 +12,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::lab::{cleanup_prefix, must, sh};
 use crate::libvirt::libvirt_plugin;
 use crate::plugins::Scratch;
 use crate::support::repo;
-
-fn sh(cmd: &str) -> std::process::Output {
-    Command::new("sh").arg("-c").arg(cmd).output().expect("sh runs")
-}
-
-fn must(cmd: &str) {
-    let o = sh(cmd);
-    assert!(o.status.success(), "`{cmd}` failed: {}", String::from_utf8_lossy(&o.stderr));
-}
 
 /// The LB configs for `k`'s subnet, rendered by the plugin (provisioned on libvirt's test
 /// driver; the host keeps a copy of every seed in the state directory).
@@ -156,7 +148,7 @@ impl VipLab {
         let dir = tempfile::Builder::new().prefix("hacluster-vip-").tempdir_in("/run").unwrap();
         let switch = format!("hv{k}-sw");
         let root_veth = format!("hv{k}r");
-        cleanup(&format!("hv{k}-"), &root_veth);
+        cleanup_prefix(&format!("hv{k}-"), &root_veth);
         must(&format!(
             "ip netns add {switch} && ip -n {switch} link set lo up && ip -n {switch} link add br0 type bridge && ip -n {switch} link set br0 up"
         ));
@@ -321,26 +313,6 @@ impl VipLab {
     }
 }
 
-fn cleanup(prefix: &str, root_veth: &str) {
-    let list = sh("ip netns list");
-    for line in String::from_utf8_lossy(&list.stdout).lines() {
-        let ns = line.split_whitespace().next().unwrap_or("");
-        if ns.starts_with(prefix) {
-            kill_ns(ns);
-            sh(&format!("ip netns del {ns}"));
-        }
-    }
-    sh(&format!("ip link del {root_veth} 2>/dev/null"));
-}
-
-/// Processes inside a namespace we created, by PID.
-fn kill_ns(ns: &str) {
-    let pids = sh(&format!("ip netns pids {ns}"));
-    for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
-        sh(&format!("kill -9 {pid} 2>/dev/null"));
-    }
-}
-
 impl Drop for VipLab {
     fn drop(&mut self) {
         if std::env::var_os("HACLUSTER_LAB_KEEP").is_some() {
@@ -353,7 +325,7 @@ impl Drop for VipLab {
             let _ = c.kill();
             let _ = c.wait();
         }
-        cleanup(&format!("hv{}-", self.k), &self.root_veth);
+        cleanup_prefix(&format!("hv{}-", self.k), &self.root_veth);
     }
 }
 

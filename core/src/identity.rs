@@ -98,7 +98,9 @@ pub fn user_data(spec: &ClusterSpec, node: &Node, id: &NodeIdentity, authorized_
         "disable_root": true,
         "ssh_pwauth": false,
         "ssh_deletekeys": true,
-        "ssh_genkeytypes": [],
+        // Only the type we bring: cloud-init skips generating a key that exists, and an empty
+        // list fails the cloud-config schema of older cloud-init (Debian 12's 22.4).
+        "ssh_genkeytypes": ["ed25519"],
         "ssh_keys": {
             "ed25519_private": id.host_private_key,
             "ed25519_public": id.host_public_key,

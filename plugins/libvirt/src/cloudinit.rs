@@ -22,7 +22,8 @@ pub fn network_config(cluster: &Cluster, node: &NodeSpec) -> String {
         (Some(a), Some(net)) => {
             let prefix = cidr_parts(&net.cidr).2;
             eth["addresses"] = json!([format!("{a}/{prefix}")]);
-            eth["routes"] = json!([{"to": "default", "via": net.gateway}]);
+            // `0.0.0.0/0`, not `default`: cloud-init before 23.x rejects the keyword.
+            eth["routes"] = json!([{"to": "0.0.0.0/0", "via": net.gateway}]);
             eth["nameservers"] = json!({"addresses": [net.gateway]});
         }
         _ => eth["dhcp4"] = json!(true),

@@ -11,6 +11,7 @@ mod lab;
 mod libvirt;
 mod plugins;
 mod properties;
+mod real_vms;
 mod robustness;
 mod support;
 mod vip;

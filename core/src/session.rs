@@ -10,7 +10,7 @@ use crate::identity::{self, IdentityError};
 use crate::infra::{Change, Infrastructure};
 use crate::model::ClusterSpec;
 use crate::plugin::grants::BadEgress;
-use crate::plugin::{ClusterInput, Grants, Plugin, PluginError, PluginHost, discovery};
+use crate::plugin::{ClusterInput, Plugin, PluginError, PluginHost, discovery};
 use crate::state::{ClusterState, PluginRecord, StateDir, StateError, StateLock};
 
 /// How the user chose the backend.
@@ -103,7 +103,7 @@ pub async fn open<'h>(
         checked = config::load(path, &Options { backend: Some(profile), ..opts.clone() })?;
     }
     if let Some(spec) = checked.spec.as_ref().filter(|_| checked.is_valid()) {
-        let grants = Grants::for_backend(spec, plugin.name())?;
+        let grants = plugin.grants(spec)?;
         let empty = BTreeMap::new();
         let input = ClusterInput { spec, identities: &empty, authorized_key: "", backend: plugin.name() };
         let diags = plugin.validate(&input, grants).await?;
@@ -148,7 +148,7 @@ pub async fn plan_changes(
     let identities = state.as_ref().map(|s| &s.identities).unwrap_or(&empty);
     let prior = state.as_ref().and_then(|s| s.backend_state.clone());
     let input = ClusterInput { spec, identities, authorized_key: "", backend: plugin.name() };
-    let grants = Grants::for_backend(spec, plugin.name())?;
+    let grants = plugin.grants(spec)?;
     Ok(plugin.plan(&input, prior.as_deref(), grants).await?)
 }
 
@@ -214,7 +214,7 @@ pub async fn provision(
     let shared = Arc::new(Mutex::new(state));
     let checkpointer = Checkpointer { lock: lock.clone(), state: shared.clone() };
     let input = ClusterInput { spec, identities: &identities, authorized_key: &authorized_key, backend: plugin.name() };
-    let mut grants = Grants::for_backend(spec, plugin.name())?;
+    let mut grants = plugin.grants(spec)?;
     grants.seed_copies = Some(dir.path.join("seeds"));
     let (infra, blob) = plugin.apply(&input, prior.as_deref(), grants, checkpointer.sink()).await?;
     let mut state = shared.lock().expect("no checkpoint is running any more").clone();
@@ -254,7 +254,7 @@ pub async fn destroy(plugin: &Plugin<'_>, spec: &ClusterSpec, state_root: &Path)
     let shared = Arc::new(Mutex::new(state));
     let checkpointer = Checkpointer { lock: lock.clone(), state: shared.clone() };
     let input = ClusterInput { spec, identities: &identities, authorized_key: "", backend: plugin.name() };
-    let grants = Grants::for_backend(spec, plugin.name())?;
+    let grants = plugin.grants(spec)?;
     plugin.destroy(&input, prior.as_deref(), grants, checkpointer.sink()).await?;
     // Only now, after the backend confirmed, is the record removed.
     lock.remove()?;

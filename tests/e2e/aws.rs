@@ -90,10 +90,7 @@ fn hacluster(s: &Scratch, args: &[&str]) -> Command {
 }
 
 fn provision(s: &Scratch, cfg: &Path, extra_env: &[(&str, &str)]) -> Run {
-    let mut c = hacluster(
-        s,
-        &["provision", "-c", cfg.to_str().unwrap(), "--plugin", aws_plugin().to_str().unwrap(), "-o", "json"],
-    );
+    let mut c = hacluster(s, &["provision", "-c", cfg.to_str().unwrap(), "--backend", "aws", "-o", "json"]);
     for (k, v) in extra_env {
         c.env(k, v);
     }
@@ -101,10 +98,7 @@ fn provision(s: &Scratch, cfg: &Path, extra_env: &[(&str, &str)]) -> Run {
 }
 
 fn down(s: &Scratch, cfg: &Path) -> Run {
-    hacluster(s, &["down", "-c", cfg.to_str().unwrap(), "--plugin", aws_plugin().to_str().unwrap(), "-o", "json"])
-        .output()
-        .unwrap()
-        .into()
+    hacluster(s, &["down", "-c", cfg.to_str().unwrap(), "--backend", "aws", "-o", "json"]).output().unwrap().into()
 }
 
 fn ids(v: &serde_json::Value, key: &str) -> Vec<String> {
@@ -325,13 +319,12 @@ fn killed_at_five_points_converges_without_duplicates_and_down_leaves_nothing() 
     ];
     for (name, reached) in points {
         // Slow every request down so each window is wide enough to hit.
-        let mut child =
-            hacluster(&s, &["provision", "-c", cfg.to_str().unwrap(), "--plugin", aws_plugin().to_str().unwrap()])
-                .env("HACLUSTER_FAULT_INJECTION", "delay=150ms")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
+        let mut child = hacluster(&s, &["provision", "-c", cfg.to_str().unwrap(), "--backend", "aws"])
+            .env("HACLUSTER_FAULT_INJECTION", "delay=150ms")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if backend_state(&s).is_some_and(|b| reached(&b)) {
@@ -408,7 +401,7 @@ fn errors_from_aws_keep_the_code_and_message_but_no_credentials() {
     );
     assert!(text.contains("vpc-0123456789abcdef0"));
     let cfg = s.write("existing-vpc.yaml", &text);
-    let mut c = hacluster(&s, &["provision", "-c", cfg.to_str().unwrap(), "--plugin", aws_plugin().to_str().unwrap()]);
+    let mut c = hacluster(&s, &["provision", "-c", cfg.to_str().unwrap(), "--backend", "aws"]);
     c.env("AWS_SECRET_ACCESS_KEY", "SECRET-should-never-print");
     let r: Run = c.output().unwrap().into();
     assert_eq!(r.code, 3, "{}", r.stderr);
@@ -416,5 +409,39 @@ fn errors_from_aws_keep_the_code_and_message_but_no_credentials() {
     assert!(r.stderr.contains("vpc-0123456789abcdef0"), "{}", r.stderr);
     assert!(!r.stderr.contains("SECRET-should-never-print") && !r.stdout.contains("SECRET-should-never-print"));
     // Checked before anything was created in it.
+    assert_eq!(moto.inventory("aws-ha")["total"], 0);
+}
+
+/// A component's name is what it says it is: loaded by path, a plugin calling itself `aws`
+/// gets no AWS credentials (and no AWS endpoints) until the operator grants them on the
+/// command line; the built-in one gets them (every other test here).
+#[test]
+fn credentials_go_to_the_built_in_aws_plugin_or_by_explicit_grant_only() {
+    let moto = Moto::start();
+    let s = Scratch::new();
+    let cfg = config(&s, &moto, 1);
+    let path = aws_plugin();
+    let (cfg, path) = (cfg.to_str().unwrap(), path.to_str().unwrap());
+
+    let r: Run = hacluster(&s, &["provision", "-c", cfg, "--plugin", path]).output().unwrap().into();
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the host does not grant `aws` credentials to plugin `aws`")
+            && r.stderr.contains("--grant-credentials aws"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("testing"), "no credential value in the error: {}", r.stderr);
+    assert_eq!(moto.inventory("aws-ha")["total"], 0, "nothing was created without credentials");
+
+    let r: Run = hacluster(&s, &["provision", "-c", cfg, "--plugin", path, "--grant-credentials", "aws", "-o", "json"])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["machines"].as_array().unwrap().len(), 4);
+    let r: Run =
+        hacluster(&s, &["down", "-c", cfg, "--plugin", path, "--grant-credentials", "aws"]).output().unwrap().into();
+    assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(moto.inventory("aws-ha")["total"], 0);
 }

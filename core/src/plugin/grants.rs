@@ -36,25 +36,28 @@ impl Grants {
         Grants::default()
     }
 
-    /// The grants for running `backend` on `spec`.
-    pub fn for_backend(spec: &ClusterSpec, backend: &str) -> Result<Grants, BadEgress> {
+    /// The grants for running `backend` on `spec`, where `credentials` are the providers whose
+    /// credentials this plugin may read (see [`credential_providers`]). A plugin named `aws`
+    /// reaches the AWS endpoints only together with AWS credentials.
+    pub fn for_backend(spec: &ClusterSpec, backend: &str, credentials: &[String]) -> Result<Grants, BadEgress> {
         let mut g = Grants::none();
-        if backend == "aws" {
-            if let Some(aws) = &spec.aws {
-                match aws.endpoint.as_deref().and_then(Origin::parse) {
-                    Some(o) => g.egress.allowed.push(o),
-                    None => {
-                        for svc in ["ec2", "elasticloadbalancing"] {
-                            g.egress.allowed.push(Origin {
-                                https: true,
-                                host: format!("{svc}.{}.amazonaws.com", aws.region),
-                                port: 443,
-                            });
-                        }
+        g.credentials = credentials.to_vec();
+        if backend == "aws"
+            && credentials.iter().any(|c| c == "aws")
+            && let Some(aws) = &spec.aws
+        {
+            match aws.endpoint.as_deref().and_then(Origin::parse) {
+                Some(o) => g.egress.allowed.push(o),
+                None => {
+                    for svc in ["ec2", "elasticloadbalancing"] {
+                        g.egress.allowed.push(Origin {
+                            https: true,
+                            host: format!("{svc}.{}.amazonaws.com", aws.region),
+                            port: 443,
+                        });
                     }
                 }
             }
-            g.credentials.push("aws".into());
         }
         // The config's hypervisor hosts, to whichever backend asks for libvirt (a plugin that
         // does not import `hypervisor` cannot use them), and the image files its section names.
@@ -78,6 +81,19 @@ impl Grants {
         }
         Ok(g)
     }
+}
+
+/// Credential providers a plugin may read. A plugin's name is what the plugin says it is, so
+/// the name alone earns nothing: the `aws` plugin shipped with this build gets AWS
+/// credentials; any other component (a `--plugin` path, the user's plugin directory) gets
+/// only the providers the operator grants on the command line (`--grant-credentials aws`),
+/// never from a config file, which may come from someone else.
+pub fn credential_providers(name: &str, origin: super::discovery::Origin, granted: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = granted.to_vec();
+    if name == "aws" && origin == super::discovery::Origin::Builtin && !out.iter().any(|p| p == "aws") {
+        out.push("aws".into());
+    }
+    out
 }
 
 /// Reads credentials for a provider the plugin was granted. Values are secrets: they go to the
@@ -136,5 +152,24 @@ fn aws_credentials() -> Result<Vec<(String, String)>, String> {
         Ok(out)
     } else {
         Err(format!("profile `{profile}` in {} has no aws_access_key_id/aws_secret_access_key", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::credential_providers;
+    use crate::plugin::discovery::Origin;
+
+    #[test]
+    fn only_the_built_in_aws_plugin_or_an_explicit_grant_gets_aws_credentials() {
+        let none: &[String] = &[];
+        let granted = &["aws".to_string()];
+        assert_eq!(credential_providers("aws", Origin::Builtin, none), ["aws"]);
+        assert!(credential_providers("aws", Origin::Path, none).is_empty(), "a name is only a claim");
+        assert!(credential_providers("aws", Origin::User, none).is_empty());
+        assert!(credential_providers("libvirt", Origin::Builtin, none).is_empty());
+        assert_eq!(credential_providers("aws", Origin::Path, granted), ["aws"]);
+        assert_eq!(credential_providers("my-cloud", Origin::User, granted), ["aws"]);
+        assert_eq!(credential_providers("aws", Origin::Builtin, granted), ["aws"], "no duplicate");
     }
 }

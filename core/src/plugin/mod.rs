@@ -27,7 +27,7 @@ pub use runtime::CheckpointFn;
 
 use crate::config::Diagnostic;
 use crate::infra::{Change, Infrastructure};
-use crate::model::BackendProfile;
+use crate::model::{BackendProfile, ClusterSpec};
 
 /// Contract versions this host speaks (`hacluster:backend/plugin@X`).
 pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0"];
@@ -237,7 +237,14 @@ impl PluginHost {
         let sha256 = hex(&Sha256::digest(&bytes));
         let loaded = self.runtime.load(&found.name, &bytes, &sha256)?;
         let info = self.runtime.info(&loaded, self.setup(&found.name, Call::Info, Grants::none(), None)).await?;
-        Ok(Plugin { host: self, found: found.clone(), sha256, info: convert::info(info.value), loaded })
+        Ok(Plugin {
+            host: self,
+            found: found.clone(),
+            sha256,
+            info: convert::info(info.value),
+            loaded,
+            granted_credentials: Vec::new(),
+        })
     }
 }
 
@@ -252,6 +259,8 @@ pub struct Plugin<'h> {
     pub sha256: String,
     pub info: PluginInfo,
     loaded: runtime::Loaded,
+    /// Credential providers the operator granted on the command line.
+    granted_credentials: Vec<String>,
 }
 
 impl fmt::Debug for Plugin<'_> {
@@ -272,6 +281,21 @@ impl Plugin<'_> {
     /// (`backends.<name>`) and of its grants. Falls back to the file name if unusable.
     pub fn name(&self) -> &str {
         if discovery::valid_name(&self.info.name) { &self.info.name } else { &self.found.name }
+    }
+
+    /// Lets this plugin read `providers`' credentials (the operator's explicit grant).
+    pub fn grant_credentials(&mut self, providers: &[String]) {
+        self.granted_credentials = providers.to_vec();
+    }
+
+    /// Whose credentials this plugin may read: see [`grants::credential_providers`].
+    pub fn credential_providers(&self) -> Vec<String> {
+        grants::credential_providers(self.name(), self.found.origin, &self.granted_credentials)
+    }
+
+    /// Everything this plugin may reach when run on `spec`.
+    pub fn grants(&self, spec: &ClusterSpec) -> Result<Grants, grants::BadEgress> {
+        Grants::for_backend(spec, self.name(), &self.credential_providers())
     }
 
     pub fn contract(&self) -> &str {

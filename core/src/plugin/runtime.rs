@@ -270,7 +270,10 @@ impl iface::checkpoint::Host for HostState {
 impl iface::credentials::Host for HostState {
     async fn get(&mut self, provider: String) -> wasmtime::Result<Result<Vec<(String, String)>, String>> {
         if !self.grants.credentials.contains(&provider) {
-            return Ok(Err(format!("the host does not grant `{provider}` credentials to plugin `{}`", self.plugin)));
+            return Ok(Err(format!(
+                "the host does not grant `{provider}` credentials to plugin `{}`: only the {provider} backend shipped with hacluster gets them unless you pass `--grant-credentials {provider}`",
+                self.plugin
+            )));
         }
         Ok(read_credentials(&provider))
     }

@@ -38,6 +38,10 @@ pub struct ConfigArgs {
     /// Backend plugin by path to its .wasm component.
     #[arg(long, value_name = "PATH")]
     pub plugin: Option<PathBuf>,
+    /// Let the plugin read this provider's credentials (`aws`). Only the built-in `aws`
+    /// backend gets AWS credentials without it; a plugin's own name proves nothing.
+    #[arg(long, value_name = "PROVIDER", value_parser = ["aws"])]
+    pub grant_credentials: Vec<String>,
 }
 
 /// Where state lives and how plugins are limited.
@@ -109,10 +113,16 @@ pub async fn open<'h>(
     require_plugin: bool,
     ctx: &Ctx,
 ) -> Result<Opened<'h>, u8> {
-    session::open(host, &args.config, &args.selection(), require_plugin, &Options::default()).await.map_err(|e| {
-        render::error(&e, ctx.output);
-        code_for(&e)
-    })
+    let mut opened = session::open(host, &args.config, &args.selection(), require_plugin, &Options::default())
+        .await
+        .map_err(|e| {
+            render::error(&e, ctx.output);
+            code_for(&e)
+        })?;
+    if let Some(p) = opened.plugin.as_mut() {
+        p.grant_credentials(&args.grant_credentials);
+    }
+    Ok(opened)
 }
 
 /// Opens the config of a cluster that may already be provisioned (backend from its state).
@@ -122,12 +132,17 @@ pub async fn open_provisioned<'h>(
     h: &HostArgs,
     ctx: &Ctx,
 ) -> Result<Opened<'h>, u8> {
-    session::open_provisioned(host, &args.config, &args.selection(), &h.state_root(), &Options::default())
-        .await
-        .map_err(|e| {
-            render::error(&e, ctx.output);
-            code_for(&e)
-        })
+    let mut opened =
+        session::open_provisioned(host, &args.config, &args.selection(), &h.state_root(), &Options::default())
+            .await
+            .map_err(|e| {
+                render::error(&e, ctx.output);
+                code_for(&e)
+            })?;
+    if let Some(p) = opened.plugin.as_mut() {
+        p.grant_credentials(&args.grant_credentials);
+    }
+    Ok(opened)
 }
 
 pub fn code_for(e: &SessionError) -> u8 {

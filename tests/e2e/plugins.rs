@@ -286,36 +286,47 @@ fn sandbox_gives_no_files_environment_or_sockets() {
     assert!(!r.stderr.contains("hunter2"));
 }
 
-/// A tiny HTTP server on a free loopback port answering every request with `body`.
+/// A tiny HTTP server on a free loopback port answering one request with `body`. It reads the
+/// whole request by its framing (chunked or Content-Length) before answering: answering and
+/// closing with request bytes still unread makes the kernel reset the connection, which a
+/// timing-based drain only avoids when the machine is idle.
 fn http_server(body: &'static str) -> (u16, std::thread::JoinHandle<usize>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     l.set_nonblocking(false).unwrap();
     let h = std::thread::spawn(move || {
-        let mut served = 0;
-        if let Ok((mut c, _)) = l.accept() {
-            // Read the whole request head before answering, as a real server does.
-            let mut head = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match c.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
+        let Ok((mut c, _)) = l.accept() else { return 0 };
+        let _ = c.set_read_timeout(Some(Duration::from_secs(30)));
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        let mut read_until = |buf: &mut Vec<u8>, done: &dyn Fn(&[u8]) -> bool| {
+            while !done(buf) {
+                match c.read(&mut chunk) {
+                    Ok(0) | Err(_) => return false,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 }
             }
-            // Drain whatever follows (an empty chunked body's terminator): closing a socket
-            // with unread input resets the connection.
-            let _ = c.set_read_timeout(Some(Duration::from_millis(200)));
-            while let Ok(n) = c.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-            }
-            let _ = write!(c, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-            let _ = c.flush();
-            served += 1;
+            true
+        };
+        if !read_until(&mut buf, &|b| b.windows(4).any(|w| w == b"\r\n\r\n")) {
+            return 0;
         }
-        served
+        let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+        let length =
+            head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok());
+        let complete = if head.contains("transfer-encoding: chunked") {
+            read_until(&mut buf, &|b| b[head_end..].windows(5).any(|w| w == b"0\r\n\r\n"))
+        } else {
+            let want = head_end + length.unwrap_or(0);
+            read_until(&mut buf, &|b| b.len() >= want)
+        };
+        if !complete {
+            return 0;
+        }
+        let _ = write!(c, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        let _ = c.flush();
+        1
     });
     (port, h)
 }

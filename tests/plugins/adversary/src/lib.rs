@@ -39,14 +39,43 @@ fn ok_infra(cluster: &Cluster, state: Vec<u8>) -> Infrastructure {
     Infrastructure { machines, endpoint: ApiEndpoint { host: "127.0.0.1".into(), port: cluster.api_port }, state }
 }
 
+/// A GET through wasi:http. The (empty) body is finished before the request is handed to the
+/// host: a body still being finished while the response arrives races the host dropping it,
+/// which wasi reports as a closed stream ("connection reset") on a loaded machine.
 fn http_get(url: &str) -> Result<String, String> {
-    wstd::runtime::block_on(async {
-        let req = wstd::http::Request::get(url).body(wstd::http::Body::empty()).map_err(|e| e.to_string())?;
-        let resp = wstd::http::Client::new().send(req).await.map_err(|e| format!("{e:?}"))?;
-        let status = resp.status().as_u16();
-        let body = resp.into_body().str_contents().await.map_err(|e| format!("{e:?}"))?.to_string();
-        Ok(format!("{status} {body}"))
-    })
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+    use wasip2::io::streams::StreamError;
+
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| format!("not a URL: {url}"))?;
+    let (authority, path) = rest.find('/').map(|i| rest.split_at(i)).unwrap_or((rest, "/"));
+    let req = OutgoingRequest::new(Fields::new());
+    let scheme = if scheme == "https" { Scheme::Https } else { Scheme::Http };
+    req.set_method(&Method::Get).map_err(|()| "method refused")?;
+    req.set_scheme(Some(&scheme)).map_err(|()| "scheme refused")?;
+    req.set_authority(Some(authority)).map_err(|()| "authority refused")?;
+    req.set_path_with_query(Some(path)).map_err(|()| "path refused")?;
+    let body = req.body().map_err(|()| "no request body")?;
+    OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))?;
+    let pending = outgoing_handler::handle(req, None).map_err(|e| format!("{e:?}"))?;
+    pending.subscribe().block();
+    let resp = pending
+        .get()
+        .ok_or("no response after readiness")?
+        .map_err(|()| "response taken twice")?
+        .map_err(|e| format!("{e:?}"))?;
+    let status = resp.status();
+    let incoming = resp.consume().map_err(|()| "no response body")?;
+    let stream = incoming.stream().map_err(|()| "no response stream")?;
+    let mut out = Vec::new();
+    loop {
+        match stream.blocking_read(64 << 10) {
+            Ok(bytes) => out.extend(bytes),
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(e)) => return Err(e.to_debug_string()),
+        }
+    }
+    Ok(format!("{status} {}", String::from_utf8_lossy(&out)))
 }
 
 struct Adversary;

@@ -63,6 +63,11 @@ def log_call(tool, args, start, rc, extra=None):
         f.write(json.dumps(rec) + "\n")
 
 
+def say(line):
+    """A progress line, flushed at once, as kubeadm writes them."""
+    print(line, flush=True)
+
+
 def phase(name, fn):
     """Runs fn and logs its start and end as its own record (e.g. etcd member add)."""
     start = time.time()
@@ -375,6 +380,9 @@ def kubeadm_join(args):
     if info["caHash"] not in disc.get("caCertHashes", []):
         die(f"error execution phase preflight: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys \"{info['caHash']}\" are pinned")
     node, ip = node_registration(cfg)
+    # kubeadm prints a line per phase; like kubeadm, the double dies on the next line once
+    # nobody reads its output any more (the SSH session that ran it is gone).
+    say("[preflight] Running pre-flight checks")
     cp = cfg.get("controlPlane")
     if cp:
         if cp.get("certificateKey") != info.get("certificateKey") or now - info.get("certsUploaded", 0) > 7200:
@@ -389,6 +397,12 @@ def kubeadm_join(args):
         os.chmod(PKI + "/ca.key", 0o600)
         sign("apiserver", "kube-apiserver", sans=[ip, node, endpoint.rsplit(":", 1)[0]])
         kubeconfigs(endpoint, "kubernetes", node)
+        say("[kubelet-start] Writing kubelet configuration to file \"/var/lib/kubelet/config.yaml\"")
+        # Test hook: a join that takes a while here (kubelet.conf written, no etcd member yet).
+        slow = STATE + "/slow-join"
+        if os.path.exists(slow):
+            time.sleep(float(open(slow).read().strip() or "3"))
+        say("[control-plane-join] Adding etcd member")
         members = ",".join(info["etcd"])
 
         def add():
@@ -408,6 +422,14 @@ def kubeadm_join(args):
             return m.group(1)
 
         initial = phase("etcd-member-add", add)
+        # Test hook: the node dies right after its etcd member was added (the worst moment: the
+        # cluster counts a member that never starts). Once.
+        crash = STATE + "/crash-after-member-add"
+        if os.path.exists(crash):
+            os.remove(crash)
+            log_call("kubeadm", sys.argv[1:], time.time(), 137)
+            os._exit(137)
+        say("[control-plane-join] Creating static Pod manifest for local etcd")
         etcd_manifest(node, ip, initial, "existing")
         apiserver_manifest(node, ip, info["version"])
         systemctl(["start", "kubelet"])
@@ -431,8 +453,55 @@ def kubeadm_join(args):
         print("\nThis node has joined the cluster")
 
 
+def kubeadm_reset(args):
+    """Like kubeadm reset -f: leave etcd if this node is a member (a warning when that cannot
+    be done, as kubeadm does), stop the kubelet and the static pods, delete what init and join
+    wrote. hacluster's own files under /etc/kubernetes/hacluster stay."""
+    if "-f" not in args and "--force" not in args:
+        die("[reset] Are you sure you want to proceed? [y/N]: aborted (no terminal); use -f")
+    ip = node_ip()
+    say("[reset] Reading configuration from the cluster...")
+    server = next((kubeconfig_server(c) for c in (K8S + "/admin.conf", K8S + "/kubelet.conf") if os.path.exists(c)), None)
+    if os.path.exists(MANIFESTS + "/etcd.yaml") and server:
+        code, body = api(server, "GET", "/doubles/cluster-info")
+        info = json.loads(body) if code == 200 else None
+        others = [e for e in (info or {}).get("etcd", []) if e != f"http://{ip}:2379"]
+        removed = False
+        if others:
+            r = etcdctl(",".join(others), "member", "list", "-w", "json", check=False)
+            mine = [m for m in (json.loads(r.stdout).get("members", []) if r.returncode == 0 else [])
+                    if f"http://{ip}:2380" in m.get("peerURLs", [])]
+            for m in mine:
+                rm = etcdctl(",".join(others), "member", "remove", format(m["ID"], "x"), check=False)
+                removed = rm.returncode == 0
+                if not removed:
+                    say(f"[reset] Failed to remove etcd member: {rm.stderr.strip()}. Please manually remove this etcd member using etcdctl")
+            if removed:
+                info["etcd"] = others
+                etcdctl(",".join(others), "put", "/doubles/cluster", json.dumps(info), check=False)
+                say("[reset] Removed this node's etcd member from the cluster")
+    systemctl(["stop", "kubelet"])
+    # Like the container runtime's cleanup: the static pods go too.
+    for pidf in glob.glob(STATE + "/pods/*.pid"):
+        pid = pid_alive(pidf)
+        if pid:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        os.remove(pidf)
+    for d in (MANIFESTS, PKI, "/var/lib/etcd", "/var/lib/kubelet"):
+        for entry in glob.glob(d + "/*"):
+            subprocess.run(["rm", "-rf", entry], check=False)
+    for conf in glob.glob(K8S + "/*.conf"):
+        os.remove(conf)
+    say("[reset] Deleted contents of: [/etc/kubernetes/manifests /var/lib/etcd /var/lib/kubelet /etc/kubernetes/pki]")
+
+
 def kubeadm(args):
-    if args[:1] == ["init"] and args[1:3] == ["phase", "upload-certs"]:
+    if args[:1] == ["reset"]:
+        kubeadm_reset(args)
+    elif args[:1] == ["init"] and args[1:3] == ["phase", "upload-certs"]:
         cfg = read_config(args[args.index("--config") + 1])["InitConfiguration"]
         info = kv_get("/doubles/cluster")
         info["certificateKey"], info["certsUploaded"] = cfg["certificateKey"], time.time()
@@ -510,9 +579,21 @@ def kubectl(args):
             die(f"error: {body}")
         for o in objs:
             print(f"{o['kind']}/{o['name']} created")
-    elif args[:1] == ["exec"] and "member" in args and "list" in args:
-        r = etcdctl("http://127.0.0.1:2379", "member", "list", "-w", "json", check=False)
+    elif args[:1] == ["exec"] and "--" in args:
+        # `kubectl exec etcd-<node> -- etcdctl ...`: the etcd image's etcdctl, here the real one
+        # against this node's real member (plain HTTP: the TLS flags have nothing to do).
+        pod, cmd = args[1], args[args.index("--") + 1:]
+        local = load(MANIFESTS + "/etcd.yaml")
+        command = local["spec"]["containers"][0]["command"] if local else []
+        name = command[command.index("--name") + 1] if "--name" in command else None
+        if ns != "kube-system" or pod != f"etcd-{name}":
+            die(f'Error from server (NotFound): pods "{pod}" not found')
+        if cmd[:1] != ["etcdctl"]:
+            die(f"exec: {cmd[:1]} is not in the etcd double's image")
+        rest = [a for a in cmd[1:] if not a.startswith(("--cacert", "--cert", "--key", "--endpoints"))]
+        r = etcdctl("http://127.0.0.1:2379", *rest, check=False)
         sys.stdout.write(r.stdout)
+        sys.stderr.write(r.stderr)
         sys.exit(r.returncode)
     else:
         die(f"kubectl double: unsupported arguments {args}")
@@ -626,6 +707,10 @@ def main():
             die(f"unknown double {tool}")
     except SystemExit as e:
         rc = e.code if isinstance(e.code, int) else 1
+        raise
+    except BaseException:
+        # E.g. BrokenPipeError: its reader (the SSH session) is gone.
+        rc = 1
         raise
     finally:
         if tool != "kubelet":

@@ -218,16 +218,141 @@ fn killed_mid_bootstrap_at_three_points_resumes_and_completes() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
+    // The fourth point: in the middle of m3's control-plane join, after kubeadm wrote
+    // kubelet.conf and before it added the etcd member (the double waits there for 4 s). A
+    // kubeadm run over the SSH session would die with it here; the node's job goes on.
+    let m3 = lab.node("m3");
+    std::fs::write(m3.dir.join("doubles-state/slow-join"), "4").unwrap();
+    let mut child = hacluster(&lab, &["up", "-c", cfg.to_str().unwrap(), "--plugin", static_wasm.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !m3.dir.join("etc-kubernetes/kubelet.conf").exists() {
+        assert!(child.try_wait().unwrap().is_none(), "up finished before m3's join");
+        assert!(std::time::Instant::now() < deadline, "m3's join never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        !lab.calls().iter().any(|c| c.node == "m3" && c.tool == "phase"),
+        "killed before m3's etcd member was added"
+    );
+    child.kill().unwrap(); // SIGKILL, mid-join
+    child.wait().unwrap();
+
     let r = up(&lab, &cfg, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let calls = lab.calls();
     assert_eq!(kubeadm_calls(&calls, "init").len(), 1, "init ran twice");
     let joins = kubeadm_calls(&calls, "join");
     for n in ["m2", "m3", "w1", "w2"] {
-        assert_eq!(joins.iter().filter(|c| c.node == n && c.rc == 0).count(), 1, "{n} joined other than once");
+        let mine: Vec<_> = joins.iter().filter(|c| c.node == n).collect();
+        assert_eq!(mine.len(), 1, "{n} joined other than once");
+        assert_eq!(mine[0].rc, 0, "{n}'s join failed");
     }
+    assert!(kubeadm_calls(&calls, "reset").is_empty(), "nothing needed a reset");
+    let m1 = lab.node("m1");
+    let out = lab.in_node("m1", &format!("ETCDCTL_API=3 etcdctl --endpoints http://{}:2379 member list", m1.ip));
+    let members = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(members.lines().filter(|l| l.contains(", started,")).count(), 3, "{members}");
     let st = state(&lab, "resume");
     assert!(st.bootstrap.unwrap().completed.iter().any(|s| s == "kubeconfig"));
+}
+
+/// The worst moment for a control plane to die: its etcd member added, never started (the
+/// cluster counts a member that is not there). The join fails clearly; the next `up` resets
+/// the node — which takes its member out of etcd again — and joins it anew.
+#[test]
+fn a_control_plane_that_died_after_its_etcd_member_was_added_is_reset_and_joined_again() {
+    let lab = Lab::new(3, 1);
+    let cfg = write_config(&lab, "retry", "v1.35.0");
+    std::fs::write(lab.node("m3").dir.join("doubles-state/crash-after-member-add"), "").unwrap();
+    let r = up(&lab, &cfg, &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("kubeadm-join on retry-master-3: exited with 137 on the node")
+            && r.stderr.contains("hacluster up` retries it"),
+        "{}",
+        r.stderr
+    );
+    let m1 = lab.node("m1");
+    let members = || {
+        let out = lab.in_node("m1", &format!("ETCDCTL_API=3 etcdctl --endpoints http://{}:2379 member list", m1.ip));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let before = members();
+    assert_eq!(before.lines().filter(|l| l.contains(", unstarted,")).count(), 1, "{before}");
+
+    let r = up(&lab, &cfg, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("that an earlier join of retry-master-3 added and never started"), "{}", r.stderr);
+    let calls = lab.calls();
+    let resets = kubeadm_calls(&calls, "reset");
+    assert_eq!(resets.iter().map(|c| c.node.as_str()).collect::<Vec<_>>(), ["m3"], "only m3 is reset");
+    let m3_joins: Vec<_> = kubeadm_calls(&calls, "join").into_iter().filter(|c| c.node == "m3").collect();
+    assert_eq!(m3_joins.iter().map(|c| c.rc).collect::<Vec<_>>(), [137, 0]);
+    assert!(resets[0].start > m3_joins[0].start && resets[0].end < m3_joins[1].start);
+    let after = members();
+    assert_eq!(after.lines().filter(|l| l.contains(", started,")).count(), 3, "{after}");
+    assert!(!after.contains("unstarted"), "{after}");
+    let st =
+        run_limited(&lab, &["status", "-c", cfg.to_str().unwrap(), "-o", "json"], std::time::Duration::from_secs(60));
+    assert_eq!(st.code, 0, "{}", st.stderr);
+    assert_eq!(st.json()["health"]["etcdHealthy"], 3);
+}
+
+/// Nodes added to a running cluster hours later: the join token and the uploaded control-plane
+/// certificates (both live 2 h) have expired, so hacluster renews them before the joins.
+#[test]
+fn nodes_added_after_the_token_and_certificates_expired_get_fresh_ones() {
+    let lab = Lab::new(3, 1);
+    let small = lab.dir.path().join("renew-small.yaml");
+    std::fs::write(&small, lab.config_of("renew", "v1.35.0", &["m1"])).unwrap();
+    let r = up(&lab, &small, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // Three hours pass: in hacluster's record and in the cluster (the doubles keep the token's
+    // expiry and the certificates' upload time in etcd, as the real Secret and token do).
+    let path = lab.dir.path().join("state/renew/state.json");
+    let mut st: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let secrets = &mut st["bootstrap"]["secrets"];
+    let three_hours = 3 * 3600;
+    for k in ["tokenCreated", "certsUploaded"] {
+        secrets[k] = (secrets[k].as_u64().unwrap() - three_hours).into();
+    }
+    let token = secrets["token"].as_str().unwrap().to_string();
+    std::fs::write(&path, serde_json::to_vec(&st).unwrap()).unwrap();
+    let m1 = lab.node("m1");
+    let etcd = format!("ETCDCTL_API=3 etcdctl --endpoints http://{}:2379", m1.ip);
+    let out = lab.in_node("m1", &format!("{etcd} get /doubles/cluster --print-value-only"));
+    let mut info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    info["tokens"][&token] = (now - 60.0).into();
+    info["certsUploaded"] = (now - three_hours as f64).into();
+    let put = lab.in_node("m1", &format!("{etcd} put /doubles/cluster '{}'", info));
+    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+
+    let full = write_config(&lab, "renew", "v1.35.0");
+    let r = up(&lab, &full, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let calls = lab.calls();
+    let renew: Vec<_> = calls
+        .iter()
+        .filter(|c| c.tool == "kubeadm" && c.node == "m1" && c.args.first().map(String::as_str) == Some("token"))
+        .collect();
+    let upload: Vec<_> = calls
+        .iter()
+        .filter(|c| {
+            c.tool == "kubeadm" && c.args.starts_with(&["init".to_string(), "phase".into(), "upload-certs".into()])
+        })
+        .collect();
+    assert_eq!(renew.len(), 1, "the token is renewed once");
+    assert_eq!(upload.len(), 1, "the certificates are uploaded again once");
+    let joins = kubeadm_calls(&calls, "join");
+    assert_eq!(joins.len(), 3);
+    assert!(joins.iter().all(|j| j.rc == 0 && j.start > renew[0].end && j.start > upload[0].end));
+    assert!(r.stderr.contains("renewed the join token") || r.stdout.contains("renewed the join token"), "{}", r.stderr);
 }
 
 #[test]

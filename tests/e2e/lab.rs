@@ -227,18 +227,18 @@ impl Lab {
         wait_port(&ip, 6443);
     }
 
-    pub fn control_planes(&self) -> impl Iterator<Item = &LabNode> {
-        self.nodes.iter().filter(|n| n.role == Role::ControlPlane)
-    }
-
-    pub fn workers(&self) -> impl Iterator<Item = &LabNode> {
-        self.nodes.iter().filter(|n| n.role == Role::Worker)
-    }
-
     /// A cluster config for the static backend over this lab's nodes.
     pub fn config(&self, cluster: &str, version: &str) -> String {
-        let cps = self.control_planes().count();
-        let ws = self.workers().count();
+        let all: Vec<&str> = self.nodes.iter().map(|n| n.short.as_str()).collect();
+        self.config_of(cluster, version, &all)
+    }
+
+    /// A config naming only the nodes in `shorts` (the first of each role onwards: `m1`, `w1`),
+    /// for a cluster that grows later.
+    pub fn config_of(&self, cluster: &str, version: &str, shorts: &[&str]) -> String {
+        let nodes: Vec<&LabNode> = self.nodes.iter().filter(|n| shorts.contains(&n.short.as_str())).collect();
+        let cps = nodes.iter().filter(|n| n.role == Role::ControlPlane).count();
+        let ws = nodes.iter().filter(|n| n.role == Role::Worker).count();
         let mut y = format!(
             "cluster:\n  name: {cluster}\n  nodeTemplate:\n    ssh: {{privateKeyPath: {}}}\n  nodes:\n    master:\n      instances:\n",
             self.operator_key.display()
@@ -246,13 +246,15 @@ impl Lab {
         for i in 1..=cps {
             y += &format!("        - id: {i}\n");
         }
-        y += "    worker:\n      instances:\n";
+        if ws > 0 {
+            y += "    worker:\n      instances:\n";
+        }
         for i in 1..=ws {
             y += &format!("        - id: {i}\n");
         }
         y += &format!("kubernetes:\n  version: {version}\n  networkPlugin: calico\n  packageMirror: {}\n", self.mirror);
         y += &format!("backends:\n  static:\n    endpoint: {}:6443\n    user: root\n    machines:\n", self.lb_ip);
-        for n in &self.nodes {
+        for n in &nodes {
             let role = if n.role == Role::ControlPlane { "master" } else { "worker" };
             let id = &n.short[1..];
             y += &format!("      - node: {role}-{id}\n        address: {}\n        hostKey: {}\n", n.ip, n.host_key);

@@ -6,6 +6,7 @@
 //! only what is missing. Progress and the bootstrap secrets are recorded in the cluster's state
 //! after every step.
 
+pub mod jobs;
 pub mod kubeadm;
 pub mod kubeconfig;
 pub mod scripts;
@@ -18,7 +19,7 @@ use futures_util::future::join_all;
 use tokio::sync::Mutex;
 
 use crate::infra::{Infrastructure, Machine};
-use crate::model::{ClusterSpec, Node, NodeRole};
+use crate::model::{ClusterSpec, Node};
 use crate::plan::{Plan, StepKind};
 use crate::plugin::{Events, LogLevel};
 use crate::ssh::{Executor, Script, SshError, shell_quote};
@@ -28,6 +29,12 @@ use kubeadm::{NODE_DIR, Secrets};
 pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
 pub const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
 
+/// Node jobs (see `jobs`).
+const INIT_JOB: &str = "kubeadm-init";
+const JOIN_JOB: &str = "kubeadm-join";
+/// How long one kubeadm init or join may take before this run stops waiting for it.
+const KUBEADM_LIMIT: Duration = Duration::from_secs(900);
+
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
     #[error(transparent)]
@@ -36,6 +43,8 @@ pub enum BootstrapError {
     State(#[from] StateError),
     #[error("{step} on {node}: {reason}")]
     Step { step: &'static str, node: String, reason: String },
+    #[error("{job} on {node}: {reason}")]
+    Job { job: String, node: String, reason: String },
     #[error("the infrastructure has no machine for node `{0}`; run provision (or up) again")]
     NoMachine(String),
     #[error("nothing is provisioned for cluster `{0}`; run `hacluster up` or `provision` first")]
@@ -248,30 +257,27 @@ impl<'a> Bootstrap<'a> {
         let node = self.spec.init_node();
         let m = self.machine(node)?;
         let secrets = self.secrets().await?;
-        let exists = self.exec.run_unchecked(m, &Script::root("check init", format!("test -f {ADMIN_CONF}"))).await?;
-        if exists.status == 0 {
+        if jobs::status(self.exec, m, INIT_JOB).await? == jobs::Status::Succeeded {
             self.info(&format!("{} is already initialized", node.name));
         } else {
             self.init_config_on_node(m, &secrets).await?;
-            let out = self
-                .exec
-                .run(
-                    m,
-                    &Script::root("kubeadm init", format!("kubeadm init --config {NODE_DIR}/init.yaml --upload-certs"))
-                        .timeout(Duration::from_secs(900)),
-                )
-                .await?;
-            let hash = kubeadm::parse_ca_hash(&out.stdout);
-            let now = kubeadm::now();
-            self.record(|r| {
+        }
+        // Started here, or an earlier run's job (still running, or done) awaited.
+        let job = jobs::run(self.exec, m, INIT_JOB, &scripts::init_job(), KUBEADM_LIMIT).await?;
+        let hash = kubeadm::parse_ca_hash(&job.log);
+        let now = kubeadm::now();
+        self.record(|r| {
+            // Only a job started here tells when the token and the certificates were made;
+            // otherwise the record keeps what it knew (nothing: they are renewed before use).
+            if job.started_here {
                 r.secrets.token_created = now;
                 r.secrets.certs_uploaded = now;
-                if hash.is_some() {
-                    r.secrets.ca_cert_hash = hash.clone();
-                }
-            })
-            .await?;
-        }
+            }
+            if hash.is_some() {
+                r.secrets.ca_cert_hash = hash.clone();
+            }
+        })
+        .await?;
         self.wait_endpoint(m).await?;
         if self.record(|r| r.secrets.ca_cert_hash.is_none()).await? {
             // Resumed after init: compute the hash the way kubeadm's docs do.
@@ -399,23 +405,43 @@ impl<'a> Bootstrap<'a> {
         Ok(s)
     }
 
+    /// `true` when the node's join job succeeded (in this run or any before).
     async fn joined(&self, m: &Machine) -> Result<bool, BootstrapError> {
-        Ok(self.exec.run_unchecked(m, &Script::root("check join", format!("test -f {KUBELET_CONF}"))).await?.status
-            == 0)
+        Ok(jobs::status(self.exec, m, JOIN_JOB).await? == jobs::Status::Succeeded)
     }
 
+    /// Removes etcd members that an earlier, failed join of `m` added but never started.
+    /// etcd refuses a new member while one it counts is missing (3 members, 2 started: no 4th),
+    /// and `kubeadm reset` cannot take it out when the node never got its etcd manifest — the
+    /// manual step kubeadm's docs give, done here. Only after that join is known to have ended:
+    /// a join still running is unstarted for a moment too.
+    async fn remove_unstarted_member(&self, m: &Machine) -> Result<(), BootstrapError> {
+        let init = self.machine(self.spec.init_node())?;
+        let etcdctl = kubectl(&format!(
+            "-n kube-system exec etcd-{} -- etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key",
+            self.spec.init_node().name
+        ));
+        let script = format!(
+            r#"set -eu
+ids=$({etcdctl} member list | awk -F', ' -v p='//{ip}:2380' '$2 == "unstarted" && index($4, p) {{ print $1 }}')
+for id in $ids; do {etcdctl} member remove "$id" >/dev/null; echo "$id"; done
+"#,
+            ip = m.private_address
+        );
+        let out = self.exec.run(init, &Script::root("remove an unstarted etcd member", script)).await?;
+        for id in out.stdout.split_whitespace() {
+            self.info(&format!("removed etcd member {id} that an earlier join of {} added and never started", m.name));
+        }
+        Ok(())
+    }
+
+    /// Joins `node`, or waits for a join an earlier run started there.
     async fn join(&self, node: &Node, secrets: &Secrets) -> Result<(), BootstrapError> {
         let m = self.machine(node)?;
         let cfg = kubeadm::join_config(self.spec, self.infra, node, secrets);
+        // Replaced atomically: a join still running from an earlier run has read it already.
         self.exec.upload(m, &format!("{NODE_DIR}/join.yaml"), 0o600, cfg.as_bytes()).await?;
-        let what = if node.role == NodeRole::ControlPlane { "kubeadm join --control-plane" } else { "kubeadm join" };
-        self.exec
-            .run(
-                m,
-                &Script::root(what, format!("kubeadm join --config {NODE_DIR}/join.yaml"))
-                    .timeout(Duration::from_secs(900)),
-            )
-            .await?;
+        jobs::run(self.exec, m, JOIN_JOB, &scripts::join_job(), KUBEADM_LIMIT).await?;
         Ok(())
     }
 
@@ -423,11 +449,15 @@ impl<'a> Bootstrap<'a> {
     /// adding etcd members concurrently can cost quorum.
     async fn join_control_plane(&self, node: &Node) -> Result<(), BootstrapError> {
         let m = self.machine(node)?;
-        if self.joined(m).await? {
-            self.info(&format!("{} has already joined", node.name));
-        } else {
-            let secrets = self.fresh_secrets(true).await?;
-            self.join(node, &secrets).await?;
+        match jobs::status(self.exec, m, JOIN_JOB).await? {
+            jobs::Status::Succeeded => self.info(&format!("{} has already joined", node.name)),
+            status => {
+                if matches!(status, jobs::Status::Failed | jobs::Status::Lost) {
+                    self.remove_unstarted_member(m).await?;
+                }
+                let secrets = self.fresh_secrets(true).await?;
+                self.join(node, &secrets).await?;
+            }
         }
         // Confirm before the next one: the node is registered and its etcd member healthy.
         let init = self.machine(self.spec.init_node())?;

@@ -128,3 +128,40 @@ esac
 "#
     )
 }
+
+/// What a job does when an earlier attempt left a half-made node behind, and what it refuses.
+fn kubeadm_job(what: &str, leftover: &str, refuse: &str, command: &str) -> String {
+    format!(
+        r#"set -eu
+if [ -n "${{HACLUSTER_JOB_RETRY:-}}" ]; then
+  echo "[hacluster] an earlier {what} on this node did not finish: kubeadm reset first"
+  kubeadm reset -f
+elif {leftover}; then
+  echo "[hacluster] {refuse}; refusing to touch it (kubeadm reset removes it, if it should go)" >&2
+  exit 3
+fi
+{command}
+"#
+    )
+}
+
+/// The `kubeadm init` job (see `jobs`): retried after a reset, never over a control plane
+/// that hacluster did not make.
+pub fn init_job() -> String {
+    kubeadm_job(
+        "kubeadm init",
+        "[ -e /etc/kubernetes/admin.conf ] || [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ]",
+        "this node already runs a Kubernetes control plane that hacluster did not set up",
+        &format!("kubeadm init --config {NODE_DIR}/init.yaml --upload-certs"),
+    )
+}
+
+/// The `kubeadm join` job, for control planes and workers alike (the config file says which).
+pub fn join_job() -> String {
+    kubeadm_job(
+        "kubeadm join",
+        "[ -e /etc/kubernetes/kubelet.conf ]",
+        "this node already belongs to a cluster that hacluster did not join it to",
+        &format!("kubeadm join --config {NODE_DIR}/join.yaml"),
+    )
+}

@@ -1,0 +1,187 @@
+//! Long node operations (`kubeadm init`, `kubeadm join`) as detached jobs.
+//!
+//! A command run over SSH dies with the connection: when hacluster is killed, or the network
+//! drops, kubeadm loses its stdout and dies at its next line of output — halfway through a
+//! join, after kubelet.conf was written and perhaps after its etcd member was added. So these
+//! operations are started once, run by the node on its own (`setsid`, holding a `flock` for as
+//! long as they run), and leave their exit code in a file. Whoever runs next — this run, or a
+//! later `up` after a crash — waits for a running job or reads its result instead of starting
+//! it again. A job that failed, or ended without a result (the node rebooted), is started again
+//! with `HACLUSTER_JOB_RETRY=1`, so its script can clean up first.
+//!
+//! Layout on the node: `/etc/kubernetes/hacluster/jobs/<name>/{run.sh,log,rc,lock,attempted}`,
+//! root only (the log holds what kubeadm prints, join commands included).
+
+use std::time::Duration;
+
+use super::BootstrapError;
+use super::kubeadm::NODE_DIR;
+use crate::infra::Machine;
+use crate::ssh::{Executor, Script};
+
+/// What a finished job left.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// Everything the job printed (redacted).
+    pub log: String,
+    /// `true` when this call started it; `false` when an earlier run had (it ran, or finished,
+    /// without us).
+    pub started_here: bool,
+}
+
+fn dir(name: &str) -> String {
+    format!("{NODE_DIR}/jobs/{name}")
+}
+
+/// The marker that ends the job's status line, after its new log output.
+const STATUS: &str = "@@hacluster-job";
+
+/// Where a job stands on a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Never started there.
+    None,
+    Running,
+    Succeeded,
+    /// Ended with a non-zero exit code.
+    Failed,
+    /// Started, but ended without a result (the node restarted, or the job was killed).
+    Lost,
+}
+
+/// Where job `name` stands on `m`.
+pub async fn status(exec: &Executor, m: &Machine, name: &str) -> Result<Status, BootstrapError> {
+    let d = dir(name);
+    let script = format!(
+        r#"d={d}
+if [ ! -d "$d" ]; then echo none; exit 0; fi
+exec 9>>"$d/lock"
+if ! flock -n 9; then echo running
+elif [ -f "$d/rc" ]; then
+  if [ "$(cat "$d/rc")" = 0 ]; then echo succeeded; else echo failed; fi
+elif [ -f "$d/attempted" ]; then echo lost
+else echo none; fi
+"#
+    );
+    let out = exec.run(m, &Script::root(format!("{name}: status"), script)).await?;
+    Ok(match out.stdout.trim() {
+        "running" => Status::Running,
+        "succeeded" => Status::Succeeded,
+        "failed" => Status::Failed,
+        "lost" => Status::Lost,
+        _ => Status::None,
+    })
+}
+
+/// Starts job `name` with `body` unless it already succeeded or is running, then waits (up to
+/// `limit`) for it to end. `Ok` only when it exited 0.
+pub async fn run(
+    exec: &Executor,
+    m: &Machine,
+    name: &str,
+    body: &str,
+    limit: Duration,
+) -> Result<Finished, BootstrapError> {
+    let d = dir(name);
+    // The launcher holds the job's lock (fd 9) and hands it to the detached job, which keeps it
+    // until it ends; the job's own commands run with fd 9 closed, so a daemon it starts (the
+    // kubelet) cannot hold the lock after the job is over.
+    let launch = format!(
+        r#"set -eu
+d={d}
+mkdir -p "$d"
+chmod 700 "$d"
+exec 9>>"$d/lock"
+if ! flock -n 9; then echo running; exit 0; fi
+# Holding the lock, no job runs: a result file is final (a job writes it before it lets go).
+if [ -f "$d/rc" ]; then
+  if [ "$(cat "$d/rc")" = 0 ]; then echo finished; exit 0; fi
+  mv -f "$d/log" "$d/log.failed" 2>/dev/null || true
+  rm -f "$d/rc"
+fi
+retry=""
+if [ -f "$d/attempted" ]; then retry=1; fi
+touch "$d/attempted"
+cat > "$d/run.sh" <<'HACLUSTER_JOB_EOF'
+{body}
+HACLUSTER_JOB_EOF
+: > "$d/log"
+HACLUSTER_JOB_RETRY="$retry" setsid sh -c 'bash "$1/run.sh" >"$1/log" 2>&1 9>&-; echo $? >"$1/rc.tmp"; mv -f "$1/rc.tmp" "$1/rc"' job "$d" </dev/null >/dev/null 2>&1 &
+echo started
+"#
+    );
+    let out = exec.run(m, &Script::root(format!("{name}: start"), launch)).await?;
+    let started_here = match out.stdout.trim() {
+        "finished" => false,
+        "running" => false,
+        "started" => true,
+        other => return Err(step(name, m, format!("unexpected answer from the job launcher: `{other}`"))),
+    };
+    // Waits on the node for up to 20 s at a time, printing the log as it grows, then a status.
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut offset: u64 = 0;
+    let mut log = String::new();
+    loop {
+        let wait = format!(
+            r#"d={d}
+i=0
+while [ ! -f "$d/rc" ] && [ $i -lt 100 ]; do sleep 0.2; i=$((i+1)); done
+# The status first, then exactly the bytes up to the size it saw: the log may grow meanwhile.
+if [ -f "$d/rc" ]; then s="rc=$(cat "$d/rc")"
+elif flock -n "$d/lock" true; then
+  # Free lock: the job ended. It writes its result before letting go, so look once more.
+  if [ -f "$d/rc" ]; then s="rc=$(cat "$d/rc")"; else s=lost; fi
+else s=running; fi
+size=$(wc -c <"$d/log" 2>/dev/null || echo 0)
+if [ "$size" -ge {from} ]; then tail -c +{from} "$d/log" | head -c $((size - {from} + 1)); fi
+printf '\n{STATUS} %s %s\n' "$s" "$size"
+"#,
+            from = offset + 1
+        );
+        let out = exec.run(m, &Script::root(format!("{name}: wait"), wait).timeout(Duration::from_secs(60))).await?;
+        let (new, status) = out.stdout.rsplit_once(&format!("\n{STATUS} ")).unwrap_or((out.stdout.as_str(), ""));
+        log.push_str(new);
+        let mut words = status.split_whitespace();
+        let (state, size) = (words.next().unwrap_or(""), words.next().and_then(|s| s.parse().ok()));
+        offset = size.unwrap_or(offset);
+        match state {
+            "rc=0" => return Ok(Finished { log, started_here }),
+            s if s.starts_with("rc=") => {
+                let tail: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+                let tail = tail[tail.len().saturating_sub(6)..].join(" | ");
+                return Err(step(
+                    name,
+                    m,
+                    format!(
+                        "exited with {} on the node: {tail} (full log in {d}/log on the node; `hacluster up` retries it)",
+                        &s[3..]
+                    ),
+                ));
+            }
+            "lost" => {
+                return Err(step(
+                    name,
+                    m,
+                    format!(
+                        "ended without a result (was the node restarted?); `hacluster up` starts it again after cleaning up (log in {d}/log)"
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(step(
+                name,
+                m,
+                format!(
+                    "still running after {}s; it goes on on the node, and the next `hacluster up` waits for it",
+                    limit.as_secs()
+                ),
+            ));
+        }
+    }
+}
+
+fn step(name: &str, m: &Machine, reason: String) -> BootstrapError {
+    BootstrapError::Job { job: name.to_string(), node: m.name.clone(), reason }
+}

@@ -369,25 +369,29 @@ impl Executor {
             ch.eof().await.map_err(chan_err)?;
             let (mut out, mut err) = (Vec::new(), Vec::new());
             let mut status = None;
-            let mut pending = String::new();
+            // One line buffer per stream: interleaved chunks of stdout and stderr must not mix
+            // into lines, or a secret split between them would escape the redactor.
+            let (mut pending_out, mut pending_err) = (String::new(), String::new());
             while let Some(msg) = ch.wait().await {
                 match msg {
                     ChannelMsg::Data { data } => {
                         out.extend_from_slice(&data);
                         if !quiet {
-                            self.stream_lines(&m.name, &mut pending, &data);
+                            self.stream_lines(&m.name, &mut pending_out, &data);
                         }
                     }
                     ChannelMsg::ExtendedData { data, .. } => {
                         err.extend_from_slice(&data);
-                        self.stream_lines(&m.name, &mut pending, &data);
+                        self.stream_lines(&m.name, &mut pending_err, &data);
                     }
                     ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
                     _ => {}
                 }
             }
-            if !pending.is_empty() {
-                self.events.log(&m.name, LogLevel::Debug, &self.redactor.redact(&pending), &[]);
+            for rest in [pending_out, pending_err] {
+                if !rest.is_empty() {
+                    self.events.log(&m.name, LogLevel::Debug, &self.redactor.redact(&rest), &[]);
+                }
             }
             Ok::<_, SshError>(Output {
                 status: status.unwrap_or(255),

@@ -82,7 +82,7 @@ def main():
                 "id": i["InstanceId"], "node": t.get("hacluster:node"), "role": t.get("hacluster:role"),
                 "type": i["InstanceType"], "zone": i["Placement"]["AvailabilityZone"], "state": i["State"]["Name"],
                 "subnet": i.get("SubnetId"), "groups": sorted(role_of.get(g["GroupId"], g["GroupId"]) for g in i.get("SecurityGroups", [])),
-                "keyName": i.get("KeyName"),
+                "keyName": i.get("KeyName"), "publicIp": i.get("PublicIpAddress"),
                 "userData": base64.b64decode(ud["Value"]).decode() if ud.get("Value") else None,
             })
     out["instances"].sort(key=lambda i: i["node"] or "")
@@ -96,7 +96,8 @@ def main():
             continue
         out["loadBalancers"].append({"arn": lb["LoadBalancerArn"], "name": lb["LoadBalancerName"], "type": lb["Type"],
                                      "scheme": lb["Scheme"], "dns": lb["DNSName"], "state": lb["State"]["Code"],
-                                     "zones": sorted(z["ZoneName"] for z in lb.get("AvailabilityZones", []))})
+                                     "zones": sorted(z["ZoneName"] for z in lb.get("AvailabilityZones", [])),
+                                     "groups": sorted(role_of.get(g, g) for g in lb.get("SecurityGroups", []))})
         for l in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]:
             out["listeners"].append({"port": l["Port"], "protocol": l["Protocol"],
                                      "forwardTo": [x.get("TargetGroupArn") for x in l["DefaultActions"]]})
@@ -108,7 +109,9 @@ def main():
         health = elb.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])["TargetHealthDescriptions"]
         out["targetGroups"].append({"arn": tg["TargetGroupArn"], "protocol": tg["Protocol"], "port": tg["Port"],
                                     "healthCheckProtocol": tg.get("HealthCheckProtocol"), "healthCheckPath": tg.get("HealthCheckPath"),
-                                    "targetType": tg.get("TargetType"), "targets": sorted(h["Target"]["Id"] for h in health)})
+                                    "targetType": tg.get("TargetType"), "targets": sorted(h["Target"]["Id"] for h in health),
+                                    "attributes": {a["Key"]: a["Value"] for a in
+                                                   elb.describe_target_group_attributes(TargetGroupArn=tg["TargetGroupArn"])["Attributes"]}})
     out["total"] = (len(out["vpcs"]) + len(out["subnets"]) + len(out["internetGateways"]) + len(out["routeTables"])
                     + len(out["securityGroups"]) + len(out["keyPairs"]) + len(out["instances"]) + out["volumes"]
                     + len(out["loadBalancers"]) + len(out["targetGroups"]) + len(out["listeners"]))

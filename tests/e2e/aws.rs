@@ -165,16 +165,14 @@ fn assert_expected_resources(inv: &serde_json::Value, workers: usize) {
     assert_eq!(rt["subnets"].as_array().unwrap().len(), 3);
 
     // Security groups: seed 004's list, as rules between groups, never 0.0.0.0/0.
-    assert_eq!(n("securityGroups"), 2);
+    assert_eq!(n("securityGroups"), 3);
     let cp = rules(inv, "control-plane");
     let want_cp = [
         "tcp 22-22 cidr:203.0.113.0/24",
         "tcp 179-179 group:control-plane",
         "tcp 179-179 group:worker",
         "tcp 2379-2380 group:control-plane",
-        "tcp 6443-6443 cidr:10.0.0.0/20",
-        "tcp 6443-6443 cidr:10.0.16.0/20",
-        "tcp 6443-6443 cidr:10.0.32.0/20",
+        "tcp 6443-6443 group:api-load-balancer",
         "tcp 6443-6443 cidr:203.0.113.0/24",
         "tcp 6443-6443 group:control-plane",
         "tcp 6443-6443 group:worker",
@@ -236,12 +234,28 @@ fn assert_expected_resources(inv: &serde_json::Value, workers: usize) {
     let lb = &inv["loadBalancers"][0];
     assert_eq!(lb["type"], "network");
     assert_eq!(lb["scheme"], "internet-facing");
+    // The NLB has its own group: the API port from the admin network, the nodes inside the VPC
+    // and — internet-facing — each node by its public address. It forwards with its own
+    // address (no client-address preservation), which the control planes admit by group.
+    assert_eq!(lb["groups"], serde_json::json!(["api-load-balancer"]));
+    let mut want_lb: Vec<String> =
+        ["tcp 6443-6443 cidr:203.0.113.0/24", "tcp 6443-6443 group:control-plane", "tcp 6443-6443 group:worker"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    for i in inst {
+        let ip = i["publicIp"].as_str().unwrap_or_else(|| panic!("moto gives public addresses in public subnets: {i}"));
+        want_lb.push(format!("tcp 6443-6443 cidr:{ip}/32"));
+    }
+    want_lb.sort();
+    assert_eq!(rules(inv, "api-load-balancer"), want_lb);
     assert_eq!(n("targetGroups"), 1);
     let tg = &inv["targetGroups"][0];
     assert_eq!((tg["protocol"].as_str(), tg["port"].as_u64()), (Some("TCP"), Some(6443)));
     assert_eq!(tg["healthCheckProtocol"], "HTTPS");
     assert_eq!(tg["healthCheckPath"], "/readyz");
     assert_eq!(tg["targetType"], "instance");
+    assert_eq!(tg["attributes"]["preserve_client_ip.enabled"], "false", "{tg}");
     let mut cp_ids: Vec<&str> = cps.iter().map(|i| i["id"].as_str().unwrap()).collect();
     cp_ids.sort();
     assert_eq!(tg["targets"], serde_json::json!(cp_ids));
@@ -373,6 +387,48 @@ fn throttling_is_ridden_out_without_duplicate_instances() {
     let http = &r.json()["http"];
     assert!(http["throttled"].as_u64().unwrap() >= 5, "{http}");
     assert_expected_resources(&moto.inventory("aws-ha"), 3);
+}
+
+/// `nlbScheme: internal`: nodes reach the NLB inside the VPC, so its group admits them by
+/// group only, with no public addresses.
+#[test]
+fn an_internal_nlb_admits_nodes_by_group_and_no_public_address() {
+    let moto = Moto::start();
+    let s = Scratch::new();
+    let text = std::fs::read_to_string(config(&s, &moto, 1)).unwrap();
+    assert!(text.contains("nlbScheme: internet-facing"), "the example's scheme changed");
+    let cfg = s.write("internal.yaml", &text.replace("nlbScheme: internet-facing", "nlbScheme: internal"));
+    let r = provision(&s, &cfg, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let inv = moto.inventory("aws-ha");
+    assert_eq!(inv["loadBalancers"][0]["scheme"], "internal");
+    assert_eq!(
+        rules(&inv, "api-load-balancer"),
+        ["tcp 6443-6443 cidr:203.0.113.0/24", "tcp 6443-6443 group:control-plane", "tcp 6443-6443 group:worker"]
+    );
+    assert_eq!(down(&s, &cfg).code, 0);
+    assert_eq!(moto.inventory("aws-ha")["total"], 0);
+}
+
+/// RunInstances calls that reach EC2 but whose answers never come back (the host's `lose`
+/// fault: sent, answered, the answer dropped). The plugin finds each launched instance by its
+/// node tag instead of launching again: moto ignores ClientToken, so a second launch would
+/// show here as a seventh instance.
+#[test]
+fn lost_run_instances_answers_launch_nothing_twice() {
+    let moto = Moto::start();
+    let s = Scratch::new();
+    let cfg = config(&s, &moto, 3);
+    let r = provision(&s, &cfg, &[("HACLUSTER_FAULT_INJECTION", "lose=50:RunInstances,seed=11")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    let lost = v["http"]["lost"].as_u64().unwrap();
+    assert!(lost >= 1, "the fault must have struck: {v}");
+    let inv = moto.inventory("aws-ha");
+    assert_expected_resources(&inv, 3);
+    assert_eq!(r.stderr.matches("the launch went through; its answer was lost").count() as u64, lost, "{}", r.stderr);
+    assert_eq!(down(&s, &cfg).code, 0);
+    assert_eq!(moto.inventory("aws-ha")["total"], 0);
 }
 
 #[test]

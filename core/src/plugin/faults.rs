@@ -9,6 +9,9 @@
 //! - `throttle=P`: P % of allowed requests get the provider's throttling answer (HTTP 503,
 //!   `RequestLimitExceeded` for EC2, `Throttling` for other query APIs) without being sent;
 //! - `delay=Nms`: every allowed request waits N ms first (widens windows for crash tests);
+//! - `lose=P` or `lose=P:Action`: P % of allowed requests (only those whose form body says
+//!   `Action=<Action>`, e.g. `RunInstances`) are sent and answered, but the answer is dropped
+//!   and the plugin sees a read timeout — the request that may or may not have happened;
 //! - `deny=ORIGIN`: refuse an origin even if the allow-list has it, as if it were not listed;
 //! - `seed=S`: the pseudo-random sequence, so runs repeat;
 //! - `hv-fail-at=N`: the Nth call that changes something through the `hypervisor` import
@@ -24,6 +27,8 @@ pub const ENV: &str = "HACLUSTER_FAULT_INJECTION";
 #[derive(Debug, Default)]
 pub struct Faults {
     throttle_percent: u64,
+    lose_percent: u64,
+    lose_action: Option<String>,
     pub delay: Option<Duration>,
     pub deny: Vec<Origin>,
     state: AtomicU64,
@@ -42,6 +47,11 @@ impl Faults {
         for part in spec.split(',').map(str::trim) {
             match part.split_once('=') {
                 Some(("throttle", v)) => f.throttle_percent = v.trim_end_matches('%').parse().unwrap_or(0).min(100),
+                Some(("lose", v)) => {
+                    let (p, action) = v.split_once(':').map(|(p, a)| (p, Some(a.to_string()))).unwrap_or((v, None));
+                    f.lose_percent = p.trim_end_matches('%').parse().unwrap_or(0).min(100);
+                    f.lose_action = action;
+                }
                 Some(("delay", v)) => f.delay = v.trim_end_matches("ms").parse().ok().map(Duration::from_millis),
                 Some(("deny", v)) => f.deny.extend(Origin::parse(v)),
                 Some(("seed", v)) => f.state = AtomicU64::new(v.parse::<u64>().unwrap_or(1).max(1)),
@@ -64,6 +74,23 @@ impl Faults {
 
     pub fn throttle_now(&self) -> bool {
         self.throttle_percent > 0 && self.next() % 100 < self.throttle_percent
+    }
+
+    /// Whether any request may have its answer dropped (the body must then be looked at).
+    pub fn loses_answers(&self) -> bool {
+        self.lose_percent > 0
+    }
+
+    /// Whether to drop the answer to a request with this body.
+    pub fn lose_now(&self, body: &[u8]) -> bool {
+        let matches = match &self.lose_action {
+            Some(a) => {
+                let want = format!("Action={a}");
+                body.split(|b| *b == b'&').any(|kv| kv == want.as_bytes())
+            }
+            None => true,
+        };
+        matches && self.next() % 100 < self.lose_percent
     }
 
     /// Counts a changing hypervisor call; true for the one that is to fail.
@@ -95,11 +122,14 @@ pub struct HttpStats {
     pub sent: AtomicU64,
     pub denied: AtomicU64,
     pub throttled: AtomicU64,
+    /// Sent, answered, and the answer dropped (`lose=`).
+    pub lost: AtomicU64,
 }
 
 impl HttpStats {
-    pub fn snapshot(&self) -> (u64, u64, u64) {
-        (self.sent.load(Ordering::Relaxed), self.denied.load(Ordering::Relaxed), self.throttled.load(Ordering::Relaxed))
+    pub fn snapshot(&self) -> (u64, u64, u64, u64) {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        (get(&self.sent), get(&self.denied), get(&self.throttled), get(&self.lost))
     }
 }
 
@@ -125,5 +155,18 @@ mod tests {
             ))
             .contains("<Code>Throttling")
         );
+    }
+
+    #[test]
+    fn loses_answers_only_of_the_named_action() {
+        let f = Faults::parse("lose=100:RunInstances");
+        assert!(f.loses_answers());
+        assert!(f.lose_now(b"Action=RunInstances&Version=2016-11-15&MinCount=1"));
+        assert!(!f.lose_now(b"Action=DescribeInstances&Version=2016-11-15"));
+        assert!(!f.lose_now(b"Action=RunInstancesX&Version=2016-11-15"), "the whole value, not a prefix");
+        let f = Faults::parse("lose=50,seed=3");
+        let hits = (0..10_000).filter(|_| f.lose_now(b"anything")).count();
+        assert!((4_500..5_500).contains(&hits), "{hits}");
+        assert!(!Faults::parse("throttle=10").loses_answers());
     }
 }

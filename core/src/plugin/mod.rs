@@ -189,6 +189,8 @@ pub struct HttpCounts {
     pub sent: u64,
     pub denied: u64,
     pub throttled: u64,
+    /// Answers dropped on purpose (fault injection's `lose=`).
+    pub lost: u64,
 }
 
 impl PluginHost {
@@ -213,8 +215,8 @@ impl PluginHost {
     }
 
     pub fn http_counts(&self) -> HttpCounts {
-        let (sent, denied, throttled) = self.stats.snapshot();
-        HttpCounts { sent, denied, throttled }
+        let (sent, denied, throttled, lost) = self.stats.snapshot();
+        HttpCounts { sent, denied, throttled, lost }
     }
 
     fn setup(&self, plugin: &str, call: Call, grants: Grants, checkpoint: Option<CheckpointFn>) -> runtime::CallSetup {

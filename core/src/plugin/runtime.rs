@@ -163,6 +163,30 @@ impl WasiHttpHooks for Egress {
                     Box::new(async { Ok(()) });
                 return Ok((resp, done));
             }
+            let request = match faults.as_ref().filter(|f| f.loses_answers()) {
+                Some(f) => {
+                    // The body decides (`lose=P:Action`): read it, then send it as it was.
+                    let (parts, body) = request.into_parts();
+                    let bytes = http_body_util::Limited::new(body, 64 << 20)
+                        .collect()
+                        .await
+                        .map(|c| c.to_bytes())
+                        .unwrap_or_default();
+                    let lose = f.lose_now(&bytes);
+                    let body = http_body_util::Full::new(bytes).map_err(|never| match never {}).boxed_unsync();
+                    let request = http::Request::from_parts(parts, body);
+                    if lose {
+                        stats.sent.fetch_add(1, Ordering::Relaxed);
+                        stats.lost.fetch_add(1, Ordering::Relaxed);
+                        let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+                        // The server did all of it; only its answer never arrives.
+                        let _ = tokio::join!(io, res.into_body().collect());
+                        return Err(wasmtime_wasi_http::Error::ConnectionReadTimeout);
+                    }
+                    request
+                }
+                None => request,
+            };
             stats.sent.fetch_add(1, Ordering::Relaxed);
             let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((res.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))

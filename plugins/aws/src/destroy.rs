@@ -164,7 +164,7 @@ pub async fn destroy(c: &Clients, cfg: &Config, _cluster: &Cluster, prior: Optio
     }
 
     // Security groups reference each other: revoke their rules first, then delete them.
-    let groups: Vec<_> = [&inv.sg_control_plane, &inv.sg_worker].into_iter().flatten().collect();
+    let groups: Vec<_> = [&inv.sg_control_plane, &inv.sg_worker, &inv.sg_lb].into_iter().flatten().collect();
     for g in &groups {
         if !g.permissions.is_empty() {
             c.ec2
@@ -193,6 +193,7 @@ pub async fn destroy(c: &Clients, cfg: &Config, _cluster: &Cluster, prior: Optio
         let mut s = state.borrow_mut();
         s.sg_control_plane = None;
         s.sg_worker = None;
+        s.sg_lb = None;
     }
     save(&state)?;
 

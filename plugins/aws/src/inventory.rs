@@ -49,6 +49,8 @@ pub struct Inventory {
     pub route_table: Option<RouteTable>,
     pub sg_control_plane: Option<Sg>,
     pub sg_worker: Option<Sg>,
+    /// The NLB's own group.
+    pub sg_lb: Option<Sg>,
     pub key_pair: Option<String>,
     /// node name → instance (not terminated)
     pub instances: BTreeMap<String, Instance>,
@@ -66,6 +68,7 @@ impl Inventory {
             + self.route_table.iter().count()
             + self.sg_control_plane.iter().count()
             + self.sg_worker.iter().count()
+            + self.sg_lb.iter().count()
             + self.key_pair.iter().count()
             + self.instances.len()
             + self.lb.iter().count()
@@ -136,6 +139,7 @@ pub async fn discover(c: &Clients, cfg: &Config) -> Result<Inventory, Error> {
         match role_of(g.tags()).as_str() {
             "control-plane" => inv.sg_control_plane = Some(sg),
             "worker" => inv.sg_worker = Some(sg),
+            crate::provision::LB_ROLE => inv.sg_lb = Some(sg),
             _ => {}
         }
     }

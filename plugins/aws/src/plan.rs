@@ -53,6 +53,12 @@ pub async fn plan(c: &Clients, cfg: &Config, cluster: &Cluster, _prior: Option<V
         format!("{name}-worker"),
         "rules from the port matrix".into(),
     ));
+    out.push(change(
+        inv.sg_lb.is_some(),
+        "security-group",
+        format!("{name}-{}", crate::provision::LB_ROLE),
+        "the API port from the admin networks and the nodes".into(),
+    ));
     out.push(change(inv.key_pair.is_some(), "key-pair", format!("{name}-key"), "the operator's public key".into()));
     for n in cluster.nodes.iter().filter(|n| n.role != NodeRole::LoadBalancer) {
         let (itype, role) = if n.role == NodeRole::ControlPlane {

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use aws_sdk_ec2 as ec2;
 use aws_sdk_elasticloadbalancingv2 as elb;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::retry::RetryConfig;
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 
-use crate::aws::{Clients, ec2_tags, elb_tags, err, pause, tag_spec};
+use crate::aws::{Clients, TAG_CLUSTER, TAG_NODE, ec2_tags, elb_tags, err, pause, tag_spec};
 use crate::config::Config;
 use crate::inventory::{Inventory, discover};
 use crate::rules;
@@ -33,6 +35,8 @@ pub struct State {
     pub route_table: Option<String>,
     pub sg_control_plane: Option<String>,
     pub sg_worker: Option<String>,
+    #[serde(default)]
+    pub sg_lb: Option<String>,
     pub key_pair: Option<String>,
     #[serde(default)]
     pub instances: BTreeMap<String, String>,
@@ -49,6 +53,16 @@ impl State {
     pub fn bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("state serializes")
     }
+}
+
+/// The `hacluster:role` of the NLB's security group.
+pub const LB_ROLE: &str = "api-load-balancer";
+
+/// The groups of control planes, workers and the NLB.
+pub struct Groups {
+    pub control_plane: String,
+    pub worker: String,
+    pub lb: String,
 }
 
 /// Saves the state through the host before the next step.
@@ -357,10 +371,12 @@ async fn ensure_security_groups(
     inv: &Inventory,
     vpc_id: &str,
     state: &RefCell<State>,
-) -> Result<(String, String), Error> {
+) -> Result<Groups, Error> {
     let name = &cfg.cluster;
     let mut ids = Vec::new();
-    for (role, existing) in [("control-plane", &inv.sg_control_plane), ("worker", &inv.sg_worker)] {
+    for (role, existing) in
+        [("control-plane", &inv.sg_control_plane), ("worker", &inv.sg_worker), (LB_ROLE, &inv.sg_lb)]
+    {
         let id = match existing {
             Some(sg) => sg.id.clone(),
             None => {
@@ -368,7 +384,11 @@ async fn ensure_security_groups(
                     .ec2
                     .create_security_group()
                     .group_name(format!("{name}-{role}"))
-                    .description(format!("hacluster {name}: {role} nodes"))
+                    .description(if role == LB_ROLE {
+                        format!("hacluster {name}: the API's network load balancer")
+                    } else {
+                        format!("hacluster {name}: {role} nodes")
+                    })
                     .vpc_id(vpc_id)
                     .tag_specifications(tag_spec(
                         ec2::types::ResourceType::SecurityGroup,
@@ -380,10 +400,10 @@ async fn ensure_security_groups(
                 let id = out.group_id().unwrap_or_default().to_string();
                 {
                     let mut s = state.borrow_mut();
-                    if role == "control-plane" {
-                        s.sg_control_plane = Some(id.clone());
-                    } else {
-                        s.sg_worker = Some(id.clone());
+                    match role {
+                        "control-plane" => s.sg_control_plane = Some(id.clone()),
+                        "worker" => s.sg_worker = Some(id.clone()),
+                        _ => s.sg_lb = Some(id.clone()),
                     }
                 }
                 save(state)?;
@@ -393,15 +413,13 @@ async fn ensure_security_groups(
         };
         ids.push(id);
     }
-    let (cp, worker) = (ids[0].clone(), ids[1].clone());
+    let (cp, worker, lb) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
     {
         let mut s = state.borrow_mut();
         s.sg_control_plane = Some(cp.clone());
         s.sg_worker = Some(worker.clone());
+        s.sg_lb = Some(lb.clone());
     }
-    let subnet_cidrs: Vec<String> =
-        (0..cfg.availability_zones.len()).map(|i| cfg.subnet_cidr(i)).collect::<Result<_, _>>()?;
-    let subnet_cidrs = if cfg.vpc_id.is_some() { vec![cfg.vpc_cidr.clone()] } else { subnet_cidrs };
     let empty = Vec::new();
     let jobs = [
         (NodeRole::ControlPlane, cp.clone(), inv.sg_control_plane.as_ref().map(|s| &s.permissions).unwrap_or(&empty)),
@@ -409,27 +427,28 @@ async fn ensure_security_groups(
     ]
     .into_iter()
     .map(|(role, id, have)| {
-        let want = rules::desired(cluster, cfg, role, &cp, &worker, &subnet_cidrs);
-        let missing = rules::missing(&want, have);
-        async move {
-            if missing.is_empty() {
-                return Ok(0);
-            }
-            c.ec2
-                .authorize_security_group_ingress()
-                .group_id(&id)
-                .set_ip_permissions(Some(missing.iter().map(rules::Rule::to_permission).collect()))
-                .send()
-                .await
-                .map_err(|e| err("AuthorizeSecurityGroupIngress", e))?;
-            debug_log("authorized ingress rules", &[("group", id.clone()), ("rules", missing.len().to_string())]);
-            Ok::<usize, Error>(missing.len())
-        }
+        let want = rules::desired(cluster, cfg, role, &cp, &worker, &lb);
+        authorize_missing(c, id, rules::missing(&want, have))
     });
     for r in join_all(jobs).await {
         r?;
     }
-    Ok((cp, worker))
+    Ok(Groups { control_plane: cp, worker, lb })
+}
+
+async fn authorize_missing(c: &Clients, group: String, missing: Vec<rules::Rule>) -> Result<usize, Error> {
+    if missing.is_empty() {
+        return Ok(0);
+    }
+    c.ec2
+        .authorize_security_group_ingress()
+        .group_id(&group)
+        .set_ip_permissions(Some(missing.iter().map(rules::Rule::to_permission).collect()))
+        .send()
+        .await
+        .map_err(|e| err("AuthorizeSecurityGroupIngress", e))?;
+    debug_log("authorized ingress rules", &[("group", group.clone()), ("rules", missing.len().to_string())]);
+    Ok(missing.len())
 }
 
 async fn ensure_key_pair(
@@ -469,13 +488,67 @@ async fn root_device(c: &Clients, ami: &str) -> String {
     }
 }
 
+/// Attempts at one instance's launch, as many as the SDK makes for other calls.
+const LAUNCH_ATTEMPTS: u32 = 8;
+
+/// Throttling, a server error, or no answer at all: worth another try (after looking).
+fn worth_retrying<E: ProvideErrorMetadata>(
+    e: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> bool {
+    use aws_smithy_runtime_api::client::result::SdkError;
+    match e {
+        SdkError::ServiceError(s) => {
+            s.raw().status().is_server_error()
+                || matches!(
+                    s.err().code(),
+                    Some(
+                        "RequestLimitExceeded" | "Throttling" | "ServiceUnavailable" | "InternalError" | "Unavailable"
+                    )
+                )
+        }
+        other => answer_lost(other),
+    }
+}
+
+/// A request that was (perhaps) sent and got no answer: the connection failed or timed out.
+/// Not a refusal by the host, which is final.
+fn answer_lost<E>(
+    e: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> bool {
+    use aws_smithy_runtime_api::client::result::SdkError;
+    match e {
+        SdkError::DispatchFailure(d) => d.as_connector_error().is_none_or(|c| {
+            !aws_smithy_types::error::display::DisplayErrorContext(c).to_string().contains("HttpRequestDenied")
+        }),
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        _ => false,
+    }
+}
+
+/// The live instance tagged as `node` of `cluster`, if any.
+async fn instance_of_node(c: &Clients, cluster: &str, node: &str) -> Result<Option<String>, Error> {
+    let filter = |k: &str, v: &[&str]| {
+        ec2::types::Filter::builder().name(k).set_values(Some(v.iter().map(|s| s.to_string()).collect())).build()
+    };
+    let out = c
+        .ec2
+        .describe_instances()
+        .filters(filter(&format!("tag:{TAG_CLUSTER}"), &[cluster]))
+        .filters(filter(&format!("tag:{TAG_NODE}"), &[node]))
+        .filters(filter("instance-state-name", &["pending", "running", "stopping", "stopped"]))
+        .send()
+        .await
+        .map_err(|e| err("DescribeInstances", e))?;
+    Ok(out.reservations().iter().flat_map(|r| r.instances()).find_map(|i| i.instance_id()).map(str::to_string))
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn ensure_instances(
     c: &Clients,
     cfg: &Config,
     cluster: &Cluster,
     inv: &mut Inventory,
-    sgs: &(String, String),
+    sgs: &Groups,
     key: &str,
     state: &RefCell<State>,
 ) -> Result<(), Error> {
@@ -488,8 +561,8 @@ async fn ensure_instances(
     progress::report("create instances", *done.borrow(), total);
     let creates = missing.into_iter().map(|node| {
         let (role, itype, sg) = match node.role {
-            NodeRole::ControlPlane => ("control-plane", &cfg.control_plane_type, &sgs.0),
-            _ => ("worker", &cfg.worker_type, &sgs.1),
+            NodeRole::ControlPlane => ("control-plane", &cfg.control_plane_type, &sgs.control_plane),
+            _ => ("worker", &cfg.worker_type, &sgs.worker),
         };
         let zone = zone_of(cfg, node);
         let subnet = inv.subnet_for(cfg, &zone);
@@ -497,43 +570,66 @@ async fn ensure_instances(
         let (ami, device, nonce, done) = (&ami, &device, &nonce, &done);
         async move {
             let subnet = subnet.ok_or_else(|| Error::Internal(format!("no subnet for zone {zone}")))?;
-            let out = c
-                .ec2
-                .run_instances()
-                .image_id(ami)
-                .instance_type(ec2::types::InstanceType::from(itype.as_str()))
-                .min_count(1)
-                .max_count(1)
-                .subnet_id(&subnet)
-                .security_group_ids(sg)
-                .key_name(key)
-                .user_data(base64(node.user_data.as_bytes()))
-                .client_token(client_token(nonce, &node.name))
-                .block_device_mappings(
-                    ec2::types::BlockDeviceMapping::builder()
-                        .device_name(device)
-                        .ebs(
-                            ec2::types::EbsBlockDevice::builder()
-                                .volume_size(cfg.root_volume_gib as i32)
-                                .volume_type(ec2::types::VolumeType::Gp3)
-                                .delete_on_termination(true)
-                                .encrypted(true)
-                                .build(),
-                        )
-                        .build(),
-                )
-                // IMDSv2 only: the instance metadata (user-data included) needs a session token.
-                .metadata_options(
-                    ec2::types::InstanceMetadataOptionsRequest::builder()
-                        .http_tokens(ec2::types::HttpTokensState::Required)
-                        .build(),
-                )
-                .tag_specifications(tag_spec(ec2::types::ResourceType::Instance, tags.clone()))
-                .tag_specifications(tag_spec(ec2::types::ResourceType::Volume, tags))
-                .send()
-                .await
-                .map_err(|e| err("RunInstances", e))?;
-            let id = out.instances().first().and_then(|i| i.instance_id()).unwrap_or_default().to_string();
+            let launch = || {
+                c.ec2
+                    .run_instances()
+                    .image_id(ami)
+                    .instance_type(ec2::types::InstanceType::from(itype.as_str()))
+                    .min_count(1)
+                    .max_count(1)
+                    .subnet_id(&subnet)
+                    .security_group_ids(sg)
+                    .key_name(key)
+                    .user_data(base64(node.user_data.as_bytes()))
+                    .client_token(client_token(nonce, &node.name))
+                    .block_device_mappings(
+                        ec2::types::BlockDeviceMapping::builder()
+                            .device_name(device)
+                            .ebs(
+                                ec2::types::EbsBlockDevice::builder()
+                                    .volume_size(cfg.root_volume_gib as i32)
+                                    .volume_type(ec2::types::VolumeType::Gp3)
+                                    .delete_on_termination(true)
+                                    .encrypted(true)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    // IMDSv2 only: the instance metadata (user-data included) needs a session token.
+                    .metadata_options(
+                        ec2::types::InstanceMetadataOptionsRequest::builder()
+                            .http_tokens(ec2::types::HttpTokensState::Required)
+                            .build(),
+                    )
+                    .tag_specifications(tag_spec(ec2::types::ResourceType::Instance, tags.clone()))
+                    .tag_specifications(tag_spec(ec2::types::ResourceType::Volume, tags.clone()))
+                    .customize()
+                    // Retried below instead, looking first (see there).
+                    .config_override(ec2::Config::builder().retry_config(RetryConfig::disabled()))
+                    .send()
+            };
+            // A RunInstances that failed may still have launched the instance: its answer may
+            // have been lost, and a throttled or failed request is not always one that did
+            // nothing. The SDK would simply send it again, trusting the ClientToken; where that
+            // is not honoured (API emulators, moto) it launches a second instance. So before
+            // every retry, look for the node's instance by its tag.
+            let mut attempt = 0u32;
+            let id = loop {
+                match launch().await {
+                    Ok(out) => {
+                        break out.instances().first().and_then(|i| i.instance_id()).unwrap_or_default().to_string();
+                    }
+                    Err(e) if worth_retrying(&e) && attempt < LAUNCH_ATTEMPTS => {
+                        if let Some(id) = instance_of_node(c, &cfg.cluster, &node.name).await? {
+                            info_log("the launch went through; its answer was lost", &[("node", node.name.clone())]);
+                            break id;
+                        }
+                        attempt += 1;
+                        pause(Duration::from_millis((200u64 << attempt).min(10_000))).await;
+                    }
+                    Err(e) => return Err(err("RunInstances", e)),
+                }
+            };
             state.borrow_mut().instances.insert(node.name.clone(), id.clone());
             save(state)?;
             *done.borrow_mut() += 1;
@@ -603,14 +699,45 @@ async fn wait_running(c: &Clients, cluster: &Cluster, inv: &mut Inventory) -> Re
     Ok(())
 }
 
+/// Targets see the NLB's address, not the client's (see `rules::lb_rules` for why).
+async fn ensure_no_client_ip_preservation(c: &Clients, tg: &str) -> Result<(), Error> {
+    const KEY: &str = "preserve_client_ip.enabled";
+    let attrs = c
+        .elb
+        .describe_target_group_attributes()
+        .target_group_arn(tg)
+        .send()
+        .await
+        .map_err(|e| err("DescribeTargetGroupAttributes", e))?;
+    if attrs.attributes().iter().any(|a| a.key() == Some(KEY) && a.value() == Some("false")) {
+        return Ok(());
+    }
+    c.elb
+        .modify_target_group_attributes()
+        .target_group_arn(tg)
+        .attributes(elb::types::TargetGroupAttribute::builder().key(KEY).value("false").build())
+        .send()
+        .await
+        .map_err(|e| err("ModifyTargetGroupAttributes", e))?;
+    debug_log("turned client address preservation off", &[("target group", tg.to_string())]);
+    Ok(())
+}
+
 async fn ensure_load_balancer(
     c: &Clients,
     cfg: &Config,
     cluster: &Cluster,
     inv: &mut Inventory,
     vpc_id: &str,
+    sgs: &Groups,
     state: &RefCell<State>,
 ) -> Result<String, Error> {
+    // The NLB's group admits the nodes by their public addresses, known now.
+    let public: Vec<(String, String)> =
+        inv.instances.iter().filter_map(|(n, i)| Some((n.clone(), i.public_ip.clone()?))).collect();
+    let want = rules::lb_rules(cfg, cluster.api_port, &sgs.control_plane, &sgs.worker, &public);
+    let have = inv.sg_lb.as_ref().map(|g| g.permissions.clone()).unwrap_or_default();
+    authorize_missing(c, sgs.lb.clone(), rules::missing(&want, &have)).await?;
     let tg = match &inv.tg {
         Some(arn) => arn.clone(),
         None => {
@@ -640,6 +767,7 @@ async fn ensure_load_balancer(
             arn
         }
     };
+    ensure_no_client_ip_preservation(c, &tg).await?;
     state.borrow_mut().target_group = Some(tg.clone());
     let lb = match &inv.lb {
         Some(lb) => lb.arn.clone(),
@@ -656,6 +784,8 @@ async fn ensure_load_balancer(
                 .name(cfg.elb_name("api"))
                 .r#type(elb::types::LoadBalancerTypeEnum::Network)
                 .scheme(scheme)
+                // Only at creation: an NLB made without a group can never get one.
+                .security_groups(&sgs.lb)
                 .set_subnets(Some(subnets))
                 .set_tags(Some(elb_tags(&cfg.cluster, "api-load-balancer")))
                 .send()
@@ -776,7 +906,7 @@ pub async fn apply(
     let key = ensure_key_pair(c, cfg, cluster, &inv, &state).await?;
     ensure_instances(c, cfg, cluster, &mut inv, &sgs, &key, &state).await?;
     wait_running(c, cluster, &mut inv).await?;
-    let dns = ensure_load_balancer(c, cfg, cluster, &mut inv, &vpc, &state).await?;
+    let dns = ensure_load_balancer(c, cfg, cluster, &mut inv, &vpc, &sgs, &state).await?;
 
     let extra: Vec<&String> = inv.instances.keys().filter(|n| !cluster.nodes.iter().any(|x| &x.name == *n)).collect();
     if !extra.is_empty() {

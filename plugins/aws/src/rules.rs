@@ -1,6 +1,6 @@
 //! Security-group rules from the cluster's port matrix: each rule names its source as another
-//! group (control planes, workers), the NLB's subnets, or the configured CIDRs — never
-//! 0.0.0.0/0 unless the user configured it.
+//! group (control planes, workers, the NLB's) or the configured CIDRs — never 0.0.0.0/0
+//! unless the user configured it.
 
 use std::collections::BTreeSet;
 
@@ -52,14 +52,14 @@ fn protocol(p: Protocol) -> (&'static str, bool) {
     }
 }
 
-/// The rules a group must have: `role` is whose group it is.
+/// The rules a node group must have: `role` is whose group it is.
 pub fn desired(
     cluster: &Cluster,
     cfg: &Config,
     role: NodeRole,
     cp_sg: &str,
     worker_sg: &str,
-    subnet_cidrs: &[String],
+    lb_sg: &str,
 ) -> Vec<Rule> {
     let mut out: Vec<Rule> = Vec::new();
     for r in cluster.ports.iter().filter(|r| r.on == role) {
@@ -69,9 +69,9 @@ pub fn desired(
             Peer::AllNodes => vec![Source::Group(cp_sg.into()), Source::Group(worker_sg.into())],
             // No load-balancer machines on AWS: the NLB stands in for them.
             Peer::LoadBalancers => vec![],
-            // NLB health checks and, for internal schemes, forwarded traffic come from
-            // the NLB's addresses in our subnets.
-            Peer::CloudLoadBalancer => subnet_cidrs.iter().cloned().map(Source::Cidr).collect(),
+            // The NLB does not keep client addresses (see `lb_rules`): what it forwards, and
+            // its health checks, come from the NLB itself, which has its own group.
+            Peer::CloudLoadBalancer => vec![Source::Group(lb_sg.into())],
             Peer::Admins | Peer::ApiClients => cfg.admin_cidrs.iter().cloned().map(Source::Cidr).collect(),
             Peer::NodePortClients => cfg.node_port_cidrs.iter().cloned().map(Source::Cidr).collect(),
         };
@@ -84,6 +84,36 @@ pub fn desired(
             }
         }
     }
+    out
+}
+
+/// The NLB's group: the API port from the admin networks, from the nodes inside the VPC, and —
+/// for an internet-facing NLB, whose name resolves to public addresses even inside the VPC —
+/// from each node's public address (`node_public_ips`: node name → address).
+///
+/// The NLB forwards with its own address (client-address preservation is off): with it on, a
+/// control plane that reaches the API through the NLB and is sent to itself gets no answer
+/// (kubeadm does exactly that during init and joins), and traffic from nodes' public addresses
+/// would match no rule of the node groups. So client filtering happens here.
+pub fn lb_rules(
+    cfg: &Config,
+    api_port: u16,
+    cp_sg: &str,
+    worker_sg: &str,
+    node_public_ips: &[(String, String)],
+) -> Vec<Rule> {
+    let port = api_port as i32;
+    let rule =
+        |source, purpose: &str| Rule { protocol: "tcp".into(), from: port, to: port, source, purpose: purpose.into() };
+    let mut out: Vec<Rule> = cfg.admin_cidrs.iter().map(|c| rule(Source::Cidr(c.clone()), "API clients")).collect();
+    out.push(rule(Source::Group(cp_sg.into()), "control planes, inside the VPC"));
+    out.push(rule(Source::Group(worker_sg.into()), "workers, inside the VPC"));
+    if cfg.nlb_scheme != "internal" {
+        for (node, ip) in node_public_ips {
+            out.push(rule(Source::Cidr(format!("{ip}/32")), &format!("{node}, by its public address")));
+        }
+    }
+    out.dedup_by(|a, b| a.key() == b.key());
     out
 }
 

@@ -41,7 +41,10 @@ pub fn run(args: &Args, ctx: &Ctx) -> u8 {
                         render::infrastructure(spec, plugin, &p);
                         if ctx.verbose > 0 {
                             let h = host.http_counts();
-                            eprintln!("http requests: {} sent, {} throttled, {} denied", h.sent, h.throttled, h.denied);
+                            eprintln!(
+                                "http requests: {} sent, {} throttled, {} denied, {} answers lost",
+                                h.sent, h.throttled, h.denied, h.lost
+                            );
                         }
                     }
                 }

@@ -60,7 +60,7 @@ fn config(s: &Scratch) -> PathBuf {
     s.write(
         "vms.yaml",
         &format!(
-            "hosts:\n  - name: local\n    connection: {{type: local}}\ncluster:\n  name: {CLUSTER}\n  network: {{mode: isolated, cidr: {NET}.0/24}}\n  nodeTemplate: {{user: k8s, ssh: {{privateKeyPath: OPKEY}}}}\n  nodes:\n    loadBalancer:\n      instances: [{{id: 1, ip: {NET}.100, cpu: 1, ram: 1, mainDiskSize: 8}}]\n    master:\n      instances: [{{id: 1, ip: {NET}.10, cpu: 1, ram: 1, mainDiskSize: 8}}]\nkubernetes: {{version: v1.35.0}}\nbackends:\n  libvirt:\n    domainType: qemu\n    image: {{path: {}, kernel: {}, initrd: {}}}\n",
+            "hosts:\n  - name: local\n    connection: {{type: local}}\ncluster:\n  name: {CLUSTER}\n  network: {{mode: isolated, cidr: {NET}.0/24}}\n  nodeTemplate: {{user: k8s, ssh: {{privateKeyPath: OPKEY}}}}\n  nodes:\n    loadBalancer:\n      instances: [{{id: 1, ip: {NET}.100, cpu: 1, ram: 1, mainDiskSize: 8}}]\n    master:\n      instances: [{{id: 1, cpu: 1, ram: 1, mainDiskSize: 8}}]\nkubernetes: {{version: v1.35.0}}\nbackends:\n  libvirt:\n    domainType: qemu\n    image: {{path: {}, kernel: {}, initrd: {}}}\n",
             qcow.display(),
             kernel.display(),
             initrd.display()
@@ -116,6 +116,18 @@ fn real_vms_provision_pin_host_keys_and_destroy() {
     let provisioned = started.elapsed();
     let out = r.json();
     assert_eq!(out["endpoint"]["host"], format!("{NET}.100"), "one LB, no VIP: the LB's address");
+    // The control plane has no static address: DHCP, from the top quarter of the network, read
+    // back from the lease by the host.
+    let master_ip = out["machines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == format!("{CLUSTER}-master-1"))
+        .and_then(|m| m["privateAddress"].as_str())
+        .unwrap()
+        .to_string();
+    let octet: u8 = master_ip.strip_prefix(&format!("{NET}.")).and_then(|o| o.parse().ok()).unwrap_or(0);
+    assert!(octet >= 192, "a lease from the DHCP range, got {master_ip}");
     // The network is isolated: no <forward> at all.
     let net = virsh(&format!("net-dumpxml {CLUSTER}-local-net"));
     assert!(!net.contains("<forward"), "{net}");
@@ -123,7 +135,7 @@ fn real_vms_provision_pin_host_keys_and_destroy() {
 
     let known_hosts = s.state().join(CLUSTER).join("known_hosts");
     let deadline = Instant::now() + Duration::from_secs(1200);
-    for (name, ip) in [("lb-1", format!("{NET}.100")), ("master-1", format!("{NET}.10"))] {
+    for (name, ip) in [("lb-1", format!("{NET}.100")), ("master-1", master_ip.clone())] {
         loop {
             let o = ssh(&s, &known_hosts, &ip, "hostname");
             if o.status.success() {
@@ -143,8 +155,8 @@ fn real_vms_provision_pin_host_keys_and_destroy() {
     // A different pinned key for the same address is refused (the pin has teeth).
     let wrong = s.path("wrong_known_hosts");
     let other = hacluster::identity::generate_host_key().unwrap();
-    std::fs::write(&wrong, format!("{NET}.10 {}\n", other.host_public_key)).unwrap();
-    let o = ssh(&s, &wrong, &format!("{NET}.10"), "true");
+    std::fs::write(&wrong, format!("{master_ip} {}\n", other.host_public_key)).unwrap();
+    let o = ssh(&s, &wrong, &master_ip, "true");
     assert!(!o.status.success(), "a wrong pinned key must fail");
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("IDENTIFICATION HAS CHANGED"),
@@ -171,10 +183,12 @@ fn real_vms_provision_pin_host_keys_and_destroy() {
             &s,
             &known_hosts,
             &format!("{NET}.100"),
-            "sudo -n systemctl is-active haproxy; grep -c 'option redispatch' /etc/haproxy/haproxy.cfg",
+            "sudo -n systemctl is-active haproxy; grep -c 'option redispatch' /etc/haproxy/haproxy.cfg; getent hosts hacvm-master-1",
         );
         let text = String::from_utf8_lossy(&o.stdout).to_string();
-        if text.starts_with("active\n1") {
+        // HAProxy runs with the DHCP control plane as a named server, which the network's DNS
+        // resolves to its lease.
+        if text.starts_with("active\n1\n") && text.contains(&format!("{master_ip} ")) {
             break;
         }
         assert!(Instant::now() < deadline, "HAProxy on the LB: {text}{}", String::from_utf8_lossy(&o.stderr));

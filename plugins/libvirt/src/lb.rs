@@ -16,6 +16,15 @@ fn addr(n: &NodeSpec) -> String {
     n.address.clone().unwrap_or_else(|| n.name.clone())
 }
 
+/// A backend server line. A DHCP node is named, not numbered: HAProxy resolves names once at
+/// start and refuses to start if one fails — and a name resolves only once its node holds a
+/// lease, which a balancer that boots first does not wait for. So named servers start without
+/// an address and are resolved at run time through the network's DNS (libvirt's dnsmasq).
+fn server(cluster: &Cluster, n: &NodeSpec, port: u16) -> String {
+    let dynamic = if n.address.is_none() { " resolvers network init-addr last,libc,none" } else { "" };
+    format!("    server {} {}:{port}{dynamic}\n", short(cluster, n), addr(n))
+}
+
 fn short(cluster: &Cluster, n: &NodeSpec) -> String {
     n.name.strip_prefix(&format!("{}-", cluster.name)).unwrap_or(&n.name).to_string()
 }
@@ -24,6 +33,21 @@ pub fn haproxy(cluster: &Cluster, check: Check) -> String {
     let mut s = String::from(
         "# Rendered by hacluster (libvirt backend). Kubernetes API load balancer.\nglobal\n    log /dev/log local0\n    maxconn 4000\n\ndefaults\n    mode tcp\n    log global\n    option tcplog\n    option dontlognull\n    timeout connect 3s\n    timeout client 1h\n    timeout server 1h\n    # A connection to a dead server is retried, on another server the last time.\n    retries 3\n    option redispatch\n\n",
     );
+    let forwarded = |fp: &crate::ForwardPort| -> Vec<NodeRole> {
+        match fp.target.as_str() {
+            "masters" => vec![NodeRole::ControlPlane],
+            "all" => vec![NodeRole::ControlPlane, NodeRole::Worker],
+            _ => vec![NodeRole::Worker],
+        }
+    };
+    let named = members(cluster, NodeRole::ControlPlane).any(|n| n.address.is_none())
+        || cluster
+            .forward_ports
+            .iter()
+            .any(|fp| forwarded(fp).into_iter().any(|r| members(cluster, r).any(|n| n.address.is_none())));
+    if named {
+        s += "# Servers without a static address are resolved while running (see their lines).\nresolvers network\n    parse-resolv-conf\n    resolve_retries 3\n    timeout resolve 1s\n    timeout retry 1s\n    hold valid 10s\n    hold nx 5s\n\n";
+    }
     s += &format!("frontend kube-apiserver\n    bind *:{}\n    default_backend control-planes\n\n", cluster.api_port);
     s += "backend control-planes\n    balance roundrobin\n";
     match check {
@@ -33,7 +57,7 @@ pub fn haproxy(cluster: &Cluster, check: Check) -> String {
         Check::Tcp => s += "    default-server inter 1s fall 2 rise 2 check\n",
     }
     for n in members(cluster, NodeRole::ControlPlane) {
-        s += &format!("    server {} {}:{}\n", short(cluster, n), addr(n), cluster.api_port);
+        s += &server(cluster, n, cluster.api_port);
     }
     for fp in &cluster.forward_ports {
         s += &format!(
@@ -41,14 +65,9 @@ pub fn haproxy(cluster: &Cluster, check: Check) -> String {
             name = fp.name,
             port = fp.port
         );
-        let roles: &[NodeRole] = match fp.target.as_str() {
-            "masters" => &[NodeRole::ControlPlane],
-            "all" => &[NodeRole::ControlPlane, NodeRole::Worker],
-            _ => &[NodeRole::Worker],
-        };
-        for role in roles {
-            for n in members(cluster, *role) {
-                s += &format!("    server {} {}:{}\n", short(cluster, n), addr(n), fp.target_port);
+        for role in forwarded(fp) {
+            for n in members(cluster, role) {
+                s += &server(cluster, n, fp.target_port);
             }
         }
     }

@@ -53,8 +53,13 @@ pub fn network(name: &str, net: &Network, nodes: &[&NodeSpec]) -> String {
         let size = 1u32 << (32 - len);
         let (start, end) = (b + size - size / 4, b + size - 2);
         dhcp.push_str(&format!("    <dhcp>\n      <range start='{}' end='{}'/>\n", ip_str(start), ip_str(end)));
-        for n in nodes.iter().filter(|n| n.address.is_none()) {
-            dhcp.push_str(&format!("      <host mac='{}' name='{}'/>\n", esc(&mac_of(n)), esc(&n.name)));
+        for (n, ip) in dhcp_reservations(nodes, start, end) {
+            dhcp.push_str(&format!(
+                "      <host mac='{}' name='{}' ip='{}'/>\n",
+                esc(&mac_of(n)),
+                esc(&n.name),
+                ip_str(ip)
+            ));
         }
         dhcp.push_str("    </dhcp>\n");
     }
@@ -64,6 +69,27 @@ pub fn network(name: &str, net: &Network, nodes: &[&NodeSpec]) -> String {
         names::bridge(name),
         esc(&net.gateway)
     )
+}
+
+/// A fixed lease for each node without a static address (libvirt requires an address in a
+/// `<host>` entry): a slot of the DHCP range picked from a hash of the node's name, the next
+/// free one on a collision, so adding a node later does not move the others.
+fn dhcp_reservations<'a>(nodes: &[&'a NodeSpec], start: u32, end: u32) -> Vec<(&'a NodeSpec, u32)> {
+    let slots = (end - start + 1) as u64;
+    let mut dynamic: Vec<&NodeSpec> = nodes.iter().copied().filter(|n| n.address.is_none()).collect();
+    dynamic.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut taken = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for n in dynamic.into_iter().take(slots as usize) {
+        // FNV-1a: stable across builds and platforms, unlike std's hasher.
+        let h = n.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+        let mut slot = h % slots;
+        while !taken.insert(slot) {
+            slot = (slot + 1) % slots;
+        }
+        out.push((n, start + slot as u32));
+    }
+    out
 }
 
 pub fn pool(name: &str, path: &str) -> String {

@@ -529,3 +529,202 @@ fn plan_without_a_reachable_hypervisor_shows_the_topology_unless_the_backend_was
     assert_eq!(r.code, 3, "an explicit backend that cannot look is an error: {}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("hacluster-missing.xml"), "{}", r.stderr);
 }
+
+/// Serves `files` (path → bytes) over HTTP on a free 127.0.0.1 port until dropped; counts the
+/// requests it answered.
+struct FileServer {
+    port: u16,
+    served: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FileServer {
+    fn start(files: Vec<(&'static str, Vec<u8>)>) -> FileServer {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (n, halt) = (served.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !halt.load(Ordering::Relaxed) {
+                let Ok((mut c, _)) = l.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                };
+                c.set_nonblocking(false).unwrap();
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => head.extend_from_slice(&buf[..k]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&head).lines().next().unwrap_or("").to_string();
+                let path = line.split_whitespace().nth(1).unwrap_or("");
+                let _ = match files.iter().find(|(p, _)| *p == path) {
+                    Some((_, body)) => c
+                        .write_all(
+                            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
+                                .as_bytes(),
+                        )
+                        .and_then(|_| c.write_all(body)),
+                    None => c.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+                };
+                n.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        FileServer { port, served, stop }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The host downloads a configured base image, checks its SHA-256 while it streams, and keeps
+/// nothing that does not match; over plain http it wants the hash in the config, since a
+/// SHA256SUMS on the same unauthenticated channel proves nothing. (libvirt's test driver as the
+/// pool; the download and the check are the host's own.)
+#[test]
+fn base_image_from_a_url_is_checked_against_its_sha256() {
+    use sha2::Digest;
+    let image: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let sha: String = sha2::Sha256::digest(&image).iter().map(|b| format!("{b:02x}")).collect();
+    let server = FileServer::start(vec![("/images/base.qcow2", image.clone())]);
+    let url = server.url("/images/base.qcow2");
+    let hv = Hypervisor { uris: vec![TEST_URI.into()], images: vec![url.clone()], ..Default::default() };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let pool = "default-pool".to_string();
+    let vol = format!("hac-url-{}.qcow2", std::process::id());
+    let leftovers = || {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name().to_string_lossy().starts_with(&format!("hacluster-image-{}-", std::process::id()))
+            })
+            .count()
+    };
+    let volumes = |rt: &tokio::runtime::Runtime| -> Vec<String> {
+        rt.block_on(hv.list_volumes(TEST_URI, pool.clone())).unwrap().into_iter().map(|v| v.name).collect()
+    };
+
+    // A wrong hash: refused after the download, which is discarded; no volume.
+    let wrong = "0".repeat(64);
+    let e = rt
+        .block_on(hv.import_image(TEST_URI, pool.clone(), vol.clone(), url.clone(), Some(wrong.clone())))
+        .unwrap_err();
+    assert!(e.to_string().contains(&format!("has SHA-256 {sha}, expected {wrong}; the download was discarded")), "{e}");
+    assert_eq!(leftovers(), 0);
+    assert!(!volumes(&rt).contains(&vol));
+
+    // No hash over plain http: refused before anything is fetched.
+    let before = server.served.load(std::sync::atomic::Ordering::Relaxed);
+    let e = rt.block_on(hv.import_image(TEST_URI, pool.clone(), vol.clone(), url.clone(), None)).unwrap_err();
+    assert!(e.to_string().contains("plain http") && e.to_string().contains("image.sha256"), "{e}");
+    assert_eq!(server.served.load(std::sync::atomic::Ordering::Relaxed), before, "nothing fetched");
+
+    // The right hash: the volume exists, and the temporary download is gone.
+    rt.block_on(hv.import_image(TEST_URI, pool.clone(), vol.clone(), url.clone(), Some(sha.clone()))).unwrap();
+    assert!(volumes(&rt).contains(&vol));
+    assert_eq!(leftovers(), 0);
+    rt.block_on(hv.delete_volume(TEST_URI, pool.clone(), vol.clone())).unwrap();
+
+    // A URL the config does not name is refused, whatever its hash.
+    let other = server.url("/images/other.qcow2");
+    let e = rt.block_on(hv.import_image(TEST_URI, pool, vol, other, Some(sha))).unwrap_err();
+    assert!(e.to_string().contains("is not one the config names"), "{e}");
+}
+
+/// The libvirt plugin's own checks of its section, reported with the line like the core's.
+#[test]
+fn libvirt_backend_checks_its_section() {
+    let s = Scratch::new();
+    let text = "hosts:\n  - name: lab\n    connection: {type: local}\ncluster:\n  name: lv\n  network: {mode: isolated, cidr: 10.231.93.0/24}\n  nodeTemplate: {ssh: {privateKeyPath: OPKEY}}\n  nodes:\n    master: {instances: [{id: 1, ip: 10.231.93.10}]}\nkubernetes: {version: v1.35.0}\nbackends:\n  libvirt:\n    domainType: xen\n    image:\n      url: http://mirror.example/debian.qcow2\n      sha256: nothex\n";
+    let cfg = s.write("lv.yaml", text);
+    let r = s.run(&["validate", "-c", cfg.to_str().unwrap(), "--backend", "libvirt", "-o", "json"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let v = r.json();
+    let errs = v["errors"].as_array().unwrap();
+    let find = |path: &str| errs.iter().find(|e| e["path"] == path).unwrap_or_else(|| panic!("{path} in {errs:?}"));
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() as u64 + 1;
+    let dt = find("backends.libvirt.domainType");
+    assert!(dt["message"].as_str().unwrap().contains("`xen`"), "{dt}");
+    assert_eq!(dt["line"], line_of("domainType"));
+    assert_eq!(find("backends.libvirt.image.sha256")["line"], line_of("sha256"));
+
+    // Plain http with no hash: the hash is required (a SHA256SUMS beside it proves nothing).
+    let text = text.replace("      sha256: nothex\n", "").replace("xen", "qemu");
+    let cfg = s.write("lv2.yaml", &text);
+    let r = s.run(&["validate", "-c", cfg.to_str().unwrap(), "--backend", "libvirt", "-o", "json"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let v = r.json();
+    let url =
+        v["errors"].as_array().unwrap().iter().find(|e| e["path"] == "backends.libvirt.image.url").unwrap().clone();
+    assert!(url["message"].as_str().unwrap().contains("plain http"), "{url}");
+    assert!(url["help"].as_str().unwrap().contains("image.sha256"), "{url}");
+    assert_eq!(url["line"], text.lines().position(|l| l.contains("url:")).unwrap() as u64 + 1);
+}
+
+/// Two hypervisor hosts on two libvirt URIs (two separate instances of libvirt's test driver):
+/// every node is created on its own host's URI and nowhere else, each host gets its own pool,
+/// and `down` empties both.
+#[test]
+fn nodes_land_on_their_own_hosts_uri_and_down_empties_every_host() {
+    let s = Scratch::new();
+    let second = s.path("hv-b.xml");
+    std::fs::write(&second, "<node>\n</node>\n").unwrap();
+    let uri_b = format!("test://{}", second.display());
+    let cfg = s.write(
+        "two.yaml",
+        &format!(
+            "hosts:\n  - name: a\n    default: true\n    connection: {{type: local, uri: \"{TEST_URI}\"}}\n  - name: b\n    connection: {{type: local, uri: \"{uri_b}\"}}\ncluster:\n  name: two\n  network: {{mode: bridge, cidr: 10.231.94.0/24, bridge: br0}}\n  nodeTemplate: {{ssh: {{privateKeyPath: OPKEY}}}}\n  nodes:\n    loadBalancer:\n      instances: [{{id: 1, host: b, ip: 10.231.94.5}}]\n    master:\n      instances: [{{id: 1, host: a, ip: 10.231.94.11}}, {{id: 2, host: b, ip: 10.231.94.12}}, {{id: 3, host: a, ip: 10.231.94.13}}]\nkubernetes: {{version: v1.35.0}}\nbackends:\n  libvirt:\n    domainType: test\n"
+        ),
+    );
+    let env = env();
+    let state = s.state();
+    env.provision(&cfg, &state);
+    let on = |uri: &str| -> (Vec<String>, Vec<String>) {
+        let hv = Hypervisor { uris: vec![uri.to_string()], ..Default::default() };
+        env.rt.block_on(async {
+            let mut doms: Vec<String> = hv
+                .list_domains(uri)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| d.name)
+                .filter(|n| n.starts_with("two-"))
+                .collect();
+            let mut pools: Vec<String> = hv
+                .list_pools(uri)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|p| p.name)
+                .filter(|n| n.starts_with("two-"))
+                .collect();
+            doms.sort();
+            pools.sort();
+            (doms, pools)
+        })
+    };
+    let (doms_a, pools_a) = on(TEST_URI);
+    let (doms_b, pools_b) = on(&uri_b);
+    assert_eq!(doms_a, ["two-master-1", "two-master-3"]);
+    assert_eq!(doms_b, ["two-lb-1", "two-master-2"]);
+    assert_eq!(pools_a, ["two-a-main"]);
+    assert_eq!(pools_b, ["two-b-main"]);
+    env.destroy(&cfg, &state);
+    assert_eq!(on(TEST_URI), (vec![], vec![]));
+    assert_eq!(on(&uri_b), (vec![], vec![]));
+}

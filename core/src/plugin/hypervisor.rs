@@ -229,6 +229,13 @@ impl Hypervisor {
         let (path, temp) = if source.starts_with("http://") || source.starts_with("https://") {
             let want = match sha256 {
                 Some(s) => s,
+                // A SHA256SUMS beside the image comes over the same channel: over TLS it vouches
+                // for the image, over plain http an attacker on the path rewrites both.
+                None if source.starts_with("http://") => {
+                    return Err(HvError::Denied(format!(
+                        "`{source}` is plain http, so a SHA256SUMS beside it proves nothing; set `image.sha256` (or use https)"
+                    )));
+                }
                 None => sums_file_entry(&source).await?,
             };
             let tmp = temp_path("image");
@@ -314,12 +321,16 @@ async fn sums_file_entry(url: &str) -> HvResult<String> {
     .map_err(|e| {
         HvError::Failed(format!("no sha256 in the config and {sums_url} could not be read ({e}); set `image.sha256`"))
     })?;
-    let text = String::from_utf8_lossy(&body);
+    sums_entry(&String::from_utf8_lossy(&body), file)
+        .ok_or_else(|| HvError::Failed(format!("{sums_url} has no line for `{file}`; set `image.sha256`")))
+}
+
+/// The hash `sha256sum` wrote for `file` (`<hex>  <file>`, or `<hex> *<file>` in binary mode).
+fn sums_entry(text: &str, file: &str) -> Option<String> {
     text.lines()
         .filter_map(|l| l.split_once(char::is_whitespace))
-        .find(|(_, f)| f.trim().trim_start_matches('*') == file)
+        .find(|(h, f)| f.trim().trim_start_matches('*') == file && h.len() == 64)
         .map(|(h, _)| h.to_string())
-        .ok_or_else(|| HvError::Failed(format!("{sums_url} has no line for `{file}`; set `image.sha256`")))
 }
 
 /// Downloads `url` to `to`, checking the SHA-256 as it streams; nothing is kept on mismatch.
@@ -756,6 +767,17 @@ mod imp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sha256sums_lines_in_text_and_binary_mode() {
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        let text = format!("{a}  noble-server-cloudimg-amd64.img\n{b} *noble.qcow2\nshort  x.img\n");
+        assert_eq!(sums_entry(&text, "noble-server-cloudimg-amd64.img"), Some(a));
+        assert_eq!(sums_entry(&text, "noble.qcow2"), Some(b));
+        assert_eq!(sums_entry(&text, "x.img"), None, "not a SHA-256");
+        assert_eq!(sums_entry(&text, "noble"), None, "whole names only");
+    }
 
     #[test]
     fn domain_xml_may_use_volumes_and_networks_only() {

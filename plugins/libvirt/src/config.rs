@@ -114,6 +114,11 @@ pub fn validate(cluster: &Cluster) -> Vec<Diagnostic> {
             format!("`{u}` is not an http(s) URL"),
             "use `path` for files on the host",
         )),
+        (Some(u), None) if u.starts_with("http://") && cfg.image.sha256.is_none() => out.push(diag(
+            "backends.libvirt.image.url",
+            format!("`{u}` is plain http, and a SHA256SUMS fetched beside it over plain http proves nothing"),
+            "set `image.sha256` to the image's published SHA-256, or use an https URL",
+        )),
         _ => {}
     }
     if let Some(h) = &cfg.image.sha256

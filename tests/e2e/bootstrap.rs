@@ -165,6 +165,56 @@ fn up_bootstraps_in_order_and_a_second_up_repeats_nothing() {
     );
 }
 
+/// Machines that only a bastion may reach: the executor goes through the jump host (a
+/// `direct-tcpip` channel) with the jump host's key pinned too — a wrong one stops everything.
+#[test]
+fn machines_behind_a_jump_host_are_reached_through_it_with_both_keys_pinned() {
+    let lab = Lab::new(1, 2); // m1 and w1 form the cluster; w2 is the bastion
+    for n in ["m1", "w1"] {
+        lab.deny_direct_ssh(n);
+    }
+    let direct = Command::new("ssh")
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+        .args(["-o", "ConnectTimeout=5", "-i"])
+        .arg(&lab.operator_key)
+        .arg(format!("root@{}", lab.node("m1").ip))
+        .arg("true")
+        .output()
+        .unwrap();
+    assert!(!direct.status.success(), "m1 must refuse the test machine directly");
+
+    let bastion = lab.node("w2");
+    let text = lab.config_of("jumped", "v1.35.0", &["m1", "w1"]).replace(
+        "    user: root\n",
+        &format!("    user: root\n    jump: {{address: {}, user: root, hostKey: {}}}\n", bastion.ip, bastion.host_key),
+    );
+    assert!(text.contains("jump:"));
+    let cfg = lab.dir.path().join("jumped.yaml");
+
+    // The jump host's key is pinned as well: a different one aborts before anything runs.
+    let other = hacluster::identity::generate_host_key().unwrap().host_public_key;
+    std::fs::write(&cfg, text.replace(&bastion.host_key, &other)).unwrap();
+    let r = up(&lab, &cfg, &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("root@{}:22 (jump host)", bastion.ip))
+            && r.stderr.contains("does not match the pinned key"),
+        "{}",
+        r.stderr
+    );
+    assert!(lab.calls().is_empty(), "nothing ran anywhere");
+
+    std::fs::write(&cfg, &text).unwrap();
+    let r = up(&lab, &cfg, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let calls = lab.calls();
+    assert_eq!(kubeadm_calls(&calls, "init").iter().map(|c| c.node.as_str()).collect::<Vec<_>>(), ["m1"]);
+    assert_eq!(kubeadm_calls(&calls, "join").iter().map(|c| c.node.as_str()).collect::<Vec<_>>(), ["w1"]);
+    assert!(calls.iter().all(|c| c.node != "w2"), "the bastion is only a way through");
+    let log = std::fs::read_to_string(lab.node("m1").dir.join("sshd.log")).unwrap();
+    assert!(log.contains(&format!("from {} port", bastion.ip)), "m1 saw its logins come from the bastion:\n{log}");
+}
+
 #[test]
 fn wrong_host_key_aborts_with_a_clear_error() {
     let lab = Lab::new(1, 1);

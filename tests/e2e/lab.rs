@@ -262,6 +262,25 @@ impl Lab {
         y
     }
 
+    /// Makes `short`'s sshd refuse logins from the test machine (the lab's side of the bridge):
+    /// it is then reachable only through another node, as behind a bastion.
+    pub fn deny_direct_ssh(&self, short: &str) {
+        let n = self.node(short);
+        let cfg = n.dir.join("sshd_config");
+        let mut text = std::fs::read_to_string(&cfg).unwrap();
+        text.push_str(&format!("DenyUsers *@10.231.{}.254\n", self.k));
+        std::fs::write(&cfg, text).unwrap();
+        // sshd re-executes itself on SIGHUP and reads its configuration again.
+        let pid = n.sshd.as_ref().expect("sshd runs").id();
+        must(&format!("kill -HUP {pid}"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect_timeout(&format!("{}:22", n.ip).parse().unwrap(), Duration::from_millis(300)).is_err()
+        {
+            assert!(Instant::now() < deadline, "sshd of {short} did not come back");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn node(&self, short: &str) -> &LabNode {
         self.nodes.iter().find(|n| n.short == short).unwrap()
     }

@@ -200,6 +200,17 @@ fn real_vms_provision_pin_host_keys_and_destroy() {
         "HAProxy listens on the endpoint"
     );
 
+    // The bootstrap on a real kernel, as far as an offline machine goes: hacluster logs in as
+    // `k8s` and runs the node preparation with sudo — swap off, kernel modules, sysctls — and
+    // stops at the package download (no curl in the image, no way out of the network).
+    let r = s.run(&["bootstrap", "-c", cfg_s]);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("prepare node") && r.stderr.contains("curl"), "{}", r.stderr);
+    assert!(!r.stderr.contains("password") && !r.stderr.contains("sudo:"), "sudo worked: {}", r.stderr);
+    let o =
+        ssh(&s, &known_hosts, &master_ip, "lsmod | grep -c '^br_netfilter'; /usr/sbin/sysctl -n net.ipv4.ip_forward");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1\n1", "{}", String::from_utf8_lossy(&o.stderr));
+
     // A second provision changes nothing.
     let r = s.run(&["plan", "-c", cfg_s, "--backend", "libvirt", "-o", "json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);

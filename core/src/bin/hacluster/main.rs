@@ -14,7 +14,7 @@ pub struct Cli {
     /// Output format: text for people, json for machines.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,
-    /// More detail from plugins and steps (-v debug, -vv trace).
+    /// More detail from plugins and steps (-v debug, -vv trace; or RUST_LOG=debug|trace).
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     #[command(subcommand)]
@@ -64,9 +64,26 @@ pub mod exit {
     pub const FAILED: u8 = 3;
 }
 
+/// `RUST_LOG`, as Rust tools read it, for those who set it rather than `-v`: its most detailed
+/// level (`info`, `hacluster=debug,warn`, `trace`) maps to the same verbosity.
+fn verbosity_from_env() -> u8 {
+    verbosity_of(&std::env::var("RUST_LOG").unwrap_or_default())
+}
+
+fn verbosity_of(rust_log: &str) -> u8 {
+    let v = rust_log.to_ascii_lowercase();
+    if v.contains("trace") {
+        2
+    } else if v.contains("debug") {
+        1
+    } else {
+        0
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let ctx = commands::Ctx { output: cli.output, verbose: cli.verbose };
+    let ctx = commands::Ctx { output: cli.output, verbose: cli.verbose.max(verbosity_from_env()) };
     let code = match &cli.command {
         Command::Validate(a) => commands::validate::run(a, &ctx),
         Command::Plan(a) => commands::plan::run(a, &ctx),
@@ -82,4 +99,16 @@ fn main() -> ExitCode {
         Command::Completions(a) => commands::completions::run(a),
     };
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rust_log_maps_to_the_verbosity_of_v_flags() {
+        assert_eq!(super::verbosity_of(""), 0);
+        assert_eq!(super::verbosity_of("info"), 0);
+        assert_eq!(super::verbosity_of("DEBUG"), 1);
+        assert_eq!(super::verbosity_of("warn,hacluster=debug"), 1);
+        assert_eq!(super::verbosity_of("trace"), 2);
+    }
 }

@@ -147,6 +147,10 @@ fn up_bootstraps_in_order_and_a_second_up_repeats_nothing() {
     assert_eq!(st.code, 0, "{}", st.stderr);
     let v = st.json();
     assert_eq!(v["health"]["etcdHealthy"], 3);
+    let mut names: Vec<&str> =
+        v["health"]["etcdMemberList"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["order-master-1", "order-master-2", "order-master-3"], "etcd's own list");
     assert_eq!(v["health"]["nodesReady"].as_array().unwrap().len(), 6);
     assert_eq!(v["machines"].as_array().unwrap().len(), 6);
     assert!(v["bootstrapCompleted"].as_array().unwrap().iter().any(|s| s == "kubeconfig"));
@@ -333,6 +337,16 @@ fn a_control_plane_that_died_after_its_etcd_member_was_added_is_reset_and_joined
     };
     let before = members();
     assert_eq!(before.lines().filter(|l| l.contains(", unstarted,")).count(), 1, "{before}");
+    // `status` reads etcd's own list: the member that never started counts (and is not fine).
+    let st =
+        run_limited(&lab, &["status", "-c", cfg.to_str().unwrap(), "-o", "json"], std::time::Duration::from_secs(60));
+    assert_eq!(st.code, 3, "{}", st.stdout);
+    let h = st.json()["health"].clone();
+    assert_eq!(h["etcdMembers"], 3, "{h}");
+    let list = h["etcdMemberList"].as_array().unwrap();
+    assert_eq!(list.iter().filter(|m| m["started"] == false).count(), 1, "{h}");
+    let text = run_limited(&lab, &["status", "-c", cfg.to_str().unwrap()], std::time::Duration::from_secs(60));
+    assert!(text.stdout.contains("etcd counts a member that never started"), "{}", text.stdout);
 
     let r = up(&lab, &cfg, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -349,7 +363,10 @@ fn a_control_plane_that_died_after_its_etcd_member_was_added_is_reset_and_joined
     let st =
         run_limited(&lab, &["status", "-c", cfg.to_str().unwrap(), "-o", "json"], std::time::Duration::from_secs(60));
     assert_eq!(st.code, 0, "{}", st.stderr);
-    assert_eq!(st.json()["health"]["etcdHealthy"], 3);
+    let h = st.json()["health"].clone();
+    assert_eq!(h["etcdHealthy"], 3);
+    assert_eq!(h["etcdMembers"], 3);
+    assert!(h["etcdMemberList"].as_array().unwrap().iter().all(|m| m["started"] == true), "{h}");
 }
 
 /// Nodes added to a running cluster hours later: the join token and the uploaded control-plane

@@ -44,13 +44,54 @@ pub struct ControlPlaneHealth {
     pub problem: Option<String>,
 }
 
+/// One etcd member as etcd lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EtcdMember {
+    /// Empty for a member that was added and never started.
+    pub name: String,
+    pub peer_urls: Vec<String>,
+    pub started: bool,
+    pub learner: bool,
+}
+
+/// `etcdctl member list -w json`, as etcd reports its membership.
+pub fn parse_members(json: &str) -> Option<Vec<EtcdMember>> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let list = v["members"].as_array()?;
+    Some(
+        list.iter()
+            .map(|m| {
+                let name = m["name"].as_str().unwrap_or_default().to_string();
+                let clients = m["clientURLs"].as_array().is_some_and(|c| !c.is_empty());
+                EtcdMember {
+                    started: !name.is_empty() && clients,
+                    name,
+                    peer_urls: m["peerURLs"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|u| u.as_str().map(str::to_string))
+                        .collect(),
+                    learner: m["isLearner"].as_bool().unwrap_or(false),
+                }
+            })
+            .collect(),
+    )
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Health {
     pub endpoint: String,
     pub endpoint_ok: bool,
     pub control_planes: Vec<ControlPlaneHealth>,
+    /// Voting members: from etcd's own list when a healthy member could be asked (a member
+    /// added by a failed join counts, and raises the quorum), else the configured count.
     pub etcd_members: u32,
+    /// etcd's member list, when it could be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etcd_member_list: Option<Vec<EtcdMember>>,
     pub etcd_healthy: u32,
     pub quorum: u32,
     pub tolerated_failures: u32,
@@ -63,6 +104,7 @@ impl Health {
     pub fn all_ok(&self) -> bool {
         self.endpoint_ok
             && self.quorum_ok
+            && self.etcd_member_list.as_ref().is_none_or(|l| l.iter().all(|m| m.started))
             && self.control_planes.iter().all(|c| c.apiserver && c.etcd)
             && self.nodes_ready.len() == self.nodes_total
     }
@@ -85,6 +127,23 @@ async fn check_cp(exec: &Executor, m: &Machine) -> ControlPlaneHealth {
             ControlPlaneHealth { name: m.name.clone(), apiserver: false, etcd: false, problem: Some(e.to_string()) }
         }
     }
+}
+
+/// etcd's member list, asked through the etcd pod of `m` (a control plane whose member is
+/// healthy) with the etcd image's own etcdctl.
+async fn member_list(exec: &Executor, m: &Machine) -> Option<Vec<EtcdMember>> {
+    let script = format!(
+        "kubectl --kubeconfig {ADMIN_CONF} -n kube-system exec etcd-{} -- etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key member list -w json",
+        m.name
+    );
+    let out = exec
+        .run_unchecked(m, &Script::root("etcd member list", script).timeout(Duration::from_secs(20)).quiet())
+        .await
+        .ok()?;
+    if out.status != 0 {
+        return None;
+    }
+    parse_members(&out.stdout)
 }
 
 /// `readyz` through the endpoint, asked from `from`.
@@ -118,14 +177,24 @@ pub async fn health(spec: &ClusterSpec, infra: &Infrastructure, exec: &Executor)
         None => Vec::new(),
     };
     let etcd_healthy = checks.iter().filter(|c| c.etcd).count() as u32;
+    let list = match checks.iter().find(|c| c.etcd).and_then(|c| machine(infra, &c.name)) {
+        Some(m) => member_list(exec, m).await,
+        None => None,
+    };
+    // Learners do not vote: quorum is counted over voting members only.
+    let quorum = list
+        .as_ref()
+        .and_then(|l| crate::model::Quorum::new(l.iter().filter(|m| !m.learner).count() as u32))
+        .unwrap_or(spec.quorum);
     Health {
         endpoint,
         endpoint_ok: ep_ok,
-        etcd_members: spec.quorum.members(),
+        etcd_members: quorum.members(),
+        etcd_member_list: list,
         etcd_healthy,
-        quorum: spec.quorum.size(),
-        tolerated_failures: spec.quorum.tolerated_failures(),
-        quorum_ok: etcd_healthy >= spec.quorum.size(),
+        quorum: quorum.size(),
+        tolerated_failures: quorum.tolerated_failures(),
+        quorum_ok: etcd_healthy >= quorum.size(),
         control_planes: checks,
         nodes_ready,
         nodes_total: spec.control_planes.len() + spec.workers.len(),
@@ -254,6 +323,20 @@ pub async fn chaos(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn member_list_marks_members_that_never_started() {
+        // etcdctl 3.4/3.5 `member list -w json`: an unstarted member has no name and no client URLs.
+        let json = r#"{"header":{"cluster_id":1},"members":[
+            {"ID":1,"name":"m1","peerURLs":["https://10.0.0.11:2380"],"clientURLs":["https://10.0.0.11:2379"]},
+            {"ID":2,"peerURLs":["https://10.0.0.13:2380"]},
+            {"ID":3,"name":"m2","peerURLs":["https://10.0.0.12:2380"],"clientURLs":["https://10.0.0.12:2379"],"isLearner":true}]}"#;
+        let l = parse_members(json).unwrap();
+        let got: Vec<_> = l.iter().map(|m| (m.name.as_str(), m.started, m.learner)).collect();
+        assert_eq!(got, [("m1", true, false), ("", false, false), ("m2", true, true)]);
+        assert_eq!(l[1].peer_urls, ["https://10.0.0.13:2380"]);
+        assert!(parse_members("not json").is_none());
+    }
 
     #[test]
     fn ready_nodes_reads_conditions() {

@@ -391,6 +391,20 @@ pub fn status(spec: &ClusterSpec, infra: &hacluster::infra::Infrastructure, comp
         if h.quorum_ok { "kept" } else { "LOST" },
         h.tolerated_failures
     );
+    match &h.etcd_member_list {
+        Some(list) => {
+            for m in list.iter().filter(|m| !m.started) {
+                let _ = writeln!(
+                    s,
+                    "  etcd counts a member that never started ({}): it raises the quorum; `hacluster up` removes it before that node joins again",
+                    m.peer_urls.join(", ")
+                );
+            }
+        }
+        None => {
+            let _ = writeln!(s, "  (etcd's member list could not be read; the count is the configured one)");
+        }
+    }
     let _ = writeln!(
         s,
         "Bootstrap steps done: {}",

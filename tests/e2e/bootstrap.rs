@@ -424,10 +424,16 @@ fn nodes_added_after_the_token_and_certificates_expired_get_fresh_ones() {
 
 #[test]
 fn verify_and_chaos_keep_the_api_and_quorum_and_report_quorum_loss() {
-    let lab = Lab::new(3, 1);
+    // Behind the libvirt plugin's own load balancers: its HAProxy and keepalived configs for
+    // these addresses, two balancers, the VIP as the endpoint.
+    let lab = Lab::with_vip(3, 1);
+    assert!(lab.lb_ip.ends_with(".200"), "{}", lab.lb_ip);
+    assert_eq!(lab.vip_holder(), Some(1));
     let cfg = write_config(&lab, "chaos", "v1.35.0");
     let r = up(&lab, &cfg, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    let kc = std::fs::read_to_string(lab.dir.path().join("state/chaos/kubeconfig")).unwrap();
+    assert_eq!(hacluster::bootstrap::kubeconfig::server_of(&kc).unwrap(), format!("https://{}:6443", lab.lb_ip));
     let c = cfg.to_str().unwrap();
     let r = run_limited(&lab, &["verify", "-c", c, "--chaos", "-o", "json"], std::time::Duration::from_secs(240));
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
@@ -438,6 +444,7 @@ fn verify_and_chaos_keep_the_api_and_quorum_and_report_quorum_loss() {
     assert_eq!(v["chaos"]["etcdHealthyDuring"], 2);
     assert_eq!(v["chaos"]["restored"], true);
     assert_eq!(v["chaos"]["stopped"], "chaos-master-3");
+    assert_eq!(lab.vip_holder(), Some(1), "losing a control plane is HAProxy's business, not keepalived's");
 
     // One control plane down: verify says so, and chaos refuses to take a second.
     // (Its manifests moved away: the kubelet double stops the static pods, as kubelet does.)

@@ -5,7 +5,8 @@
 //! `/etc/kubernetes`, `/var/lib/etcd`, apt's lists and the like are the node's own directories
 //! and `/usr/local/bin` holds the TEST DOUBLES of kubeadm, kubectl, systemctl and the package
 //! tools (tests/doubles). The test process reaches the nodes through one veth into the bridge.
-//! A plain HAProxy in its own namespace is the API endpoint. A small HTTP server on the test
+//! The API endpoint is a plain HAProxy in its own namespace, or (`Lab::with_vip`) two
+//! balancers running the HAProxy and keepalived configs the libvirt plugin renders, holding a VIP. A small HTTP server on the test
 //! side is the package/CNI mirror (the air-gapped path). Everything is torn down on drop;
 //! processes are stopped by PID (ours, or those inside namespaces we created).
 
@@ -77,6 +78,10 @@ pub struct Lab {
     lb_ns: String,
     root_veth: String,
     haproxy: Option<Child>,
+    /// With a VIP front: the balancers' namespaces, HAProxy and keepalived, and their run dir.
+    lb_namespaces: Vec<String>,
+    vip_children: Vec<Child>,
+    vip_run: Option<tempfile::TempDir>,
     stop_mirror: Arc<AtomicBool>,
     mirror_port: u16,
 }
@@ -93,6 +98,17 @@ pub struct Call {
 impl Lab {
     /// `cps` control planes and `workers` workers behind a plain HAProxy.
     pub fn new(cps: usize, workers: usize) -> Lab {
+        Lab::build(cps, workers, false)
+    }
+
+    /// `cps` control planes and `workers` workers behind the libvirt plugin's load balancers:
+    /// two namespaces running the HAProxy and keepalived configs the plugin renders for these
+    /// addresses, the VIP (.200) as the endpoint.
+    pub fn with_vip(cps: usize, workers: usize) -> Lab {
+        Lab::build(cps, workers, true)
+    }
+
+    fn build(cps: usize, workers: usize, vip: bool) -> Lab {
         let k = 100 + NEXT.fetch_add(1, Ordering::SeqCst) + (std::process::id() % 20) * 5;
         assert!(k < 250);
         let dir = tempfile::Builder::new().prefix("hacluster-lab-").tempdir().unwrap();
@@ -128,6 +144,9 @@ impl Lab {
             lb_ns: format!("hl{k}-lb"),
             root_veth,
             haproxy: None,
+            lb_namespaces: Vec::new(),
+            vip_children: Vec::new(),
+            vip_run: None,
             stop_mirror,
             mirror_port,
             dir,
@@ -141,7 +160,11 @@ impl Lab {
             let node = lab.add_node(&short, role, &ip, &key.host_public_key);
             lab.nodes.push(node);
         }
-        lab.start_haproxy();
+        if vip {
+            lab.start_vip();
+        } else {
+            lab.start_haproxy();
+        }
         for n in &lab.nodes {
             wait_port(&n.ip, 22);
         }
@@ -199,6 +222,103 @@ impl Lab {
             .spawn()
             .unwrap();
         LabNode { short: short.into(), role, ip: ip.into(), ns, dir, host_key: hk.host_public_key, sshd: Some(sshd) }
+    }
+
+    fn start_vip(&mut self) {
+        let k = self.k;
+        let ip = |last: u32| format!("10.231.{k}.{last}");
+        let of = |role: Role| -> Vec<String> {
+            self.nodes.iter().filter(|n| n.role == role).map(|n| n.ip.clone()).collect()
+        };
+        let scratch = crate::plugins::Scratch::new();
+        let r = crate::vip::render_for(
+            &scratch,
+            &format!("10.231.{k}"),
+            &of(Role::ControlPlane),
+            &of(Role::Worker),
+            [&ip(5), &ip(6)],
+            &ip(200),
+        );
+        // keepalived refuses scripts under world-writable directories (/tmp): use /run.
+        let run = tempfile::Builder::new().prefix("hacluster-lab-vip-").tempdir_in("/run").unwrap();
+        let check = run.path().join("check_haproxy.sh");
+        std::fs::write(&check, &r.check).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&check, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let log = |name: &str| std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
+        for (i, last) in [(1usize, 5u32), (2, 6)] {
+            let ns = format!("hl{k}-lb{i}");
+            self.attach(&ns, &ip(last), &format!("lb{i}"));
+            self.lb_namespaces.push(ns.clone());
+            let hp = run.path().join(format!("haproxy-{i}.cfg"));
+            std::fs::write(&hp, &r.haproxy).unwrap();
+            let conf = run.path().join(format!("keepalived-{i}.conf"));
+            std::fs::write(
+                &conf,
+                r.keepalived[i - 1].replace("/etc/keepalived/check_haproxy.sh", check.to_str().unwrap()),
+            )
+            .unwrap();
+            let pid = |f: &str| run.path().join(format!("{f}-{i}.pid")).to_str().unwrap().to_string();
+            for (name, args) in [
+                (
+                    format!("haproxy-{i}"),
+                    vec!["haproxy".to_string(), "-db".into(), "-f".into(), hp.to_str().unwrap().into()],
+                ),
+                (
+                    format!("keepalived-{i}"),
+                    vec![
+                        "keepalived".to_string(),
+                        "-n".into(),
+                        "-l".into(),
+                        "-D".into(),
+                        "--vrrp".into(),
+                        "-f".into(),
+                        conf.to_str().unwrap().into(),
+                        "-p".into(),
+                        pid("ka"),
+                        "-r".into(),
+                        pid("vrrp"),
+                        "-c".into(),
+                        pid("chk"),
+                    ],
+                ),
+            ] {
+                let out = log(&name);
+                let child = Command::new("ip")
+                    .args(["netns", "exec", &ns])
+                    .args(&args)
+                    .stdin(Stdio::null())
+                    .stdout(out.try_clone().unwrap())
+                    .stderr(out)
+                    .spawn()
+                    .unwrap();
+                self.vip_children.push(child);
+            }
+        }
+        self.vip_run = Some(run);
+        self.lb_ip = ip(200);
+        // The VIP settles on the higher priority (lb1) a few seconds after keepalived starts.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let held = sh(&format!("ip -n hl{k}-lb1 -4 addr show dev eth0"));
+            if String::from_utf8_lossy(&held.stdout).contains(&format!("{}/24", ip(200))) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the VIP never settled on lb1; logs in {}", self.dir.path().display());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        wait_port(&ip(200), 6443);
+    }
+
+    /// Which balancer holds the VIP (1 or 2), if any.
+    pub fn vip_holder(&self) -> Option<usize> {
+        self.lb_namespaces
+            .iter()
+            .position(|ns| {
+                let out = sh(&format!("ip -n {ns} -4 addr show dev eth0"));
+                String::from_utf8_lossy(&out.stdout).contains(&format!("{}/24", self.lb_ip))
+            })
+            .map(|i| i + 1)
     }
 
     fn start_haproxy(&mut self) {
@@ -364,14 +484,20 @@ impl Drop for Lab {
             let _ = c.kill();
             let _ = c.wait();
         }
+        for c in &mut self.vip_children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         // Give killed processes a moment to leave before the namespaces go.
         std::thread::sleep(Duration::from_millis(100));
         for n in &self.nodes {
             kill_ns_processes(&n.ns);
             sh(&format!("ip netns del {}", n.ns));
         }
-        kill_ns_processes(&self.lb_ns);
-        sh(&format!("ip netns del {}", self.lb_ns));
+        for ns in self.lb_namespaces.iter().chain([&self.lb_ns]) {
+            kill_ns_processes(ns);
+            sh(&format!("ip netns del {ns} 2>/dev/null"));
+        }
         sh(&format!("ip netns del {}", self.switch));
         sh(&format!("ip link del {} 2>/dev/null", self.root_veth));
         self.stop_mirror.store(true, Ordering::SeqCst);

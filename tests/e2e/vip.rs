@@ -17,25 +17,52 @@ use crate::libvirt::libvirt_plugin;
 use crate::plugins::Scratch;
 use crate::support::repo;
 
-/// The LB configs for `k`'s subnet, rendered by the plugin (provisioned on libvirt's test
-/// driver; the host keeps a copy of every seed in the state directory).
-struct Rendered {
-    haproxy: String,
-    check: String,
-    keepalived: [String; 2],
+/// Load-balancer configs rendered by the plugin (provisioned on libvirt's test driver; the host
+/// keeps a copy of every seed in the state directory).
+pub(crate) struct Rendered {
+    pub haproxy: String,
+    pub check: String,
+    pub keepalived: [String; 2],
 }
 
+/// The LB configs for `k`'s subnet: two balancers (.201 priority 110, .202 priority 100), VIP
+/// .200, control planes .10-.12, a worker .20.
 fn render(s: &Scratch, k: u32) -> Rendered {
     let net = format!("10.231.{k}");
+    let ip = |last: u32| format!("{net}.{last}");
+    render_for(s, &net, &[ip(10), ip(11), ip(12)], &[ip(20)], [&ip(201), &ip(202)], &ip(200))
+}
+
+/// The plugin's configs for two balancers in front of `masters` on the /24 `net`.
+pub(crate) fn render_for(
+    s: &Scratch,
+    net: &str,
+    masters: &[String],
+    workers: &[String],
+    lbs: [&str; 2],
+    vip: &str,
+) -> Rendered {
+    let list = |ips: &[String]| -> String {
+        ips.iter().enumerate().map(|(i, ip)| format!("        - {{id: {}, ip: {ip}}}\n", i + 1)).collect()
+    };
+    let mut nodes = format!(
+        "    loadBalancer:\n      vip: {vip}\n      virtualRouterId: 51\n      instances:\n        - {{id: 1, ip: {}, priority: 110}}\n        - {{id: 2, ip: {}, priority: 100}}\n    master:\n      instances:\n{}",
+        lbs[0],
+        lbs[1],
+        list(masters)
+    );
+    if !workers.is_empty() {
+        nodes += &format!("    worker:\n      instances:\n{}", list(workers));
+    }
     let cfg = s.write(
         "vip.yaml",
         &format!(
-            "hosts:\n  - name: lab\n    connection: {{type: local, uri: \"test:///default\"}}\ncluster:\n  name: vip\n  network: {{mode: isolated, cidr: {net}.0/24}}\n  nodeTemplate: {{ssh: {{privateKeyPath: OPKEY}}}}\n  nodes:\n    loadBalancer:\n      vip: {net}.200\n      virtualRouterId: 51\n      instances:\n        - {{id: 1, ip: {net}.201, priority: 110}}\n        - {{id: 2, ip: {net}.202, priority: 100}}\n    master:\n      instances:\n        - {{id: 1, ip: {net}.10}}\n        - {{id: 2, ip: {net}.11}}\n        - {{id: 3, ip: {net}.12}}\n    worker:\n      instances:\n        - {{id: 1, ip: {net}.20}}\nkubernetes: {{version: v1.35.0}}\nbackends:\n  libvirt: {{domainType: test}}\n"
+            "hosts:\n  - name: lab\n    connection: {{type: local, uri: \"test:///default\"}}\ncluster:\n  name: vip\n  network: {{mode: isolated, cidr: {net}.0/24}}\n  nodeTemplate: {{ssh: {{privateKeyPath: OPKEY}}}}\n  nodes:\n{nodes}kubernetes: {{version: v1.35.0}}\nbackends:\n  libvirt: {{domainType: test}}\n"
         ),
     );
     let r = s.run(&["provision", "-c", cfg.to_str().unwrap(), "--plugin", libvirt_plugin().to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains(&format!("{net}.200:6443")), "the VIP is the endpoint: {}", r.stdout);
+    assert!(r.stdout.contains(&format!("{vip}:6443")), "the VIP is the endpoint: {}", r.stdout);
     let file = |lb: u32, path: &str| -> String {
         let ud = std::fs::read_to_string(s.state().join(format!("vip/seeds/vip-lb-{lb}-seed/user-data"))).unwrap();
         let doc: serde_json::Value = serde_json::from_str(ud.strip_prefix("#cloud-config\n").unwrap()).unwrap();

@@ -513,7 +513,32 @@ fn bench_bootstrap_scaling() {
         let wjoin = span(&|c| {
             c.tool == "kubeadm" && c.args.first().map(String::as_str) == Some("join") && c.node.starts_with('w')
         });
-        println!("  {workers} worker(s): prepare {prep:.1} s, worker joins {wjoin:.1} s");
+        // Each worker's own join (start → end on its node) and how far apart the joins started:
+        // long joins with close starts mean the work itself got slower (the doubles, the API
+        // double, etcd, two shared cores); short joins with spread starts would mean the
+        // orchestration serialized them.
+        let mut own: Vec<f64> = calls
+            .iter()
+            .filter(|c| {
+                c.tool == "kubeadm" && c.args.first().map(String::as_str) == Some("join") && c.node.starts_with('w')
+            })
+            .map(|c| c.end - c.start)
+            .collect();
+        own.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let starts: Vec<f64> = calls
+            .iter()
+            .filter(|c| {
+                c.tool == "kubeadm" && c.args.first().map(String::as_str) == Some("join") && c.node.starts_with('w')
+            })
+            .map(|c| c.start)
+            .collect();
+        let spread = starts.iter().fold(0.0f64, |a, &b| a.max(b)) - starts.iter().fold(f64::INFINITY, |a, &b| a.min(b));
+        println!(
+            "  {workers} worker(s): prepare {prep:.1} s, worker joins {wjoin:.1} s (each join {:.1}-{:.1} s, median {:.1} s; starts spread over {spread:.1} s)",
+            own[0],
+            own[own.len() - 1],
+            own[own.len() / 2]
+        );
         rows.push((workers, secs));
     }
     println!("\nbootstrap wall time, 3 control planes (namespace nodes, kubeadm doubles, real etcd and sshd):");

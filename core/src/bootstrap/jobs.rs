@@ -73,16 +73,36 @@ else echo none; fi
     })
 }
 
+/// A file the job needs, written (as root, atomically, with `mode`) when the job is started.
+pub struct File<'a> {
+    pub path: &'a str,
+    pub mode: u32,
+    pub content: &'a [u8],
+}
+
 /// Starts job `name` with `body` unless it already succeeded or is running, then waits (up to
-/// `limit`) for it to end. `Ok` only when it exited 0.
+/// `limit`) for it to end. `Ok` only when it exited 0. `files` are written just before a start,
+/// in the same round trip (they may hold secrets: they travel inside the SSH channel and land
+/// with their mode, never in a log).
 pub async fn run(
     exec: &Executor,
     m: &Machine,
     name: &str,
     body: &str,
+    files: &[File<'_>],
     limit: Duration,
 ) -> Result<Finished, BootstrapError> {
+    use base64::Engine as _;
     let d = dir(name);
+    let mut write_files = String::new();
+    for f in files {
+        let q = crate::ssh::shell_quote(f.path);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(f.content);
+        write_files.push_str(&format!(
+            "mkdir -p \"$(dirname {q})\"\n(umask 077; base64 -d > {q}.hacluster-tmp <<'HACLUSTER_FILE_EOF'\n{b64}\nHACLUSTER_FILE_EOF\n)\nchmod {mode:o} {q}.hacluster-tmp\nmv -f {q}.hacluster-tmp {q}\n",
+            mode = f.mode
+        ));
+    }
     // The launcher holds the job's lock (fd 9) and hands it to the detached job, which keeps it
     // until it ends; the job's own commands run with fd 9 closed, so a daemon it starts (the
     // kubelet) cannot hold the lock after the job is over.
@@ -99,7 +119,7 @@ if [ -f "$d/rc" ]; then
   mv -f "$d/log" "$d/log.failed" 2>/dev/null || true
   rm -f "$d/rc"
 fi
-retry=""
+{write_files}retry=""
 if [ -f "$d/attempted" ]; then retry=1; fi
 touch "$d/attempted"
 cat > "$d/run.sh" <<'HACLUSTER_JOB_EOF'

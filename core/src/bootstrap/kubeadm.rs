@@ -16,6 +16,9 @@ use crate::model::{ClusterSpec, Node, NodeRole, TaintEffect};
 pub const CRI_SOCKET: &str = "unix:///var/run/containerd/containerd.sock";
 /// Where the bootstrap keeps its files on a node (root only).
 pub const NODE_DIR: &str = "/etc/kubernetes/hacluster";
+/// The rendered kubeadm configurations, in `NODE_DIR` (root only: they hold the secrets).
+pub const INIT_CONFIG: &str = "/etc/kubernetes/hacluster/init.yaml";
+pub const JOIN_CONFIG: &str = "/etc/kubernetes/hacluster/join.yaml";
 /// Tokens live 2 h; kubeadm deletes uploaded certificates after 2 h too. Refresh before.
 pub const SECRET_TTL_SECS: u64 = 2 * 3600;
 pub const REFRESH_AFTER_SECS: u64 = SECRET_TTL_SECS - 15 * 60;
@@ -230,6 +233,12 @@ pub fn parse_ca_hash(output: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_files_live_in_the_node_dir() {
+        assert_eq!(INIT_CONFIG, format!("{NODE_DIR}/init.yaml"));
+        assert_eq!(JOIN_CONFIG, format!("{NODE_DIR}/join.yaml"));
+    }
 
     #[test]
     fn tokens_and_keys_have_kubeadm_shapes() {

@@ -24,7 +24,7 @@ use crate::plan::{Plan, StepKind};
 use crate::plugin::{Events, LogLevel};
 use crate::ssh::{Executor, Script, SshError, shell_quote};
 use crate::state::{BootstrapRecord, ClusterState, StateError, StateLock};
-use kubeadm::{NODE_DIR, Secrets};
+use kubeadm::{INIT_CONFIG, JOIN_CONFIG, NODE_DIR, Secrets};
 
 pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
 pub const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
@@ -32,6 +32,7 @@ pub const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
 /// Node jobs (see `jobs`).
 const INIT_JOB: &str = "kubeadm-init";
 const JOIN_JOB: &str = "kubeadm-join";
+
 /// How long one kubeadm init or join may take before this run stops waiting for it.
 const KUBEADM_LIMIT: Duration = Duration::from_secs(900);
 
@@ -249,7 +250,7 @@ impl<'a> Bootstrap<'a> {
 
     async fn init_config_on_node(&self, m: &Machine, secrets: &Secrets) -> Result<(), BootstrapError> {
         let cfg = kubeadm::init_config(self.spec, self.infra, secrets);
-        self.exec.upload(m, &format!("{NODE_DIR}/init.yaml"), 0o600, cfg.as_bytes()).await?;
+        self.exec.upload(m, INIT_CONFIG, 0o600, cfg.as_bytes()).await?;
         Ok(())
     }
 
@@ -257,13 +258,13 @@ impl<'a> Bootstrap<'a> {
         let node = self.spec.init_node();
         let m = self.machine(node)?;
         let secrets = self.secrets().await?;
-        if jobs::status(self.exec, m, INIT_JOB).await? == jobs::Status::Succeeded {
+        // Started here (with its config file), or an earlier run's job awaited or read.
+        let cfg = kubeadm::init_config(self.spec, self.infra, &secrets);
+        let file = jobs::File { path: INIT_CONFIG, mode: 0o600, content: cfg.as_bytes() };
+        let job = jobs::run(self.exec, m, INIT_JOB, &scripts::init_job(), &[file], KUBEADM_LIMIT).await?;
+        if !job.started_here {
             self.info(&format!("{} is already initialized", node.name));
-        } else {
-            self.init_config_on_node(m, &secrets).await?;
         }
-        // Started here, or an earlier run's job (still running, or done) awaited.
-        let job = jobs::run(self.exec, m, INIT_JOB, &scripts::init_job(), KUBEADM_LIMIT).await?;
         let hash = kubeadm::parse_ca_hash(&job.log);
         let now = kubeadm::now();
         self.record(|r| {
@@ -388,9 +389,7 @@ impl<'a> Bootstrap<'a> {
                     m,
                     &Script::root(
                         "re-upload control-plane certificates",
-                        format!(
-                            "kubeadm init phase upload-certs --upload-certs --config {NODE_DIR}/init.yaml >/dev/null"
-                        ),
+                        format!("kubeadm init phase upload-certs --upload-certs --config {INIT_CONFIG} >/dev/null"),
                     ),
                 )
                 .await?;
@@ -403,11 +402,6 @@ impl<'a> Bootstrap<'a> {
             self.info("re-uploaded the control-plane certificates");
         }
         Ok(s)
-    }
-
-    /// `true` when the node's join job succeeded (in this run or any before).
-    async fn joined(&self, m: &Machine) -> Result<bool, BootstrapError> {
-        Ok(jobs::status(self.exec, m, JOIN_JOB).await? == jobs::Status::Succeeded)
     }
 
     /// Removes etcd members that an earlier, failed join of `m` added but never started.
@@ -435,14 +429,13 @@ for id in $ids; do {etcdctl} member remove "$id" >/dev/null; echo "$id"; done
         Ok(())
     }
 
-    /// Joins `node`, or waits for a join an earlier run started there.
-    async fn join(&self, node: &Node, secrets: &Secrets) -> Result<(), BootstrapError> {
+    /// Joins `node`, or waits for a join an earlier run started there (or finds it done): one
+    /// round trip to start it, config file included, then the waits.
+    async fn join(&self, node: &Node, secrets: &Secrets) -> Result<jobs::Finished, BootstrapError> {
         let m = self.machine(node)?;
         let cfg = kubeadm::join_config(self.spec, self.infra, node, secrets);
-        // Replaced atomically: a join still running from an earlier run has read it already.
-        self.exec.upload(m, &format!("{NODE_DIR}/join.yaml"), 0o600, cfg.as_bytes()).await?;
-        jobs::run(self.exec, m, JOIN_JOB, &scripts::join_job(), KUBEADM_LIMIT).await?;
-        Ok(())
+        let file = jobs::File { path: JOIN_CONFIG, mode: 0o600, content: cfg.as_bytes() };
+        jobs::run(self.exec, m, JOIN_JOB, &scripts::join_job(), &[file], KUBEADM_LIMIT).await
     }
 
     /// One control plane, confirmed (registered, etcd member healthy) before the next starts:
@@ -493,10 +486,7 @@ for id in $ids; do {etcdctl} member remove "$id" >/dev/null; echo "$id"; done
             let secrets = &secrets;
             let done = &done;
             async move {
-                let m = self.machine(n)?;
-                if !self.joined(m).await? {
-                    self.join(n, secrets).await?;
-                }
+                self.join(n, secrets).await?;
                 self.done(&format!("join:{}", n.name)).await?;
                 let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 self.events.progress(SRC, "join workers", d, total);

@@ -3,7 +3,7 @@
 
 use crate::model::{ClusterSpec, NetworkPlugin};
 
-use super::kubeadm::NODE_DIR;
+use super::kubeadm::{INIT_CONFIG, JOIN_CONFIG, NODE_DIR};
 
 /// Base URL of the Kubernetes package repository for the cluster's minor version: pkgs.k8s.io,
 /// or `<packageMirror>/v1.N/deb` for air-gapped installs.
@@ -152,7 +152,7 @@ pub fn init_job() -> String {
         "kubeadm init",
         "[ -e /etc/kubernetes/admin.conf ] || [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ]",
         "this node already runs a Kubernetes control plane that hacluster did not set up",
-        &format!("kubeadm init --config {NODE_DIR}/init.yaml --upload-certs"),
+        &format!("kubeadm init --config {INIT_CONFIG} --upload-certs"),
     )
 }
 
@@ -162,6 +162,6 @@ pub fn join_job() -> String {
         "kubeadm join",
         "[ -e /etc/kubernetes/kubelet.conf ]",
         "this node already belongs to a cluster that hacluster did not join it to",
-        &format!("kubeadm join --config {NODE_DIR}/join.yaml"),
+        &format!("kubeadm join --config {JOIN_CONFIG}"),
     )
 }

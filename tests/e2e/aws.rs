@@ -281,6 +281,15 @@ fn provision_creates_exactly_the_expected_resources_and_a_second_run_nothing() {
     for m in out["machines"].as_array().unwrap() {
         let id = &st.identities[m["name"].as_str().unwrap()];
         assert_eq!(m["ssh"]["hostPublicKey"], id.host_public_key.as_str());
+        // The instance's user-data delivers exactly that key pair (so the pin is the key the
+        // machine will present), and the operator's key for the login user.
+        let inst = inv["instances"].as_array().unwrap().iter().find(|i| i["node"] == m["name"]).unwrap();
+        let ud = inst["userData"].as_str().unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&ud["#cloud-config\n".len()..]).unwrap();
+        assert_eq!(doc["ssh_keys"]["ed25519_public"], id.host_public_key.as_str());
+        assert_eq!(doc["ssh_keys"]["ed25519_private"], id.host_private_key.as_str());
+        let operator = std::fs::read_to_string(s.path("op.pub")).unwrap();
+        assert_eq!(doc["users"][0]["ssh_authorized_keys"][0].as_str().unwrap().trim(), operator.trim());
     }
     let first_requests = out["http"]["sent"].as_u64().unwrap();
 
@@ -387,6 +396,28 @@ fn throttling_is_ridden_out_without_duplicate_instances() {
     let http = &r.json()["http"];
     assert!(http["throttled"].as_u64().unwrap() >= 5, "{http}");
     assert_expected_resources(&moto.inventory("aws-ha"), 3);
+}
+
+/// Flannel: the CNI's VXLAN (UDP 4789) between all nodes instead of Calico's BGP and IP-in-IP,
+/// in both node groups.
+#[test]
+fn flannel_gets_vxlan_between_the_node_groups_instead_of_bgp() {
+    let moto = Moto::start();
+    let s = Scratch::new();
+    let text = std::fs::read_to_string(config(&s, &moto, 1)).unwrap();
+    assert!(text.contains("networkPlugin: calico"), "the example's CNI changed");
+    let cfg = s.write("flannel.yaml", &text.replace("networkPlugin: calico", "networkPlugin: flannel"));
+    let r = provision(&s, &cfg, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let inv = moto.inventory("aws-ha");
+    for role in ["control-plane", "worker"] {
+        let r = rules(&inv, role);
+        assert!(r.contains(&"udp 4789-4789 group:control-plane".to_string()), "{role}: {r:?}");
+        assert!(r.contains(&"udp 4789-4789 group:worker".to_string()), "{role}: {r:?}");
+        assert!(!r.iter().any(|x| x.starts_with("tcp 179-") || x.starts_with("4 ")), "no Calico rules: {r:?}");
+    }
+    assert_eq!(down(&s, &cfg).code, 0);
+    assert_eq!(moto.inventory("aws-ha")["total"], 0);
 }
 
 /// `nlbScheme: internal`: nodes reach the NLB inside the VPC, so its group admits them by

@@ -128,3 +128,33 @@ fn plan_text_shows_quorum_endpoint_and_ordered_steps() {
     let workers = out.find("join 3 worker(s) at once [parallel]").expect("workers");
     assert!(init < cni && cni < j2 && j2 < j3 && j3 < workers, "steps out of order:\n{out}");
 }
+
+/// VM sizes: an instance's own, else its role's `default`, else `nodeTemplate`, else built-in
+/// (2 vCPU, 4 GiB, 32 GiB).
+#[test]
+fn vm_sizes_come_from_the_instance_then_the_role_default_then_the_node_template() {
+    let text = "hosts:\n  - name: h\n    connection: {type: local}\ncluster:\n  name: sz\n  network: {mode: nat, cidr: 10.9.0.0/24}\n  nodeTemplate: {cpu: 6, ram: 12}\n  nodes:\n    loadBalancer:\n      instances: [{id: 1, ip: 10.9.0.5}]\n    master:\n      default: {ram: 16}\n      instances: [{id: 1, ip: 10.9.0.10, mainDiskSize: 100}, {id: 2, ip: 10.9.0.11, cpu: 8}, {id: 3, ip: 10.9.0.12}]\n    worker:\n      instances: [{id: 1, ip: 10.9.0.20}]\nkubernetes: {version: v1.35.0}\n";
+    let (_d, p) = crate::support::write_config("sz.yaml", text.as_bytes());
+    let r = run(&["plan", "-c", p.to_str().unwrap(), "--offline", "-o", "json"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v = r.json();
+    let size = |name: &str| -> (u64, u64, u64) {
+        let n = v["plan"]["nodes"].as_array().unwrap().iter().find(|n| n["name"] == name).unwrap();
+        let r = &n["resources"];
+        (r["cpu"].as_u64().unwrap(), r["ramGib"].as_u64().unwrap(), r["mainDiskGib"].as_u64().unwrap())
+    };
+    assert_eq!(size("sz-master-1"), (6, 16, 100), "instance disk, role RAM, template CPU");
+    assert_eq!(size("sz-master-2"), (8, 16, 32), "instance CPU, built-in disk");
+    assert_eq!(size("sz-master-3"), (6, 16, 32));
+    assert_eq!(size("sz-worker-1"), (6, 12, 32), "template CPU and RAM");
+    assert_eq!(size("sz-lb-1"), (6, 12, 32), "load balancers too");
+    // Out of range is an error with the field's path, like every other size.
+    let (_d, p) = crate::support::write_config("sz0.yaml", text.replace("cpu: 6", "cpu: 0").as_bytes());
+    let r = run(&["validate", "-c", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.json()["errors"].as_array().unwrap().iter().any(|e| e["path"] == "cluster.nodeTemplate.cpu"),
+        "{}",
+        r.stdout
+    );
+}

@@ -140,6 +140,16 @@ pub struct NodeTemplate {
     pub os: Os,
     /// libvirt CPU mode. Default: custom.
     pub cpu_mode: Option<CpuMode>,
+    /// Virtual CPUs of every VM unless its role's `default` or the instance says otherwise.
+    /// Default: 2.
+    #[schemars(range(min = 1, max = 1024))]
+    pub cpu: Option<i64>,
+    /// Memory in GiB of every VM, with the same precedence. Default: 4.
+    #[schemars(range(min = 1, max = 65536))]
+    pub ram: Option<i64>,
+    /// Main (OS) disk in GiB of every VM, with the same precedence. Default: 32.
+    #[schemars(range(min = 1, max = 65536))]
+    pub main_disk_size: Option<i64>,
     /// DNS servers for the nodes.
     #[serde(default)]
     pub dns: Vec<String>,

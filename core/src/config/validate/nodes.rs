@@ -307,16 +307,34 @@ fn check_instance(
     })
 }
 
-fn group_defaults(d: &raw::NodeDefault) -> Resources {
+/// Sizes for VMs the config says nothing else about: `cluster.nodeTemplate`, else built-in.
+fn template_defaults(t: &raw::NodeTemplate) -> Resources {
     Resources {
-        cpu: d.cpu.map(|v| v as u32).unwrap_or(Resources::DEFAULT.cpu),
-        ram_gib: d.ram.map(|v| v as u32).unwrap_or(Resources::DEFAULT.ram_gib),
-        main_disk_gib: d.main_disk_size.map(|v| v as u32).unwrap_or(Resources::DEFAULT.main_disk_gib),
+        cpu: t.cpu.map(|v| v as u32).unwrap_or(Resources::DEFAULT.cpu),
+        ram_gib: t.ram.map(|v| v as u32).unwrap_or(Resources::DEFAULT.ram_gib),
+        main_disk_gib: t.main_disk_size.map(|v| v as u32).unwrap_or(Resources::DEFAULT.main_disk_gib),
     }
 }
 
-fn check_group(cx: &mut Ctx, reg: &mut Registry, role: NodeRole, group: &raw::NodeGroup, base: FieldPath) -> Vec<Node> {
-    let defaults = group_defaults(&group.default);
+/// A role's `default` over the template's sizes (an instance's own sizes come first of all).
+fn group_defaults(cpu: Option<i64>, ram: Option<i64>, disk: Option<i64>, template: Resources) -> Resources {
+    Resources {
+        cpu: cpu.map(|v| v as u32).unwrap_or(template.cpu),
+        ram_gib: ram.map(|v| v as u32).unwrap_or(template.ram_gib),
+        main_disk_gib: disk.map(|v| v as u32).unwrap_or(template.main_disk_gib),
+    }
+}
+
+fn check_group(
+    cx: &mut Ctx,
+    reg: &mut Registry,
+    role: NodeRole,
+    group: &raw::NodeGroup,
+    base: FieldPath,
+    template: Resources,
+) -> Vec<Node> {
+    let d = &group.default;
+    let defaults = group_defaults(d.cpu, d.ram, d.main_disk_size, template);
     let dpath = base.key("default");
     let mut seen = BTreeMap::new();
     let mut out = Vec::new();
@@ -439,15 +457,13 @@ pub fn check(
         (None, _) => None,
     };
 
-    let mut control_planes = check_group(cx, &mut reg, NodeRole::ControlPlane, &nodes.master, base.key("master"));
-    let mut workers = check_group(cx, &mut reg, NodeRole::Worker, &nodes.worker, base.key("worker"));
+    let sizes = template_defaults(&raw.cluster.node_template);
+    let mut control_planes =
+        check_group(cx, &mut reg, NodeRole::ControlPlane, &nodes.master, base.key("master"), sizes);
+    let mut workers = check_group(cx, &mut reg, NodeRole::Worker, &nodes.worker, base.key("worker"), sizes);
 
     let mut load_balancers = Vec::new();
-    let lb_defaults = Resources {
-        cpu: lb.default.cpu.map(|v| v as u32).unwrap_or(Resources::DEFAULT.cpu),
-        ram_gib: lb.default.ram.map(|v| v as u32).unwrap_or(Resources::DEFAULT.ram_gib),
-        main_disk_gib: lb.default.main_disk_size.map(|v| v as u32).unwrap_or(Resources::DEFAULT.main_disk_gib),
-    };
+    let lb_defaults = group_defaults(lb.default.cpu, lb.default.ram, lb.default.main_disk_size, sizes);
     let mut seen = BTreeMap::new();
     let mut priorities: BTreeMap<u8, FieldPath> = BTreeMap::new();
     if !backend.cloud_lb {

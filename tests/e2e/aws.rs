@@ -532,3 +532,101 @@ fn credentials_go_to_the_built_in_aws_plugin_or_by_explicit_grant_only() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(moto.inventory("aws-ha")["total"], 0);
 }
+
+/// No credentials in the environment: the host reads the shared credentials file, for
+/// `AWS_PROFILE`; a profile that is not there is a clear error naming the profile and the file.
+#[test]
+fn credentials_come_from_the_shared_file_for_the_profile() {
+    let moto = Moto::start();
+    let s = Scratch::new();
+    let cfg = config(&s, &moto, 1);
+    let creds = s.write(
+        "credentials",
+        "[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = SECRET-default\n\n[lab]\naws_access_key_id = AKIALAB\naws_secret_access_key = SECRET-lab\n",
+    );
+    let run = |profile: &str| -> Run {
+        // Scratch::cmd removes every AWS variable; only the file and the profile are set.
+        s.cmd(&["provision", "-c", cfg.to_str().unwrap(), "--backend", "aws", "-o", "json"])
+            .env("AWS_SHARED_CREDENTIALS_FILE", &creds)
+            .env("AWS_PROFILE", profile)
+            .output()
+            .unwrap()
+            .into()
+    };
+    let r = run("nowhere");
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(&format!("profile `nowhere` in {} has no aws_access_key_id", creds.display())),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(moto.inventory("aws-ha")["total"], 0, "nothing without credentials");
+    let r = run("lab");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for secret in ["SECRET-lab", "SECRET-default"] {
+        assert!(!r.stdout.contains(secret) && !r.stderr.contains(secret), "a secret key was printed");
+    }
+    assert_eq!(moto.inventory("aws-ha")["instances"].as_array().unwrap().len(), 4);
+    assert_eq!(down(&s, &cfg).code, 0);
+}
+
+/// An existing VPC and subnets from the config: hacluster creates its groups, key, instances and
+/// NLB in them, and neither creates nor — on `down` — removes the network.
+#[test]
+fn an_existing_vpc_is_used_and_left_alone() {
+    let moto = Moto::start();
+    let s = Scratch::new();
+    let made = Command::new("python3")
+        .args([
+            "-c",
+            r#"
+import boto3, json, sys
+ec2 = boto3.client("ec2", endpoint_url=sys.argv[1], region_name="eu-central-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+vpc = ec2.create_vpc(CidrBlock="10.50.0.0/16")["Vpc"]["VpcId"]
+subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.50.{i * 16}.0/20", AvailabilityZone=z)["Subnet"]["SubnetId"]
+           for i, z in enumerate(["eu-central-1a", "eu-central-1b", "eu-central-1c"])]
+print(json.dumps({"vpc": vpc, "subnets": subnets}))
+"#,
+            &moto.endpoint(),
+        ])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let made: serde_json::Value = serde_json::from_slice(&made.stdout).unwrap();
+    let (vpc, subnets) = (made["vpc"].as_str().unwrap(), made["subnets"].as_array().unwrap());
+    let ids: Vec<&str> = subnets.iter().map(|s| s.as_str().unwrap()).collect();
+    let text = std::fs::read_to_string(config(&s, &moto, 1)).unwrap().replace(
+        "    vpc:\n      cidr: 10.0.0.0/16\n",
+        &format!("    vpc:\n      id: {vpc}\n      subnetIds: [{}]\n", ids.join(", ")),
+    );
+    assert!(text.contains(vpc), "the example's vpc section changed");
+    let cfg = s.write("existing.yaml", &text);
+    let r = provision(&s, &cfg, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let inv = moto.inventory("aws-ha");
+    for key in ["vpcs", "subnets", "internetGateways", "routeTables"] {
+        assert!(inv[key].as_array().unwrap().is_empty(), "hacluster made no {key}: {}", inv[key]);
+    }
+    assert!(inv["securityGroups"].as_array().unwrap().iter().all(|g| g["vpc"] == vpc), "{}", inv["securityGroups"]);
+    let instances = inv["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 4);
+    assert!(instances.iter().all(|i| ids.contains(&i["subnet"].as_str().unwrap())), "{instances:?}");
+    assert_eq!(inv["loadBalancers"].as_array().unwrap().len(), 1);
+
+    assert_eq!(down(&s, &cfg).code, 0);
+    assert_eq!(moto.inventory("aws-ha")["total"], 0);
+    let still = Command::new("python3")
+        .args([
+            "-c",
+            r#"
+import boto3, sys
+ec2 = boto3.client("ec2", endpoint_url=sys.argv[1], region_name="eu-central-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+print(len(ec2.describe_vpcs(VpcIds=[sys.argv[2]])["Vpcs"]), len(ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [sys.argv[2]]}])["Subnets"]))
+"#,
+            &moto.endpoint(),
+            vpc,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&still.stdout).trim(), "1 3", "{}", String::from_utf8_lossy(&still.stderr));
+}

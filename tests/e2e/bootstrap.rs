@@ -28,11 +28,20 @@ pub fn write_config(lab: &Lab, name: &str, version: &str) -> std::path::PathBuf 
 
 /// Runs hacluster with a time limit; a run that hangs is killed and reported with its output.
 pub fn run_limited(lab: &Lab, args: &[&str], limit: std::time::Duration) -> Run {
+    run_limited_env(lab, args, &[], limit)
+}
+
+/// `run_limited` with extra environment variables.
+pub fn run_limited_env(lab: &Lab, args: &[&str], env: &[(&str, &std::path::Path)], limit: std::time::Duration) -> Run {
     static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let out_path = lab.dir.path().join(format!("run-{}-{n}.out", std::process::id()));
     let err_path = lab.dir.path().join(format!("run-{}-{n}.err", std::process::id()));
-    let mut child = hacluster(lab, args)
+    let mut cmd = hacluster(lab, args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
         .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::fs::File::create(&err_path).unwrap())
         .spawn()
@@ -217,6 +226,55 @@ fn machines_behind_a_jump_host_are_reached_through_it_with_both_keys_pinned() {
     assert!(calls.iter().all(|c| c.node != "w2"), "the bastion is only a way through");
     let log = std::fs::read_to_string(lab.node("m1").dir.join("sshd.log")).unwrap();
     assert!(log.contains(&format!("from {} port", bastion.ip)), "m1 saw its logins come from the bastion:\n{log}");
+}
+
+/// The operator's key file is passphrase-protected, so hacluster cannot read it and signs
+/// through the SSH agent instead: an agent without the key is a clear error, with it the
+/// bootstrap goes through.
+#[test]
+fn the_ssh_agent_signs_when_the_key_file_is_locked() {
+    let lab = Lab::new(1, 0);
+    let locked = lab.dir.path().join("locked_key");
+    std::fs::copy(&lab.operator_key, &locked).unwrap();
+    std::fs::copy(lab.operator_key.with_extension("pub"), lab.dir.path().join("locked_key.pub")).unwrap();
+    let q = locked.display();
+    crate::lab::must(&format!("chmod 600 {q} && ssh-keygen -q -p -P '' -N 'correct horse battery' -f {q}"));
+    let sock = lab.dir.path().join("agent.sock");
+    /// Our agent, stopped by its PID however the test ends.
+    struct Agent(std::process::Child);
+    impl Drop for Agent {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _agent = Agent(
+        Command::new("ssh-agent").arg("-D").arg("-a").arg(&sock).stdout(std::process::Stdio::null()).spawn().unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(std::time::Instant::now() < deadline, "ssh-agent did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let text =
+        lab.config_of("agent", "v1.35.0", &["m1"]).replace(&lab.operator_key.display().to_string(), &q.to_string());
+    assert!(text.contains("locked_key"));
+    let cfg = lab.dir.path().join("agent.yaml");
+    std::fs::write(&cfg, text).unwrap();
+    let static_wasm = plugin("hacluster_backend_static.wasm");
+    let args = ["up", "-c", cfg.to_str().unwrap(), "--plugin", static_wasm.to_str().unwrap()];
+    let env = [("SSH_AUTH_SOCK", sock.as_path())];
+    let limit = std::time::Duration::from_secs(180);
+
+    let r = run_limited_env(&lab, &args, &env, limit);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("none of the SSH agent's keys was accepted"), "{}", r.stderr);
+
+    let add = Command::new("ssh-add").arg(&lab.operator_key).env("SSH_AUTH_SOCK", &sock).output().unwrap();
+    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    let r = run_limited_env(&lab, &args, &env, limit);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(kubeadm_calls(&lab.calls(), "init").len(), 1);
 }
 
 #[test]

@@ -605,3 +605,74 @@ fn bench_bootstrap_scaling() {
     }
     println!("  time(20 workers) / time(1 worker) = {:.2}", rows[2].1 / rows[0].1);
 }
+
+/// A node that already runs a control plane hacluster did not set up is refused — on the next
+/// `up` as well: nothing of ours ever ran there, so there is nothing of ours to reset.
+#[test]
+fn a_foreign_control_plane_is_refused_every_time_and_never_reset() {
+    let lab = Lab::new(1, 0);
+    let admin = lab.node("m1").dir.join("etc-kubernetes/admin.conf");
+    std::fs::write(&admin, "# someone else's cluster\n").unwrap();
+    let cfg = lab.dir.path().join("foreign.yaml");
+    std::fs::write(&cfg, lab.config_of("foreign", "v1.35.0", &["m1"])).unwrap();
+    for _ in 0..2 {
+        let r = up(&lab, &cfg, &[]);
+        assert_eq!(r.code, 3, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("already runs a Kubernetes control plane that hacluster did not set up"),
+            "{}",
+            r.stderr
+        );
+    }
+    let calls = lab.calls();
+    assert!(kubeadm_calls(&calls, "reset").is_empty() && kubeadm_calls(&calls, "init").is_empty(), "untouched");
+    assert_eq!(std::fs::read_to_string(&admin).unwrap(), "# someone else's cluster\n");
+}
+
+/// What a node says outranks what was recorded, both ways: a worker reset by hand
+/// (`kubeadm reset`) joins again instead of being taken for joined, and nodes that lost their
+/// job records (but not their files) are not redone, or refused, when the state says so.
+#[test]
+fn a_reset_node_joins_again_and_lost_job_records_redo_nothing() {
+    let lab = Lab::new(1, 1);
+    let cfg = write_config(&lab, "again", "v1.35.0");
+    let r = up(&lab, &cfg, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // kubeadm reset on w1, as an operator would run it there (over SSH, in the node).
+    let w1 = lab.node("w1");
+    let kh = lab.dir.path().join("w1_known_hosts");
+    std::fs::write(&kh, format!("{} {}\n", w1.ip, w1.host_key)).unwrap();
+    let reset = Command::new("ssh")
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o"])
+        .arg(format!("UserKnownHostsFile={}", kh.display()))
+        .arg("-i")
+        .arg(&lab.operator_key)
+        .arg(format!("root@{}", w1.ip))
+        .arg("kubeadm reset -f")
+        .output()
+        .unwrap();
+    assert!(reset.status.success(), "{}", String::from_utf8_lossy(&reset.stderr));
+    assert!(!w1.dir.join("etc-kubernetes/kubelet.conf").exists());
+    let r = up(&lab, &cfg, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let joins: Vec<i64> = kubeadm_calls(&lab.calls(), "join").iter().filter(|c| c.node == "w1").map(|c| c.rc).collect();
+    assert_eq!(joins, [0, 0], "w1 joined again after its reset");
+
+    // Both nodes lose their job records; their files and the cluster's state remain.
+    for n in ["m1", "w1"] {
+        std::fs::remove_dir_all(lab.node(n).dir.join("etc-kubernetes/hacluster/jobs")).unwrap();
+    }
+    let before = lab.calls().len();
+    let r = up(&lab, &cfg, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let new: Vec<String> = lab.calls()[before..]
+        .iter()
+        .filter(|c| c.tool == "kubeadm")
+        .map(|c| format!("{} {:?}", c.node, c.args))
+        .collect();
+    assert!(
+        !new.iter().any(|c| c.contains("\"init\"") || c.contains("\"join\"") || c.contains("\"reset\"")),
+        "{new:?}"
+    );
+}

@@ -39,9 +39,13 @@ const STATUS: &str = "@@hacluster-job";
 /// Where a job stands on a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
-    /// Never started there.
+    /// Never started there (or its success was undone since: its proof is gone).
     None,
+    /// No record of the job, but its proof exists: the node was set up by something else — or
+    /// by hacluster, if the cluster's state says so and the node lost its job records.
+    Unrecorded,
     Running,
+    /// Ended with exit code 0, and its proof still exists.
     Succeeded,
     /// Ended with a non-zero exit code.
     Failed,
@@ -49,19 +53,26 @@ pub enum Status {
     Lost,
 }
 
-/// Where job `name` stands on `m`.
-pub async fn status(exec: &Executor, m: &Machine, name: &str) -> Result<Status, BootstrapError> {
+/// Where job `name` stands on `m`; `proof` is the file a success leaves (and a reset removes).
+pub async fn status(exec: &Executor, m: &Machine, name: &str, proof: &str) -> Result<Status, BootstrapError> {
     let d = dir(name);
     let script = format!(
         r#"d={d}
-if [ ! -d "$d" ]; then echo none; exit 0; fi
+if [ ! -d "$d" ]; then
+  if [ -e {proof} ]; then echo unrecorded; else echo none; fi
+  exit 0
+fi
 exec 9>>"$d/lock"
 if ! flock -n 9; then echo running
 elif [ -f "$d/rc" ]; then
-  if [ "$(cat "$d/rc")" = 0 ]; then echo succeeded; else echo failed; fi
+  if [ "$(cat "$d/rc")" != 0 ]; then echo failed
+  elif [ -e {proof} ]; then echo succeeded
+  else echo none; fi
 elif [ -f "$d/attempted" ]; then echo lost
+elif [ -e {proof} ]; then echo unrecorded
 else echo none; fi
-"#
+"#,
+        proof = crate::ssh::shell_quote(proof)
     );
     let out = exec.run(m, &Script::root(format!("{name}: status"), script)).await?;
     Ok(match out.stdout.trim() {
@@ -69,6 +80,7 @@ else echo none; fi
         "succeeded" => Status::Succeeded,
         "failed" => Status::Failed,
         "lost" => Status::Lost,
+        "unrecorded" => Status::Unrecorded,
         _ => Status::None,
     })
 }
@@ -84,11 +96,16 @@ pub struct File<'a> {
 /// `limit`) for it to end. `Ok` only when it exited 0. `files` are written just before a start,
 /// in the same round trip (they may hold secrets: they travel inside the SSH channel and land
 /// with their mode, never in a log).
+/// The job body runs with `HACLUSTER_JOB_DIR` set and must `touch "$HACLUSTER_JOB_DIR/attempted"`
+/// once it has decided to act (after any refusal): only an attempt that got that far makes the
+/// next start a retry (`HACLUSTER_JOB_RETRY=1`, which may clean up). A stored success counts
+/// only while `proof` exists; without it (the node was reset since) the job starts afresh.
 pub async fn run(
     exec: &Executor,
     m: &Machine,
     name: &str,
     body: &str,
+    proof: &str,
     files: &[File<'_>],
     limit: Duration,
 ) -> Result<Finished, BootstrapError> {
@@ -115,20 +132,24 @@ exec 9>>"$d/lock"
 if ! flock -n 9; then echo running; exit 0; fi
 # Holding the lock, no job runs: a result file is final (a job writes it before it lets go).
 if [ -f "$d/rc" ]; then
-  if [ "$(cat "$d/rc")" = 0 ]; then echo finished; exit 0; fi
-  mv -f "$d/log" "$d/log.failed" 2>/dev/null || true
+  if [ "$(cat "$d/rc")" = 0 ]; then
+    if [ -e {proof} ]; then echo finished; exit 0; fi
+    # It succeeded once, but what it made is gone (kubeadm reset): a new start, not a retry.
+    rm -f "$d/attempted"
+  fi
+  mv -f "$d/log" "$d/log.previous" 2>/dev/null || true
   rm -f "$d/rc"
 fi
 {write_files}retry=""
 if [ -f "$d/attempted" ]; then retry=1; fi
-touch "$d/attempted"
 cat > "$d/run.sh" <<'HACLUSTER_JOB_EOF'
 {body}
 HACLUSTER_JOB_EOF
 : > "$d/log"
-HACLUSTER_JOB_RETRY="$retry" setsid sh -c 'bash "$1/run.sh" >"$1/log" 2>&1 9>&-; echo $? >"$1/rc.tmp"; mv -f "$1/rc.tmp" "$1/rc"' job "$d" </dev/null >/dev/null 2>&1 &
+HACLUSTER_JOB_RETRY="$retry" HACLUSTER_JOB_DIR="$d" setsid sh -c 'bash "$1/run.sh" >"$1/log" 2>&1 9>&-; echo $? >"$1/rc.tmp"; mv -f "$1/rc.tmp" "$1/rc"' job "$d" </dev/null >/dev/null 2>&1 &
 echo started
-"#
+"#,
+        proof = crate::ssh::shell_quote(proof)
     );
     let out = exec.run(m, &Script::root(format!("{name}: start"), launch)).await?;
     let started_here = match out.stdout.trim() {
@@ -137,33 +158,39 @@ echo started
         "started" => true,
         other => return Err(step(name, m, format!("unexpected answer from the job launcher: `{other}`"))),
     };
-    // Waits on the node for up to 20 s at a time, printing the log as it grows, then a status.
+    // Waits on the node for up to 20 s at a time, then prints the log's new lines and a
+    // status. Only whole lines while the job runs: each line reaches the redactor whole, so a
+    // secret is never split between two reads.
     let deadline = tokio::time::Instant::now() + limit;
-    let mut offset: u64 = 0;
+    let mut next_line: u64 = 1;
     let mut log = String::new();
     loop {
         let wait = format!(
             r#"d={d}
 i=0
 while [ ! -f "$d/rc" ] && [ $i -lt 100 ]; do sleep 0.2; i=$((i+1)); done
-# The status first, then exactly the bytes up to the size it saw: the log may grow meanwhile.
 if [ -f "$d/rc" ]; then s="rc=$(cat "$d/rc")"
 elif flock -n "$d/lock" true; then
   # Free lock: the job ended. It writes its result before letting go, so look once more.
   if [ -f "$d/rc" ]; then s="rc=$(cat "$d/rc")"; else s=lost; fi
 else s=running; fi
-size=$(wc -c <"$d/log" 2>/dev/null || echo 0)
-if [ "$size" -ge {from} ]; then tail -c +{from} "$d/log" | head -c $((size - {from} + 1)); fi
-printf '\n{STATUS} %s %s\n' "$s" "$size"
+next={from}
+if [ "$s" = running ]; then
+  n=$(wc -l <"$d/log" 2>/dev/null || echo 0)
+  if [ "$n" -ge {from} ]; then sed -n "{from},${{n}}p" "$d/log"; next=$((n+1)); fi
+else
+  tail -n +{from} "$d/log" 2>/dev/null || true
+fi
+printf '\n{STATUS} %s %s\n' "$s" "$next"
 "#,
-            from = offset + 1
+            from = next_line
         );
         let out = exec.run(m, &Script::root(format!("{name}: wait"), wait).timeout(Duration::from_secs(60))).await?;
         let (new, status) = out.stdout.rsplit_once(&format!("\n{STATUS} ")).unwrap_or((out.stdout.as_str(), ""));
         log.push_str(new);
         let mut words = status.split_whitespace();
-        let (state, size) = (words.next().unwrap_or(""), words.next().and_then(|s| s.parse().ok()));
-        offset = size.unwrap_or(offset);
+        let (state, next) = (words.next().unwrap_or(""), words.next().and_then(|s| s.parse().ok()));
+        next_line = next.unwrap_or(next_line);
         match state {
             "rc=0" => return Ok(Finished { log, started_here }),
             s if s.starts_with("rc=") => {

@@ -258,10 +258,13 @@ impl<'a> Bootstrap<'a> {
         let node = self.spec.init_node();
         let m = self.machine(node)?;
         let secrets = self.secrets().await?;
+        if self.recorded_but_unrecorded_on_node(m, "kubeadm-init", INIT_JOB, ADMIN_CONF).await? {
+            return self.after_init(m).await;
+        }
         // Started here (with its config file), or an earlier run's job awaited or read.
         let cfg = kubeadm::init_config(self.spec, self.infra, &secrets);
         let file = jobs::File { path: INIT_CONFIG, mode: 0o600, content: cfg.as_bytes() };
-        let job = jobs::run(self.exec, m, INIT_JOB, &scripts::init_job(), &[file], KUBEADM_LIMIT).await?;
+        let job = jobs::run(self.exec, m, INIT_JOB, &scripts::init_job(), ADMIN_CONF, &[file], KUBEADM_LIMIT).await?;
         if !job.started_here {
             self.info(&format!("{} is already initialized", node.name));
         }
@@ -279,6 +282,30 @@ impl<'a> Bootstrap<'a> {
             }
         })
         .await?;
+        self.after_init(m).await
+    }
+
+    /// The state says this step was done and the node has what it made, but not the job's
+    /// record (lost with the node's /etc/kubernetes/hacluster): done, not to be refused or
+    /// redone.
+    async fn recorded_but_unrecorded_on_node(
+        &self,
+        m: &Machine,
+        step: &str,
+        job: &str,
+        proof: &str,
+    ) -> Result<bool, BootstrapError> {
+        let recorded =
+            self.state.lock().await.bootstrap.as_ref().is_some_and(|b| b.completed.iter().any(|c| c == step));
+        if recorded && jobs::status(self.exec, m, job, proof).await? == jobs::Status::Unrecorded {
+            self.info(&format!("{}: {step} is recorded in the state and its files are there", m.name));
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// After init: the API through the endpoint, and the CA hash joins pin.
+    async fn after_init(&self, m: &Machine) -> Result<(), BootstrapError> {
         self.wait_endpoint(m).await?;
         if self.record(|r| r.secrets.ca_cert_hash.is_none()).await? {
             // Resumed after init: compute the hash the way kubeadm's docs do.
@@ -431,18 +458,22 @@ for id in $ids; do {etcdctl} member remove "$id" >/dev/null; echo "$id"; done
 
     /// Joins `node`, or waits for a join an earlier run started there (or finds it done): one
     /// round trip to start it, config file included, then the waits.
-    async fn join(&self, node: &Node, secrets: &Secrets) -> Result<jobs::Finished, BootstrapError> {
+    async fn join(&self, node: &Node, secrets: &Secrets) -> Result<(), BootstrapError> {
         let m = self.machine(node)?;
+        if self.recorded_but_unrecorded_on_node(m, &format!("join:{}", node.name), JOIN_JOB, KUBELET_CONF).await? {
+            return Ok(());
+        }
         let cfg = kubeadm::join_config(self.spec, self.infra, node, secrets);
         let file = jobs::File { path: JOIN_CONFIG, mode: 0o600, content: cfg.as_bytes() };
-        jobs::run(self.exec, m, JOIN_JOB, &scripts::join_job(), &[file], KUBEADM_LIMIT).await
+        jobs::run(self.exec, m, JOIN_JOB, &scripts::join_job(), KUBELET_CONF, &[file], KUBEADM_LIMIT).await?;
+        Ok(())
     }
 
     /// One control plane, confirmed (registered, etcd member healthy) before the next starts:
     /// adding etcd members concurrently can cost quorum.
     async fn join_control_plane(&self, node: &Node) -> Result<(), BootstrapError> {
         let m = self.machine(node)?;
-        match jobs::status(self.exec, m, JOIN_JOB).await? {
+        match jobs::status(self.exec, m, JOIN_JOB, KUBELET_CONF).await? {
             jobs::Status::Succeeded => self.info(&format!("{} has already joined", node.name)),
             status => {
                 if matches!(status, jobs::Status::Failed | jobs::Status::Lost) {

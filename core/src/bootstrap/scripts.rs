@@ -129,7 +129,8 @@ esac
     )
 }
 
-/// What a job does when an earlier attempt left a half-made node behind, and what it refuses.
+/// What a job does when an earlier attempt left a half-made node behind, and what it refuses: a
+/// node with leftovers that no attempt of ours made is refused, on every run, never reset.
 fn kubeadm_job(what: &str, leftover: &str, refuse: &str, command: &str) -> String {
     format!(
         r#"set -eu
@@ -140,6 +141,8 @@ elif {leftover}; then
   echo "[hacluster] {refuse}; refusing to touch it (kubeadm reset removes it, if it should go)" >&2
   exit 3
 fi
+# From here on, what is on this node is ours: a failure is retried after a reset.
+touch "$HACLUSTER_JOB_DIR/attempted"
 {command}
 "#
     )

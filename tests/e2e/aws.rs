@@ -521,6 +521,20 @@ fn credentials_go_to_the_built_in_aws_plugin_or_by_explicit_grant_only() {
     assert!(!r.stderr.contains("testing"), "no credential value in the error: {}", r.stderr);
     assert_eq!(moto.inventory("aws-ha")["total"], 0, "nothing was created without credentials");
 
+    // A shipped plugin found under another name that declares itself `aws` gets nothing either:
+    // the name asked for and the name declared must agree.
+    let shipped = s.path("shipped");
+    std::fs::create_dir_all(&shipped).unwrap();
+    std::fs::copy(path, shipped.join("mycloud.wasm")).unwrap();
+    let r: Run = hacluster(&s, &["provision", "-c", cfg, "--backend", "mycloud"])
+        .env("HACLUSTER_BUILTIN_PLUGINS", &shipped)
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("the host does not grant `aws` credentials"), "{}", r.stderr);
+    assert_eq!(moto.inventory("aws-ha")["total"], 0);
+
     let r: Run = hacluster(&s, &["provision", "-c", cfg, "--plugin", path, "--grant-credentials", "aws", "-o", "json"])
         .output()
         .unwrap()
@@ -629,4 +643,50 @@ print(len(ec2.describe_vpcs(VpcIds=[sys.argv[2]])["Vpcs"]), len(ec2.describe_sub
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&still.stdout).trim(), "1 3", "{}", String::from_utf8_lossy(&still.stderr));
+}
+
+/// An NLB of ours without a security group (made by hand, or by a hacluster before NLBs got
+/// one) can never get one, and the control planes would refuse its traffic: `provision` says so
+/// and how to fix it before creating anything, and `down` removes it.
+#[test]
+fn an_nlb_without_a_security_group_is_refused_before_anything_is_created() {
+    let moto = Moto::start();
+    let s = Scratch::new();
+    let cfg = config(&s, &moto, 1);
+    let made = Command::new("python3")
+        .args([
+            "-c",
+            r#"
+import boto3, sys
+kw = dict(endpoint_url=sys.argv[1], region_name="eu-central-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+ec2, elb = boto3.client("ec2", **kw), boto3.client("elbv2", **kw)
+vpc = ec2.create_vpc(CidrBlock="10.60.0.0/16")["Vpc"]["VpcId"]
+subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.60.0.0/20", AvailabilityZone="eu-central-1a")["Subnet"]["SubnetId"]
+lb = elb.create_load_balancer(Name="aws-ha-api", Type="network", Scheme="internet-facing", Subnets=[subnet],
+                              Tags=[{"Key": "hacluster:cluster", "Value": "aws-ha"}])["LoadBalancers"][0]
+print(lb["LoadBalancerArn"], len(lb.get("SecurityGroups", [])))
+"#,
+            &moto.endpoint(),
+        ])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let made = String::from_utf8_lossy(&made.stdout).to_string();
+    let (arn, groups) = made.trim().split_once(' ').unwrap();
+    assert_eq!(groups, "0", "the hand-made NLB has no group");
+
+    let r = provision(&s, &cfg, &[]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    // `-o json`: the error is the document on stdout.
+    let error = r.json()["error"].to_string();
+    for part in ["aws-ha-api", "has no security group", arn, "hacluster down"] {
+        assert!(error.contains(part), "missing {part:?} in: {}", r.stdout);
+    }
+    let inv = moto.inventory("aws-ha");
+    assert!(inv["instances"].as_array().unwrap().is_empty(), "nothing launched: {}", inv["instances"]);
+    assert!(inv["securityGroups"].as_array().unwrap().is_empty(), "no group made: {}", inv["securityGroups"]);
+    assert_eq!(inv["loadBalancers"].as_array().unwrap().len(), 1);
+
+    assert_eq!(down(&s, &cfg).code, 0);
+    assert_eq!(moto.inventory("aws-ha")["total"], 0);
 }

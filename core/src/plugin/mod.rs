@@ -292,7 +292,10 @@ impl Plugin<'_> {
 
     /// Whose credentials this plugin may read: see [`grants::credential_providers`].
     pub fn credential_providers(&self) -> Vec<String> {
-        grants::credential_providers(self.name(), self.found.origin, &self.granted_credentials)
+        // The name the plugin was found by (`--backend aws` → the shipped aws component) must
+        // agree with the name it declares: a shipped test plugin calling itself `aws` gets nothing.
+        let name = if self.found.name == self.name() { self.name() } else { "" };
+        grants::credential_providers(name, self.found.origin, &self.granted_credentials)
     }
 
     /// Everything this plugin may reach when run on `spec`.

@@ -34,6 +34,8 @@ pub struct RouteTable {
 #[derive(Debug, Clone)]
 pub struct Lb {
     pub arn: String,
+    /// The NLB's security groups: none on one made without (they can only be set at creation).
+    pub security_groups: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -188,7 +190,7 @@ pub async fn discover(c: &Clients, cfg: &Config) -> Result<Inventory, Error> {
             if let Some(lb) = out.load_balancers().first() {
                 let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
                 ensure_ours(c, cfg, &arn, &lb_name).await?;
-                inv.lb = Some(Lb { arn: arn.clone() });
+                inv.lb = Some(Lb { arn: arn.clone(), security_groups: lb.security_groups().to_vec() });
                 let listeners = c
                     .elb
                     .describe_listeners()

@@ -723,6 +723,25 @@ async fn ensure_no_client_ip_preservation(c: &Clients, tg: &str) -> Result<(), E
     Ok(())
 }
 
+/// The control planes admit 6443 from the NLB's group only; an NLB without one (made by hand,
+/// or before hacluster gave it one) would never reach them, and cannot get one now. Checked
+/// before anything is created.
+fn refuse_nlb_without_group(cfg: &Config, inv: &Inventory) -> Result<(), Error> {
+    if let Some(lb) = inv.lb.as_ref().filter(|lb| lb.security_groups.is_empty()) {
+        Err(Error::Conflict(format!(
+            "the load balancer `{}` has no security group, so the control planes (6443 from the \
+             load balancer's group only) would refuse its traffic, and AWS adds groups to a \
+             network load balancer only when it is created; delete it (`hacluster down` \
+             removes it with the rest, or `aws elbv2 delete-load-balancer --load-balancer-arn \
+             {}`) and run `hacluster up` again",
+            cfg.elb_name("api"),
+            lb.arn
+        )))
+    } else {
+        Ok(())
+    }
+}
+
 async fn ensure_load_balancer(
     c: &Clients,
     cfg: &Config,
@@ -796,7 +815,7 @@ async fn ensure_load_balancer(
             state.borrow_mut().load_balancer = Some(arn.clone());
             save(state)?;
             info_log("created network load balancer", &[("arn", arn.clone())]);
-            inv.lb = Some(crate::inventory::Lb { arn: arn.clone() });
+            inv.lb = Some(crate::inventory::Lb { arn: arn.clone(), security_groups: vec![sgs.lb.clone()] });
             arn
         }
     };
@@ -900,6 +919,7 @@ pub async fn apply(
     save(&state)?;
     let mut inv = discover(c, cfg).await?;
     debug_log("discovered existing resources", &[("count", inv.count().to_string())]);
+    refuse_nlb_without_group(cfg, &inv)?;
 
     let vpc = ensure_network(c, cfg, &mut inv, &state).await?;
     let sgs = ensure_security_groups(c, cfg, cluster, &inv, &vpc, &state).await?;

@@ -113,7 +113,9 @@ pub fn lb_rules(
             out.push(rule(Source::Cidr(format!("{ip}/32")), &format!("{node}, by its public address")));
         }
     }
-    out.dedup_by(|a, b| a.key() == b.key());
+    // An admin CIDR may be a node's /32: one rule, not a duplicate AWS refuses.
+    let mut seen = BTreeSet::new();
+    out.retain(|r| seen.insert(r.key()));
     out
 }
 

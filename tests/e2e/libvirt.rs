@@ -728,3 +728,59 @@ fn nodes_land_on_their_own_hosts_uri_and_down_empties_every_host() {
     assert_eq!(on(TEST_URI), (vec![], vec![]));
     assert_eq!(on(&uri_b), (vec![], vec![]));
 }
+
+/// DHCP nodes get fixed leases from the top quarter of the network, never an address a static
+/// node or the VIP has there; more DHCP nodes than the range holds is a config error.
+#[test]
+fn dhcp_leases_avoid_static_addresses_and_the_vip() {
+    let s = Scratch::new();
+    let text = |cidr: &str, net: &str| {
+        format!(
+            "hosts:\n  - name: lab\n    connection: {{type: local, uri: \"{TEST_URI}\"}}\ncluster:\n  name: dh\n  network: {{mode: isolated, cidr: {cidr}}}\n  nodeTemplate: {{ssh: {{privateKeyPath: OPKEY}}}}\n  nodes:\n    loadBalancer:\n      vip: {net}.200\n      instances: [{{id: 1, ip: {net}.201}}, {{id: 2, ip: {net}.202}}]\n    master:\n      instances: [{{id: 1}}, {{id: 2}}, {{id: 3}}]\n    worker:\n      instances: [{{id: 1}}]\nkubernetes: {{version: v1.35.0}}\nbackends:\n  libvirt: {{domainType: test}}\n"
+        )
+    };
+    let cfg = s.write("dh.yaml", &text("10.231.95.0/24", "10.231.95"));
+    let env = env();
+    env.provision(&cfg, &s.state());
+    let inv = env.inventory("dh");
+    let xml = inv.networks.get("dh-lab-net").expect("the cluster's network").clone();
+    let doc = xml_doc(&xml);
+    let leases: Vec<u32> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("host"))
+        .map(|h| h.attribute("ip").unwrap().rsplit('.').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(leases.len(), 4, "{xml}");
+    assert!(leases.iter().all(|l| (192..=254).contains(l) && ![200, 201, 202].contains(l)), "{leases:?}");
+    let mut distinct = leases.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "{leases:?}");
+    env.destroy(&cfg, &s.state());
+
+    // A /26 keeps 15 addresses for DHCP; VIP and balancers take 3 of them here: 4 fit, 13 would not.
+    let small = s.write(
+        "dh-small.yaml",
+        &text("10.231.96.0/26", "10.231.96").replace(".200", ".50").replace(".201", ".51").replace(".202", ".52"),
+    );
+    let r = s.run(&["validate", "-c", small.to_str().unwrap(), "--backend", "libvirt", "-o", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let many = s.write(
+        "dh-many.yaml",
+        &std::fs::read_to_string(&small).unwrap().replace(
+            "      instances: [{id: 1}]\n",
+            &format!(
+                "      instances: [{}]\n",
+                (1..=13).map(|i| format!("{{id: {i}}}")).collect::<Vec<_>>().join(", ")
+            ),
+        ),
+    );
+    let r = s.run(&["validate", "-c", many.to_str().unwrap(), "--backend", "libvirt", "-o", "json"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let e = r.json()["errors"].as_array().unwrap().iter().find(|e| e["path"] == "cluster.network.cidr").cloned();
+    assert!(
+        e.as_ref().is_some_and(|e| e["message"].as_str().unwrap().contains("16 nodes without `ip`")),
+        "{}",
+        r.stdout
+    );
+}

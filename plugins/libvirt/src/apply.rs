@@ -326,7 +326,8 @@ fn create(cfg: &Config, cluster: &Cluster, plan: &HostPlan, inv: &Inventory, s: 
         }
         "network" => {
             let net = cluster.network.as_ref().ok_or_else(|| Error::InvalidInput("no cluster.network".into()))?;
-            hv::create_network(uri, &xml::network(&s.name, net, &plan.nodes)).map_err(err)
+            hv::create_network(uri, &xml::network(&s.name, net, &plan.nodes, &xml::taken_addresses(cluster)))
+                .map_err(err)
         }
         "volume" => {
             let base = names::base_volume(&cfg.cluster);

@@ -130,6 +130,21 @@ pub fn validate(cluster: &Cluster) -> Vec<Diagnostic> {
             "copy it from the image's SHA256SUMS",
         ));
     }
+    // Every DHCP node gets a fixed lease from the top quarter of the network.
+    if let Some(net) = cluster.network.as_ref().filter(|n| n.mode != crate::NetworkMode::Bridge) {
+        let dynamic = cluster.nodes.iter().filter(|n| n.address.is_none()).count();
+        let room = crate::xml::dhcp_range(net).map_or(0, |(start, end)| {
+            let in_range = crate::xml::taken_addresses(cluster).iter().filter(|a| (start..=end).contains(*a)).count();
+            (end - start + 1) as usize - in_range
+        });
+        if dynamic > room {
+            out.push(diag(
+                "cluster.network.cidr",
+                format!("{dynamic} nodes without `ip` need DHCP leases, and {} has room for {room}", net.cidr),
+                "give some nodes a static `ip`, or use a larger network (DHCP takes its top quarter)",
+            ));
+        }
+    }
     if cluster.hosts.is_empty() {
         out.push(diag(
             "hosts",

@@ -46,7 +46,16 @@ pub fn haproxy(cluster: &Cluster, check: Check) -> String {
             .iter()
             .any(|fp| forwarded(fp).into_iter().any(|r| members(cluster, r).any(|n| n.address.is_none())));
     if named {
-        s += "# Servers without a static address are resolved while running (see their lines).\nresolvers network\n    parse-resolv-conf\n    resolve_retries 3\n    timeout resolve 1s\n    timeout retry 1s\n    hold valid 10s\n    hold nx 5s\n\n";
+        // On a network hacluster makes, libvirt's dnsmasq at the gateway knows the DHCP nodes'
+        // names: ask it directly (Ubuntu's resolv.conf names systemd-resolved, which does not
+        // pass single-label names on). On an existing bridge, whatever DNS the host uses.
+        let dns = match cluster.network.as_ref().filter(|n| n.mode != crate::NetworkMode::Bridge) {
+            Some(n) => format!("    nameserver libvirt {}:53\n", n.gateway),
+            None => "    parse-resolv-conf\n".to_string(),
+        };
+        s += &format!(
+            "# Servers without a static address are resolved while running (see their lines).\nresolvers network\n{dns}    resolve_retries 3\n    timeout resolve 1s\n    timeout retry 1s\n    hold valid 10s\n    hold nx 5s\n\n"
+        );
     }
     s += &format!("frontend kube-apiserver\n    bind *:{}\n    default_backend control-planes\n\n", cluster.api_port);
     s += "backend control-planes\n    balance roundrobin\n";

@@ -37,23 +37,40 @@ pub fn mode_name(mode: NetworkMode) -> &'static str {
     }
 }
 
+/// Addresses no DHCP reservation may take: every static node address and the VIP.
+pub fn taken_addresses(cluster: &Cluster) -> Vec<u32> {
+    let vip = match &cluster.endpoint {
+        crate::EndpointKind::Vip(v) => Some(v.address.as_str()),
+        _ => None,
+    };
+    cluster.nodes.iter().filter_map(|n| n.address.as_deref()).chain(vip).filter_map(ip_u32).collect()
+}
+
+/// The DHCP range of a network: the top quarter, below the broadcast address.
+pub fn dhcp_range(net: &Network) -> Option<(u32, u32)> {
+    let (base, _, len) = cidr_parts(&net.cidr);
+    let b = ip_u32(&base)?;
+    let size = 1u64 << (32 - len.min(32));
+    let (start, end) = (b as u64 + size - size / 4, (b as u64 + size).checked_sub(2)?);
+    // A /30 or smaller has no quarter to spare.
+    (start <= end && end <= u32::MAX as u64).then_some((start as u32, end as u32))
+}
+
 /// A libvirt network for one host: NAT, routed or isolated (no `<forward>`: no way out). Nodes
 /// without a static address get DHCP from the top quarter of the range.
-pub fn network(name: &str, net: &Network, nodes: &[&NodeSpec]) -> String {
+pub fn network(name: &str, net: &Network, nodes: &[&NodeSpec], taken: &[u32]) -> String {
     let forward = match net.mode {
         NetworkMode::Nat => "  <forward mode='nat'/>\n",
         NetworkMode::Route => "  <forward mode='route'/>\n",
         _ => "",
     };
-    let (base, mask, len) = cidr_parts(&net.cidr);
+    let (_, mask, _) = cidr_parts(&net.cidr);
     let mut dhcp = String::new();
     if nodes.iter().any(|n| n.address.is_none())
-        && let Some(b) = ip_u32(&base)
+        && let Some((start, end)) = dhcp_range(net)
     {
-        let size = 1u32 << (32 - len);
-        let (start, end) = (b + size - size / 4, b + size - 2);
         dhcp.push_str(&format!("    <dhcp>\n      <range start='{}' end='{}'/>\n", ip_str(start), ip_str(end)));
-        for (n, ip) in dhcp_reservations(nodes, start, end) {
+        for (n, ip) in dhcp_reservations(nodes, start, end, taken) {
             dhcp.push_str(&format!(
                 "      <host mac='{}' name='{}' ip='{}'/>\n",
                 esc(&mac_of(n)),
@@ -73,14 +90,17 @@ pub fn network(name: &str, net: &Network, nodes: &[&NodeSpec]) -> String {
 
 /// A fixed lease for each node without a static address (libvirt requires an address in a
 /// `<host>` entry): a slot of the DHCP range picked from a hash of the node's name, the next
-/// free one on a collision, so adding a node later does not move the others.
-fn dhcp_reservations<'a>(nodes: &[&'a NodeSpec], start: u32, end: u32) -> Vec<(&'a NodeSpec, u32)> {
+/// free one on a collision, never an address in `in_use` (static nodes, the VIP). `validate`
+/// makes sure the range has room for all of them.
+fn dhcp_reservations<'a>(nodes: &[&'a NodeSpec], start: u32, end: u32, in_use: &[u32]) -> Vec<(&'a NodeSpec, u32)> {
     let slots = (end - start + 1) as u64;
     let mut dynamic: Vec<&NodeSpec> = nodes.iter().copied().filter(|n| n.address.is_none()).collect();
     dynamic.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut taken = std::collections::BTreeSet::new();
+    let mut taken: std::collections::BTreeSet<u64> =
+        in_use.iter().filter(|a| (start..=end).contains(*a)).map(|a| (a - start) as u64).collect();
+    let free = slots as usize - taken.len();
     let mut out = Vec::new();
-    for n in dynamic.into_iter().take(slots as usize) {
+    for n in dynamic.into_iter().take(free) {
         // FNV-1a: stable across builds and platforms, unlike std's hasher.
         let h = n.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
         let mut slot = h % slots;

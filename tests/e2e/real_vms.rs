@@ -60,7 +60,7 @@ fn config(s: &Scratch) -> PathBuf {
     s.write(
         "vms.yaml",
         &format!(
-            "hosts:\n  - name: local\n    connection: {{type: local}}\ncluster:\n  name: {CLUSTER}\n  network: {{mode: isolated, cidr: {NET}.0/24}}\n  nodeTemplate: {{user: k8s, ssh: {{privateKeyPath: OPKEY}}}}\n  nodes:\n    loadBalancer:\n      instances: [{{id: 1, ip: {NET}.100, cpu: 1, ram: 1, mainDiskSize: 8}}]\n    master:\n      instances: [{{id: 1, cpu: 1, ram: 1, mainDiskSize: 8}}]\nkubernetes: {{version: v1.35.0}}\nbackends:\n  libvirt:\n    domainType: qemu\n    image: {{path: {}, kernel: {}, initrd: {}}}\n",
+            "hosts:\n  - name: local\n    connection: {{type: local}}\ncluster:\n  name: {CLUSTER}\n  network: {{mode: isolated, cidr: {NET}.0/24}}\n  nodeTemplate: {{user: k8s, ssh: {{privateKeyPath: OPKEY}}}}\n  nodes:\n    loadBalancer:\n      instances: [{{id: 1, ip: {NET}.100, cpu: 1, ram: 1, mainDiskSize: 8}}]\n    master:\n      instances: [{{id: 1, cpu: 1, ram: 1, mainDiskSize: 8}}]\nkubernetes: {{version: v1.35.0}}\nbackends:\n  libvirt:\n    domainType: qemu\n    haproxyCheck: tcp\n    image: {{path: {}, kernel: {}, initrd: {}}}\n",
             qcow.display(),
             kernel.display(),
             initrd.display()
@@ -69,7 +69,9 @@ fn config(s: &Scratch) -> PathBuf {
 }
 
 fn ssh(s: &Scratch, known_hosts: &Path, ip: &str, cmd: &str) -> std::process::Output {
-    Command::new("ssh")
+    // Bounded: a command that keeps the session open fails the test instead of hanging it.
+    Command::new("timeout")
+        .args(["120", "ssh"])
         .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=5"])
         .arg("-o")
         .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
@@ -194,11 +196,39 @@ fn real_vms_provision_pin_host_keys_and_destroy() {
         assert!(Instant::now() < deadline, "HAProxy on the LB: {text}{}", String::from_utf8_lossy(&o.stderr));
         std::thread::sleep(Duration::from_secs(5));
     }
-    assert!(
-        std::net::TcpStream::connect_timeout(&format!("{NET}.100:6443").parse().unwrap(), Duration::from_secs(5))
-            .is_ok(),
-        "HAProxy listens on the endpoint"
+    // Through the LB to the control plane: a small listener on the control plane's 6443 (no
+    // Kubernetes here), reached at the endpoint. HAProxy has it only by name, resolved by its
+    // own resolver from the network's DNS (`haproxyCheck: tcp`: the listener speaks no TLS).
+    use base64::Engine as _;
+    let listener = "import socket\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('0.0.0.0', 6443))\ns.listen(16)\nwhile True:\n    c, _ = s.accept()\n    c.sendall(b'hello from hacvm-master-1\\n')\n    c.close()\n";
+    let b64 = base64::engine::general_purpose::STANDARD.encode(listener);
+    let o = ssh(
+        &s,
+        &known_hosts,
+        &master_ip,
+        &format!(
+            // Only python in the background (braces): a backgrounded `a && b` list would be a
+            // subshell holding the session's output open, and ssh would wait for it forever.
+            "echo {b64} | base64 -d > /tmp/listener.py && {{ nohup python3 /tmp/listener.py </dev/null >/dev/null 2>&1 & }}"
+        ),
     );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        use std::io::Read;
+        let mut got = String::new();
+        if let Ok(mut c) =
+            std::net::TcpStream::connect_timeout(&format!("{NET}.100:6443").parse().unwrap(), Duration::from_secs(5))
+        {
+            let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = c.read_to_string(&mut got);
+        }
+        if got.contains("hello from hacvm-master-1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the endpoint never reached the control plane (got {got:?})");
+        std::thread::sleep(Duration::from_secs(1));
+    }
 
     // The bootstrap on a real kernel, as far as an offline machine goes: hacluster logs in as
     // `k8s` and runs the node preparation with sudo — swap off, kernel modules, sysctls — and

@@ -437,23 +437,39 @@ impl<'a> Bootstrap<'a> {
     /// manual step kubeadm's docs give, done here. Only after that join is known to have ended:
     /// a join still running is unstarted for a moment too.
     async fn remove_unstarted_member(&self, m: &Machine) -> Result<(), BootstrapError> {
-        let init = self.machine(self.spec.init_node())?;
-        let etcdctl = kubectl(&format!(
-            "-n kube-system exec etcd-{} -- etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key",
-            self.spec.init_node().name
-        ));
-        let script = format!(
-            r#"set -eu
+        // Asked through any other control plane's etcd pod: the first that answers.
+        let mut last = None;
+        for cp in self.spec.control_planes.iter().filter(|n| n.name.as_str() != m.name) {
+            let via = self.machine(cp)?;
+            let etcdctl = kubectl(&format!(
+                "-n kube-system exec etcd-{} -- etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key",
+                cp.name
+            ));
+            // `member list` prints `ID, STATUS, NAME, PEER ADDRS, CLIENT ADDRS, IS LEARNER`.
+            let script = format!(
+                r#"set -eu
 ids=$({etcdctl} member list | awk -F', ' -v p='//{ip}:2380' '$2 == "unstarted" && index($4, p) {{ print $1 }}')
 for id in $ids; do {etcdctl} member remove "$id" >/dev/null; echo "$id"; done
 "#,
-            ip = m.private_address
-        );
-        let out = self.exec.run(init, &Script::root("remove an unstarted etcd member", script)).await?;
-        for id in out.stdout.split_whitespace() {
-            self.info(&format!("removed etcd member {id} that an earlier join of {} added and never started", m.name));
+                ip = m.private_address
+            );
+            match self.exec.run(via, &Script::root("remove an unstarted etcd member", script)).await {
+                Ok(out) => {
+                    for id in out.stdout.split_whitespace() {
+                        self.info(&format!(
+                            "removed etcd member {id} that an earlier join of {} added and never started",
+                            m.name
+                        ));
+                    }
+                    return Ok(());
+                }
+                Err(e) => last = Some(e),
+            }
         }
-        Ok(())
+        match last {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     /// Joins `node`, or waits for a join an earlier run started there (or finds it done): one

@@ -314,7 +314,7 @@ pub async fn chaos(
         api_answered: gap.is_some(),
         api_gap_secs: gap.map(|g| g.as_secs_f64()).unwrap_or(f64::INFINITY).min(stopped_at.elapsed().as_secs_f64()),
         etcd_healthy_during,
-        quorum_kept: etcd_healthy_during >= spec.quorum.size(),
+        quorum_kept: etcd_healthy_during >= before.quorum,
         restored: back.is_some(),
         restore_secs: back.map(|b| b.as_secs_f64()).unwrap_or(restored_at.elapsed().as_secs_f64()),
     })

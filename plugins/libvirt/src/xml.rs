@@ -214,3 +214,24 @@ pub fn domain(cfg: &Config, cluster: &Cluster, node: &NodeSpec, host: &str, uses
         cpu_n = node.resources.cpu,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(cidr: &str) -> Network {
+        Network { mode: NetworkMode::Isolated, cidr: cidr.into(), gateway: String::new(), bridge: None }
+    }
+
+    #[test]
+    fn dhcp_takes_the_top_quarter_below_broadcast_and_nothing_of_tiny_networks() {
+        let ip = |s: &str| ip_u32(s).unwrap();
+        assert_eq!(dhcp_range(&net("10.1.2.0/24")), Some((ip("10.1.2.192"), ip("10.1.2.254"))));
+        assert_eq!(dhcp_range(&net("10.1.2.0/26")), Some((ip("10.1.2.48"), ip("10.1.2.62"))));
+        assert_eq!(dhcp_range(&net("10.1.2.0/29")), Some((ip("10.1.2.6"), ip("10.1.2.6"))));
+        assert_eq!(dhcp_range(&net("10.1.2.0/30")), None);
+        assert_eq!(dhcp_range(&net("10.1.2.0/32")), None);
+        // The last network of the address space does not overflow.
+        assert_eq!(dhcp_range(&net("255.255.255.0/24")), Some((ip("255.255.255.192"), ip("255.255.255.254"))));
+    }
+}

@@ -730,7 +730,7 @@ fn nodes_land_on_their_own_hosts_uri_and_down_empties_every_host() {
 }
 
 /// DHCP nodes get fixed leases from the top quarter of the network, never an address a static
-/// node or the VIP has there; more DHCP nodes than the range holds is a config error.
+/// node, the VIP or the gateway has there; more DHCP nodes than the range holds is a config error.
 #[test]
 fn dhcp_leases_avoid_static_addresses_and_the_vip() {
     let s = Scratch::new();
@@ -739,7 +739,13 @@ fn dhcp_leases_avoid_static_addresses_and_the_vip() {
             "hosts:\n  - name: lab\n    connection: {{type: local, uri: \"{TEST_URI}\"}}\ncluster:\n  name: dh\n  network: {{mode: isolated, cidr: {cidr}}}\n  nodeTemplate: {{ssh: {{privateKeyPath: OPKEY}}}}\n  nodes:\n    loadBalancer:\n      vip: {net}.200\n      instances: [{{id: 1, ip: {net}.201}}, {{id: 2, ip: {net}.202}}]\n    master:\n      instances: [{{id: 1}}, {{id: 2}}, {{id: 3}}]\n    worker:\n      instances: [{{id: 1}}]\nkubernetes: {{version: v1.35.0}}\nbackends:\n  libvirt: {{domainType: test}}\n"
         )
     };
-    let cfg = s.write("dh.yaml", &text("10.231.95.0/24", "10.231.95"));
+    // The gateway (the host's address) in the top quarter too, on the very slot dh-master-1's
+    // name hashes to: no lease may take it.
+    let cfg = s.write(
+        "dh.yaml",
+        &text("10.231.95.0/24", "10.231.95")
+            .replace("cidr: 10.231.95.0/24}", "cidr: 10.231.95.0/24, gateway: 10.231.95.222}"),
+    );
     let env = env();
     env.provision(&cfg, &s.state());
     let inv = env.inventory("dh");
@@ -751,7 +757,8 @@ fn dhcp_leases_avoid_static_addresses_and_the_vip() {
         .map(|h| h.attribute("ip").unwrap().rsplit('.').next().unwrap().parse().unwrap())
         .collect();
     assert_eq!(leases.len(), 4, "{xml}");
-    assert!(leases.iter().all(|l| (192..=254).contains(l) && ![200, 201, 202].contains(l)), "{leases:?}");
+    assert!(xml.contains("address='10.231.95.222'") && xml.contains("name='dh-master-1'"), "{xml}");
+    assert!(leases.iter().all(|l| (192..=254).contains(l) && ![200, 201, 202, 222].contains(l)), "{leases:?}");
     let mut distinct = leases.clone();
     distinct.sort();
     distinct.dedup();

@@ -37,13 +37,23 @@ pub fn mode_name(mode: NetworkMode) -> &'static str {
     }
 }
 
-/// Addresses no DHCP reservation may take: every static node address and the VIP.
+/// Addresses no DHCP reservation may take: every static node address, the VIP and the
+/// gateway (the host's own address on the network, which may sit in the top quarter).
 pub fn taken_addresses(cluster: &Cluster) -> Vec<u32> {
     let vip = match &cluster.endpoint {
         crate::EndpointKind::Vip(v) => Some(v.address.as_str()),
         _ => None,
     };
-    cluster.nodes.iter().filter_map(|n| n.address.as_deref()).chain(vip).filter_map(ip_u32).collect()
+    let gateway = cluster.network.as_ref().map(|n| n.gateway.as_str());
+    let all: std::collections::BTreeSet<u32> = cluster
+        .nodes
+        .iter()
+        .filter_map(|n| n.address.as_deref())
+        .chain(vip)
+        .chain(gateway)
+        .filter_map(ip_u32)
+        .collect();
+    all.into_iter().collect()
 }
 
 /// The DHCP range of a network: the top quarter, below the broadcast address.

@@ -297,7 +297,7 @@ fn wrong_host_key_aborts_with_a_clear_error() {
 }
 
 #[test]
-fn killed_mid_bootstrap_at_three_points_resumes_and_completes() {
+fn killed_mid_bootstrap_at_four_points_resumes_and_completes() {
     let lab = Lab::new(3, 2);
     // v1.30: the v1beta3 configuration path, which the kubeadm double checks.
     let cfg = write_config(&lab, "resume", "v1.30.8");

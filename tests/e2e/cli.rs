@@ -1,6 +1,6 @@
 //! Command-line behaviour: exit codes, schema, completions.
 
-use crate::support::{example, run, write_config};
+use crate::support::{bin, example, run, write_config};
 
 #[test]
 fn usage_errors_exit_2() {
@@ -64,5 +64,35 @@ fn json_and_text_report_the_same_findings() {
             e["path"].as_str().unwrap()
         );
         assert!(t.stderr.contains(&line), "text lacks {line}:\n{}", t.stderr);
+    }
+}
+
+/// A closed stdout (`hacluster plan | head`) ends a command quietly with 141, what a shell
+/// reports for a tool SIGPIPE ended, instead of a `println!` panic (exit 101, a backtrace).
+#[test]
+fn a_closed_stdout_ends_quietly_not_with_a_panic() {
+    let seed = example("multi-master.yaml");
+    let seed = seed.to_str().unwrap();
+    let cases: [&[&str]; 5] = [
+        &["validate", "-c", seed],
+        &["validate", "-c", seed, "-o", "json"],
+        &["plan", "-c", seed],
+        &["schema"],
+        &["completions", "bash"],
+    ];
+    for args in cases {
+        // The reading end is gone before the command starts: its first write fails.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(bin())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }

@@ -1,5 +1,22 @@
 //! The `hacluster` command: a thin layer over the library, one file per subcommand.
 
+/// Results to stdout through [`render::write_out`]: `hacluster plan | head` must end quietly,
+/// not panic as `println!` does on a closed pipe.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::render::write_out(&format!($($t)*)) };
+}
+macro_rules! outln {
+    ($($t:tt)*) => { $crate::render::write_out(&format!("{}\n", format_args!($($t)*))) };
+}
+/// Messages to stderr; a closed stderr loses them but changes nothing else (the exit code
+/// still says how the command ended).
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 mod commands;
 mod events;
 mod render;
@@ -62,6 +79,10 @@ pub mod exit {
     pub const INVALID: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const FAILED: u8 = 3;
+    /// The reader of stdout went away (`| head`): what a shell reports for a tool that SIGPIPE
+    /// ended. SIGPIPE itself stays ignored, as Rust sets it: libvirt's client library writes to
+    /// its sockets and relies on that.
+    pub const CLOSED_PIPE: i32 = 128 + 13;
 }
 
 /// `RUST_LOG`, as Rust tools read it, for those who set it rather than `-v`: its most detailed

@@ -16,8 +16,23 @@ use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
 
 use crate::Output;
 
+/// Writes a result to stdout. A closed pipe ends the program quietly with
+/// [`crate::exit::CLOSED_PIPE`]; any other write error is reported once and exits with USAGE
+/// (an I/O error).
+pub fn write_out(s: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(s.as_bytes()).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(crate::exit::CLOSED_PIPE);
+        }
+        errln!("error: cannot write to standard output: {e}");
+        std::process::exit(crate::exit::USAGE as i32);
+    }
+}
+
 pub fn print_json(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(v).expect("JSON values serialize"));
+    outln!("{}", serde_json::to_string_pretty(v).expect("JSON values serialize"));
 }
 
 fn color() -> bool {
@@ -81,7 +96,10 @@ pub fn diagnostics(c: &Checked) {
     let errors = c.errors().count();
     let warnings = c.warnings().count();
     let _ = writeln!(out, "{}: {errors} error(s), {warnings} warning(s)", c.source.name);
-    eprint!("{out}");
+    {
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), "{out}");
+    }
 }
 
 /// `error[code]: file:line:col: field.path`, with the message when no snippet follows.
@@ -113,7 +131,7 @@ fn to_report(d: &Diagnostic, src: &SourceFile) -> Report {
 pub fn error(e: &dyn std::error::Error, output: Output) {
     match output {
         Output::Json => print_json(&serde_json::json!({"error": e.to_string()})),
-        Output::Text => eprintln!("error: {e}"),
+        Output::Text => errln!("error: {e}"),
     }
 }
 
@@ -148,7 +166,7 @@ pub fn changes(changes: &[Change]) {
         count(ChangeAction::Delete),
         count(ChangeAction::Keep)
     );
-    print!("{s}");
+    out!("{s}");
 }
 
 pub fn infrastructure(spec: &ClusterSpec, plugin: &Plugin, p: &Provisioned) {
@@ -180,12 +198,12 @@ pub fn infrastructure(spec: &ClusterSpec, plugin: &Plugin, p: &Provisioned) {
     }
     let _ = writeln!(s, "State: {}", p.state_dir.join(hacluster::state::STATE_FILE).display());
     let _ = writeln!(s, "Pinned host keys: {}", p.state_dir.join("known_hosts").display());
-    print!("{s}");
+    out!("{s}");
 }
 
 pub fn plugin_list(rows: &[serde_json::Value]) {
     if rows.is_empty() {
-        println!(
+        outln!(
             "No plugins found. Built-in ones come from ./scripts/build-plugins; yours go in {}.",
             hacluster::plugin::discovery::user_dir().display()
         );
@@ -193,13 +211,13 @@ pub fn plugin_list(rows: &[serde_json::Value]) {
     }
     for r in rows {
         match r.get("error") {
-            Some(e) => println!(
+            Some(e) => outln!(
                 "{:<12} {}  (unusable: {})",
                 r["name"].as_str().unwrap_or("?"),
                 r["path"].as_str().unwrap_or("?"),
                 e.as_str().unwrap_or("?")
             ),
-            None => println!(
+            None => outln!(
                 "{:<12} {:<8} contract {:<7} {:<8} {}",
                 r["name"].as_str().unwrap_or("?"),
                 r["info"]["version"].as_str().unwrap_or("?"),
@@ -229,7 +247,7 @@ pub fn plugin_inspect(r: &serde_json::Value) {
         let _ =
             writeln!(s, "  {:<44} {}", i["interface"].as_str().unwrap_or("?"), i["capability"].as_str().unwrap_or("?"));
     }
-    print!("{s}");
+    out!("{s}");
 }
 
 fn tolerates(n: u32) -> String {
@@ -350,7 +368,7 @@ pub fn plan(p: &Plan) {
         };
         let _ = writeln!(s, "  {:<15} {:<24} from {:<24} {}", r.on.to_string(), ports, peer(r.from), r.purpose);
     }
-    print!("{s}");
+    out!("{s}");
 }
 
 fn mark(ok: bool) -> &'static str {
@@ -410,7 +428,7 @@ pub fn status(spec: &ClusterSpec, infra: &hacluster::infra::Infrastructure, comp
         "Bootstrap steps done: {}",
         if completed.is_empty() { "none".into() } else { completed.join(", ") }
     );
-    print!("{s}");
+    out!("{s}");
 }
 
 pub fn verify(
@@ -466,5 +484,5 @@ pub fn verify(
         }
         None => {}
     }
-    print!("{s}");
+    out!("{s}");
 }

@@ -29,8 +29,8 @@ pub async fn finish(spec: &ClusterSpec, root: &Path, ctx: &Ctx, merge: Option<&P
                     "kubeconfig": b.kubeconfig,
                 })),
                 Output::Text => {
-                    println!("Cluster {} is up: API at https://{}", spec.name, b.endpoint);
-                    println!("kubeconfig: {} (export KUBECONFIG={})", b.kubeconfig.display(), b.kubeconfig.display());
+                    outln!("Cluster {} is up: API at https://{}", spec.name, b.endpoint);
+                    outln!("kubeconfig: {} (export KUBECONFIG={})", b.kubeconfig.display(), b.kubeconfig.display());
                 }
             }
             exit::OK

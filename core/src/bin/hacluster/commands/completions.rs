@@ -11,6 +11,9 @@ pub struct Args {
 
 pub fn run(args: &Args) -> u8 {
     let mut cmd = crate::Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "hacluster", &mut std::io::stdout());
+    // Into memory first: clap_complete panics on a failed write (`completions bash | head`).
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "hacluster", &mut script);
+    out!("{}", String::from_utf8_lossy(&script));
     exit::OK
 }

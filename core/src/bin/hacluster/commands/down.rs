@@ -30,7 +30,7 @@ pub fn run(args: &Args, ctx: &Ctx) -> u8 {
                         &serde_json::json!({"cluster": spec.name, "destroyed": true, "http": host.http_counts()}),
                     ),
                     Output::Text => {
-                        println!("Cluster {} removed (backend {}); its state is deleted.", spec.name, plugin.name())
+                        outln!("Cluster {} removed (backend {}); its state is deleted.", spec.name, plugin.name())
                     }
                 }
                 exit::OK

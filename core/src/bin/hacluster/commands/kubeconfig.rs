@@ -36,14 +36,14 @@ pub fn run(args: &Args, ctx: &Ctx) -> u8 {
         }
     };
     let Some(path) = state.bootstrap.and_then(|b| b.kubeconfig) else {
-        eprintln!("error: cluster {} has no kubeconfig yet; run `hacluster up` (or `bootstrap`)", spec.name);
+        errln!("error: cluster {} has no kubeconfig yet; run `hacluster up` (or `bootstrap`)", spec.name);
         return exit::FAILED;
     };
     if let Some(target) = &args.merge {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("error: cannot read {}: {e}", path.display());
+                errln!("error: cannot read {}: {e}", path.display());
                 return exit::USAGE;
             }
         };
@@ -54,7 +54,7 @@ pub fn run(args: &Args, ctx: &Ctx) -> u8 {
     }
     match ctx.output {
         Output::Json => render::print_json(&serde_json::json!({"cluster": spec.name, "kubeconfig": path})),
-        Output::Text => println!("{}", path.display()),
+        Output::Text => outln!("{}", path.display()),
     }
     exit::OK
 }

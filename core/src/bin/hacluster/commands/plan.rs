@@ -71,11 +71,11 @@ pub fn run(args: &Args, ctx: &Ctx) -> u8 {
                 render::plan(&plan);
                 match (&changes, &opened.missing) {
                     (Some(c), _) => render::changes(c),
-                    (None, _) if unavailable.is_some() => println!(
+                    (None, _) if unavailable.is_some() => outln!(
                         "\nInfrastructure changes: not shown, the backend could not look: {}\n(--backend NAME makes this an error; --offline skips the backend)",
                         unavailable.as_deref().unwrap_or_default()
                     ),
-                    (None, Some(nf)) => println!("\nInfrastructure changes: not shown ({nf})"),
+                    (None, Some(nf)) => outln!("\nInfrastructure changes: not shown ({nf})"),
                     (None, None) => {}
                 }
             }

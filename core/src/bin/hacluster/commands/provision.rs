@@ -41,9 +41,12 @@ pub fn run(args: &Args, ctx: &Ctx) -> u8 {
                         render::infrastructure(spec, plugin, &p);
                         if ctx.verbose > 0 {
                             let h = host.http_counts();
-                            eprintln!(
+                            errln!(
                                 "http requests: {} sent, {} throttled, {} denied, {} answers lost",
-                                h.sent, h.throttled, h.denied, h.lost
+                                h.sent,
+                                h.throttled,
+                                h.denied,
+                                h.lost
                             );
                         }
                     }

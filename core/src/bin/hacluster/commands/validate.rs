@@ -28,10 +28,10 @@ pub fn run(args: &Args, ctx: &Ctx) -> u8 {
                 if let Some(nf) = &opened.missing
                     && args.config.explicit()
                 {
-                    eprintln!("note: backend-specific checks skipped: {nf}");
+                    errln!("note: backend-specific checks skipped: {nf}");
                 }
                 if let (true, Some(spec)) = (valid, &checked.spec) {
-                    println!("{} is valid: {}", checked.source.name, render::summary_line(spec));
+                    outln!("{} is valid: {}", checked.source.name, render::summary_line(spec));
                 }
             }
         }

@@ -356,6 +356,22 @@ pub async fn health(
     Ok((state, h))
 }
 
+/// Before `verify --chaos` judges the cluster: puts back what an interrupted chaos run stopped.
+pub async fn restore_interrupted_chaos(
+    spec: &ClusterSpec,
+    state_root: &Path,
+    events: Arc<dyn crate::plugin::Events>,
+    settings: crate::ssh::Settings,
+) -> Result<(), RunError> {
+    let (dir, _, infra) = provisioned(spec, state_root)?;
+    let _lock = dir.lock()?;
+    let redactor = Arc::new(crate::ssh::Redactor::new());
+    let exec = crate::ssh::Executor::new(settings, redactor, events.clone())?;
+    crate::bootstrap::verify::restore_interrupted(spec, &infra, &exec, events.as_ref()).await;
+    exec.close().await;
+    Ok(())
+}
+
 /// `verify --chaos`: stop one control plane, check the API and quorum, restore.
 pub async fn chaos(
     spec: &ClusterSpec,

@@ -504,6 +504,19 @@ fn verify_and_chaos_keep_the_api_and_quorum_and_report_quorum_loss() {
     assert_eq!(v["chaos"]["stopped"], "chaos-master-3");
     assert_eq!(lab.vip_holder(), Some(1), "losing a control plane is HAProxy's business, not keepalived's");
 
+    // A chaos run killed while m3 was stopped leaves its manifests parked, and a kubelet may
+    // have made an empty manifests directory meanwhile: the next chaos run puts them back (not
+    // inside that directory), waits for m3, then does its own round.
+    let m3 = lab.node("m3").dir.join("etc-kubernetes");
+    std::fs::rename(m3.join("manifests"), m3.join("manifests.hacluster-chaos")).unwrap();
+    std::fs::create_dir(m3.join("manifests")).unwrap();
+    let r = run_limited(&lab, &["verify", "-c", c, "--chaos", "-o", "json"], std::time::Duration::from_secs(300));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("left stopped by an interrupted chaos run"), "{}", r.stderr);
+    assert!(m3.join("manifests/etcd.yaml").is_file() && !m3.join("manifests.hacluster-chaos").exists());
+    let v = r.json();
+    assert_eq!((v["chaos"]["quorumKept"].as_bool(), v["chaos"]["restored"].as_bool()), (Some(true), Some(true)), "{v}");
+
     // One control plane down: verify says so, and chaos refuses to take a second.
     // (Its manifests moved away: the kubelet double stops the static pods, as kubelet does.)
     let down = |short: &str| {

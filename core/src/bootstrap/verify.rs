@@ -15,6 +15,10 @@ use crate::ssh::{Executor, Script};
 
 const MANIFESTS: &str = "/etc/kubernetes/manifests";
 const PARKED: &str = "/etc/kubernetes/manifests.hacluster-chaos";
+/// Puts the parked manifests back. `mv -T`: should an empty manifests directory have appeared
+/// meanwhile, it is replaced (rename), and a non-empty one is an error, never the parked
+/// directory moved inside it, where kubelet would not look.
+const PUT_BACK: &str = "mv -T /etc/kubernetes/manifests.hacluster-chaos /etc/kubernetes/manifests";
 
 /// Names of the nodes whose `Ready` condition is `True`, from `kubectl get nodes -o json`.
 pub fn ready_nodes(json: &str) -> Vec<String> {
@@ -238,15 +242,43 @@ async fn wait_for(mut cond: impl AsyncFnMut() -> bool, limit: Duration) -> Optio
     None
 }
 
-/// Restores a control plane stopped by an earlier, interrupted chaos run.
-pub async fn restore_leftovers(spec: &ClusterSpec, infra: &Infrastructure, exec: &Executor) {
+/// Puts back the control planes an interrupted chaos run left stopped, and waits (bounded) for
+/// each to be healthy again: that outage was ours, not the cluster's, and a member still
+/// starting would make the next chaos round refuse.
+pub async fn restore_interrupted(spec: &ClusterSpec, infra: &Infrastructure, exec: &Executor, events: &dyn Events) {
+    for m in restore_leftovers(spec, infra, exec).await {
+        events.log(
+            "verify",
+            LogLevel::Info,
+            &format!("{} was left stopped by an interrupted chaos run: restored it, waiting for it", m.name),
+            &[],
+        );
+        wait_for(
+            async || {
+                let c = check_cp(exec, m).await;
+                c.apiserver && c.etcd
+            },
+            Duration::from_secs(180),
+        )
+        .await;
+    }
+}
+
+/// Restores the control planes an earlier, interrupted chaos run left stopped; returns them.
+async fn restore_leftovers<'m>(spec: &ClusterSpec, infra: &'m Infrastructure, exec: &Executor) -> Vec<&'m Machine> {
+    let mut restored = Vec::new();
     for n in &spec.control_planes {
         if let Some(m) = machine(infra, n.name.as_str()) {
             let script =
-                format!("if [ -d {PARKED} ]; then systemctl start kubelet; mv {PARKED} {MANIFESTS}; echo restored; fi");
-            let _ = exec.run_unchecked(m, &Script::root("restore after chaos", script)).await;
+                format!("set -e\nif [ -d {PARKED} ]; then systemctl start kubelet; {PUT_BACK}; echo restored; fi");
+            if let Ok(o) = exec.run_unchecked(m, &Script::root("restore after chaos", script)).await
+                && o.stdout.trim() == "restored"
+            {
+                restored.push(m);
+            }
         }
     }
+    restored
 }
 
 /// Stops one control plane the way an outage would (its static pods, then kubelet), checks the
@@ -257,7 +289,7 @@ pub async fn chaos(
     exec: &Executor,
     events: &dyn Events,
 ) -> Result<Chaos, ChaosError> {
-    restore_leftovers(spec, infra, exec).await;
+    restore_interrupted(spec, infra, exec, events).await;
     let before = health(spec, infra, exec).await;
     if before.etcd_healthy.saturating_sub(1) < before.quorum {
         return Err(ChaosError::WouldLoseQuorum {
@@ -298,7 +330,7 @@ pub async fn chaos(
     let during = join_all(others.iter().map(|m| check_cp(exec, m))).await;
     let etcd_healthy_during = during.iter().filter(|c| c.etcd).count() as u32;
     events.log("verify", LogLevel::Info, &format!("restoring {victim_name}"), &[]);
-    let restore = format!("set -e\nsystemctl start kubelet\nmv {PARKED} {MANIFESTS}\n");
+    let restore = format!("set -e\nsystemctl start kubelet\n{PUT_BACK}\n");
     let restored_at = Instant::now();
     exec.run(victim, &Script::root("restore control plane", restore)).await?;
     let back = wait_for(

@@ -29,6 +29,13 @@ pub fn run(args: &Args, ctx: &Ctx) -> u8 {
         }
         let spec = opened.spec().expect("valid");
         let root = args.host.state_root();
+        if args.chaos
+            && let Err(e) =
+                session::restore_interrupted_chaos(spec, &root, super::printer(ctx), session::ssh_settings(spec)).await
+        {
+            render::error(&e, ctx.output);
+            return if e.is_usage() { exit::USAGE } else { exit::FAILED };
+        }
         let h = match session::health(spec, &root, super::printer(ctx), session::ssh_settings(spec)).await {
             Ok((_, h)) => h,
             Err(e) => {

@@ -286,6 +286,27 @@ fn sandbox_gives_no_files_environment_or_sockets() {
     assert!(!r.stderr.contains("hunter2"));
 }
 
+/// Addresses and user names from a plugin reach root shell scripts on the nodes: anything that
+/// is not an IP address, a DNS name or a user name is refused as bad plugin output, and no state
+/// records it.
+#[test]
+fn a_command_where_an_address_belongs_is_refused() {
+    let s = Scratch::new();
+    for (field, says) in [
+        ("private", "private address that is not an IP address"),
+        ("ssh", "SSH address that is neither an IP address nor a DNS name"),
+        ("user", "unusable SSH user name"),
+        ("endpoint", "API endpoint's host is neither an IP address nor a DNS name"),
+    ] {
+        let cfg =
+            s.write(&format!("inject-{field}.yaml"), &adversary_config("inject", &format!("    field: {field}\n")));
+        let r = s.run(&["provision", "-c", cfg.to_str().unwrap(), "--backend", "adversary"]);
+        assert_eq!(r.code, 3, "{field}: {}", r.stderr);
+        assert!(r.stderr.contains(says) && r.stderr.contains("adversary-was-here"), "{field}: {}", r.stderr);
+        assert!(s.state_of("adv").is_none_or(|st| st.infrastructure.is_none()), "{field}: recorded");
+    }
+}
+
 /// A tiny HTTP server on a free loopback port answering one request with `body`. It reads the
 /// whole request by its framing (chunked or Content-Length) before answering: answering and
 /// closing with request bytes still unread makes the kernel reset the connection, which a

@@ -256,6 +256,29 @@ pub fn infrastructure(
         if machines.iter().any(|x: &Machine| x.name == m.name) {
             return Err(bad(format!("machine `{}` is listed twice", m.name)));
         }
+        // These values reach shell scripts run as root on the nodes, and SSH: only what an
+        // address or a user name can be, so a plugin cannot smuggle a command in.
+        if m.private_address.parse::<std::net::IpAddr>().is_err() {
+            return Err(bad(format!(
+                "machine `{}` has a private address that is not an IP address: {:?}",
+                m.name,
+                truncate(&m.private_address)
+            )));
+        }
+        let targets =
+            std::iter::once((&m.ssh.address, &m.ssh.user)).chain(m.ssh.jump.as_ref().map(|j| (&j.address, &j.user)));
+        for (address, user) in targets {
+            if !is_host(address) {
+                return Err(bad(format!(
+                    "machine `{}` has an SSH address that is neither an IP address nor a DNS name: {:?}",
+                    m.name,
+                    truncate(address)
+                )));
+            }
+            if !is_user_name(user) {
+                return Err(bad(format!("machine `{}` has an unusable SSH user name: {:?}", m.name, truncate(user))));
+            }
+        }
         if !crate::identity::is_public_key(&m.ssh.host_public_key) {
             return Err(bad(format!(
                 "machine `{}` has no valid SSH host key; hacluster never connects to a machine whose key it cannot pin",
@@ -288,12 +311,61 @@ pub fn infrastructure(
     if let Some(missing) = spec.nodes().find(|n| !machines.iter().any(|m| m.name == n.name.as_str())) {
         return Err(bad(format!("no machine for node `{}`", missing.name)));
     }
-    if i.endpoint.host.is_empty() || i.endpoint.host.len() > 253 {
-        return Err(bad("the API endpoint has no usable host".into()));
+    if !is_host(&i.endpoint.host) {
+        return Err(bad(format!(
+            "the API endpoint's host is neither an IP address nor a DNS name: {:?}",
+            truncate(&i.endpoint.host)
+        )));
     }
     Ok((Infrastructure { machines, endpoint: ApiEndpoint { host: i.endpoint.host, port: i.endpoint.port } }, i.state))
 }
 
+/// An IP address or a DNS name (letters, digits and hyphens in dot-separated labels).
+fn is_host(s: &str) -> bool {
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let name = s.strip_suffix('.').unwrap_or(s);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// A login name as systems allow them (letters, digits, `.`, `_`, `-`; not starting with `-`).
+fn is_user_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && !s.starts_with('-')
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 fn truncate(s: &str) -> String {
     s.chars().take(80).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_host, is_user_name};
+
+    #[test]
+    fn hosts_and_user_names_are_only_what_they_can_be() {
+        for ok in ["10.0.0.5", "fd00::2", "api-abc123.elb.eu-central-1.amazonaws.com", "lb.example.", "node-1"] {
+            assert!(is_host(ok), "{ok}");
+        }
+        for bad in ["", "10.0.0.1; reboot", "$(reboot)", "a b", "-oProxyCommand=x", "x..y", "a'b", &"a".repeat(64)] {
+            assert!(!is_host(bad), "{bad}");
+        }
+        for ok in ["ubuntu", "ec2-user", "k8s", "first.last", "_svc"] {
+            assert!(is_user_name(ok), "{ok}");
+        }
+        for bad in ["", "-oops", "root; id", "a b", "x$y", &"u".repeat(33)] {
+            assert!(!is_user_name(bad), "{bad}");
+        }
+    }
 }

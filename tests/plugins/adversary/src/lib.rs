@@ -199,6 +199,19 @@ impl Guest for Adversary {
                 }
                 Ok(ok_infra(&cluster, state))
             }
+            "inject" => {
+                // A shell command where an address or a user belongs (`field` says where).
+                let mut infra = ok_infra(&cluster, Vec::new());
+                let evil = "10.0.0.1'; touch /tmp/adversary-was-here #".to_string();
+                let m = &mut infra.machines[0];
+                match cfg["field"].as_str().unwrap_or("private") {
+                    "private" => m.private_address = evil,
+                    "ssh" => m.ssh.address = evil,
+                    "user" => m.ssh.user = "root; touch /tmp/adversary-was-here".into(),
+                    _ => infra.endpoint.host = evil,
+                }
+                Ok(infra)
+            }
             _ => {
                 let n = prior.map(|p| p.len()).unwrap_or(0);
                 Ok(ok_infra(&cluster, format!("ok after {n} bytes of prior state").into_bytes()))

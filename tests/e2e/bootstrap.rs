@@ -619,27 +619,40 @@ fn bench_bootstrap_scaling() {
     println!("  time(20 workers) / time(1 worker) = {:.2}", rows[2].1 / rows[0].1);
 }
 
-/// A node that already runs a control plane hacluster did not set up is refused — on the next
-/// `up` as well: nothing of ours ever ran there, so there is nothing of ours to reset.
+/// A node with Kubernetes or etcd files hacluster did not put there — a control plane, a worker
+/// or an etcd member of another cluster — is refused, on the next `up` as well: nothing of ours
+/// ever ran there, so there is nothing of ours to reset. The kubeadm config written for the job
+/// (token, certificate key) does not stay behind on it.
 #[test]
-fn a_foreign_control_plane_is_refused_every_time_and_never_reset() {
+fn a_node_of_another_cluster_is_refused_every_time_and_never_reset() {
     let lab = Lab::new(1, 0);
-    let admin = lab.node("m1").dir.join("etc-kubernetes/admin.conf");
-    std::fs::write(&admin, "# someone else's cluster\n").unwrap();
+    let k8s = lab.node("m1").dir.join("etc-kubernetes");
+    let etcd = lab.node("m1").dir.join("var-lib-etcd");
     let cfg = lab.dir.path().join("foreign.yaml");
     std::fs::write(&cfg, lab.config_of("foreign", "v1.35.0", &["m1"])).unwrap();
-    for _ in 0..2 {
-        let r = up(&lab, &cfg, &[]);
-        assert_eq!(r.code, 3, "{}", r.stderr);
-        assert!(
-            r.stderr.contains("already runs a Kubernetes control plane that hacluster did not set up"),
-            "{}",
-            r.stderr
-        );
+    let cases = [
+        (k8s.join("admin.conf"), "/etc/kubernetes/admin.conf", 2),
+        (k8s.join("kubelet.conf"), "/etc/kubernetes/kubelet.conf", 1),
+        (etcd.join("member-data"), "/var/lib/etcd/*", 1),
+    ];
+    for (file, named, runs) in cases {
+        std::fs::write(&file, "# someone else's cluster\n").unwrap();
+        for _ in 0..runs {
+            let r = up(&lab, &cfg, &[]);
+            assert_eq!(r.code, 3, "{}", r.stderr);
+            assert!(
+                r.stderr.contains("already has Kubernetes or etcd files that hacluster did not put there")
+                    && r.stderr.contains(named),
+                "{named}: {}",
+                r.stderr
+            );
+            assert!(!k8s.join("hacluster/init.yaml").exists(), "{named}: the config with the secrets stayed");
+        }
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "# someone else's cluster\n");
+        std::fs::remove_file(&file).unwrap();
     }
     let calls = lab.calls();
     assert!(kubeadm_calls(&calls, "reset").is_empty() && kubeadm_calls(&calls, "init").is_empty(), "untouched");
-    assert_eq!(std::fs::read_to_string(&admin).unwrap(), "# someone else's cluster\n");
 }
 
 /// What a node says outranks what was recorded, both ways: a worker reset by hand

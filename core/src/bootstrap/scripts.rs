@@ -130,16 +130,27 @@ esac
 }
 
 /// What a job does when an earlier attempt left a half-made node behind, and what it refuses: a
-/// node with leftovers that no attempt of ours made is refused, on every run, never reset.
-fn kubeadm_job(what: &str, leftover: &str, refuse: &str, command: &str) -> String {
+/// node with Kubernetes or etcd files that no attempt of ours made (kubeconfigs, static pod
+/// manifests, etcd data) is refused on every run, never reset, and the config file just written
+/// for it (it holds the join token and certificate key) is removed again.
+fn kubeadm_job(what: &str, config: &str, command: &str) -> String {
     format!(
         r#"set -eu
 if [ -n "${{HACLUSTER_JOB_RETRY:-}}" ]; then
   echo "[hacluster] an earlier {what} on this node did not finish: kubeadm reset first"
   kubeadm reset -f
-elif {leftover}; then
-  echo "[hacluster] {refuse}; refusing to touch it (kubeadm reset removes it, if it should go)" >&2
-  exit 3
+else
+  found=""
+  for f in /etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf; do
+    if [ -e "$f" ]; then found="$found $f"; fi
+  done
+  if [ -n "$(ls -A /etc/kubernetes/manifests 2>/dev/null)" ]; then found="$found /etc/kubernetes/manifests/*"; fi
+  if [ -n "$(ls -A /var/lib/etcd 2>/dev/null)" ]; then found="$found /var/lib/etcd/*"; fi
+  if [ -n "$found" ]; then
+    rm -f {config}
+    echo "[hacluster] this node already has Kubernetes or etcd files that hacluster did not put there ($found ); refusing to touch it (kubeadm reset removes them, if they should go)" >&2
+    exit 3
+  fi
 fi
 # From here on, what is on this node is ours: a failure is retried after a reset.
 touch "$HACLUSTER_JOB_DIR/attempted"
@@ -148,23 +159,13 @@ touch "$HACLUSTER_JOB_DIR/attempted"
     )
 }
 
-/// The `kubeadm init` job (see `jobs`): retried after a reset, never over a control plane
-/// that hacluster did not make.
+/// The `kubeadm init` job (see `jobs`): retried after a reset, never over a node that
+/// hacluster did not set up.
 pub fn init_job() -> String {
-    kubeadm_job(
-        "kubeadm init",
-        "[ -e /etc/kubernetes/admin.conf ] || [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ]",
-        "this node already runs a Kubernetes control plane that hacluster did not set up",
-        &format!("kubeadm init --config {INIT_CONFIG} --upload-certs"),
-    )
+    kubeadm_job("kubeadm init", INIT_CONFIG, &format!("kubeadm init --config {INIT_CONFIG} --upload-certs"))
 }
 
 /// The `kubeadm join` job, for control planes and workers alike (the config file says which).
 pub fn join_job() -> String {
-    kubeadm_job(
-        "kubeadm join",
-        "[ -e /etc/kubernetes/kubelet.conf ]",
-        "this node already belongs to a cluster that hacluster did not join it to",
-        &format!("kubeadm join --config {JOIN_CONFIG}"),
-    )
+    kubeadm_job("kubeadm join", JOIN_CONFIG, &format!("kubeadm join --config {JOIN_CONFIG}"))
 }

@@ -46,8 +46,46 @@ impl Redactor {
                 out = out.replace(secret.as_str(), MASK);
             }
         }
-        out
+        mask_shapes(&out)
     }
+}
+
+/// Secrets by their shape, for those nobody registered (a token an earlier run created, read
+/// again from a job's log): kubeadm bootstrap tokens (`[a-z0-9]{6}.[a-z0-9]{16}`) and
+/// certificate keys (64 hex digits), but not a `sha256:` CA hash, which is public.
+fn mask_shapes(text: &str) -> String {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '.';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(is_word) {
+        out.push_str(&rest[..start]);
+        let len = rest[start..].find(|c: char| !is_word(c)).unwrap_or(rest.len() - start);
+        let word = &rest[start..start + len];
+        // Sentence dots around a word are not part of it.
+        let core = word.trim_matches('.');
+        let lead = word.len() - word.trim_start_matches('.').len();
+        let ca_hash = out.ends_with("sha256:") && lead == 0;
+        if is_token(core) || (is_certificate_key(core) && !ca_hash) {
+            out.push_str(&word[..lead]);
+            out.push_str(MASK);
+            out.push_str(&word[lead + core.len()..]);
+        } else {
+            out.push_str(word);
+        }
+        rest = &rest[start + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn is_token(w: &str) -> bool {
+    let b = w.as_bytes();
+    let part = |x: &[u8]| x.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    b.len() == 23 && b[6] == b'.' && part(&b[..6]) && part(&b[7..])
+}
+
+fn is_certificate_key(w: &str) -> bool {
+    w.len() == 64 && w.bytes().all(|c| c.is_ascii_hexdigit())
 }
 
 #[cfg(test)]
@@ -63,5 +101,26 @@ mod tests {
         assert_eq!(t, "kubeadm join x:6443 --token [REDACTED]; key [REDACTED]");
         r.add("short");
         assert_eq!(r.redact("a short word"), "a short word");
+    }
+
+    #[test]
+    fn masks_tokens_and_certificate_keys_nobody_registered() {
+        let r = Redactor::new();
+        let key = "9f2c".repeat(16);
+        let hash = "ab01".repeat(16);
+        let line = format!(
+            "kubeadm join lb:6443 --token q1w2e3.r4t5y6u7i8o9p0a1. --discovery-token-ca-cert-hash sha256:{hash} --certificate-key {key}"
+        );
+        assert_eq!(
+            r.redact(&line),
+            format!(
+                "kubeadm join lb:6443 --token [REDACTED]. --discovery-token-ca-cert-hash sha256:{hash} --certificate-key [REDACTED]"
+            )
+        );
+        // Near misses stay: a DNS name, a short hex id, uppercase, 63 digits.
+        for keep in ["api.example.com", "deadbeef", "ABCDEF.0123456789ABCDEF", &"a".repeat(63), "v1.35.0"] {
+            assert_eq!(r.redact(keep), keep);
+        }
+        assert_eq!(r.redact("µ naïve ünïcode stays"), "µ naïve ünïcode stays");
     }
 }

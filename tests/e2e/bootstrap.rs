@@ -657,7 +657,8 @@ fn a_node_of_another_cluster_is_refused_every_time_and_never_reset() {
 
 /// What a node says outranks what was recorded, both ways: a worker reset by hand
 /// (`kubeadm reset`) joins again instead of being taken for joined, and nodes that lost their
-/// job records (but not their files) are not redone, or refused, when the state says so.
+/// job records (but not their files) are not redone, or refused, when the state says so. The
+/// one exception: the init node reset is never initialized again (that would be a new cluster).
 #[test]
 fn a_reset_node_joins_again_and_lost_job_records_redo_nothing() {
     let lab = Lab::new(1, 1);
@@ -701,4 +702,24 @@ fn a_reset_node_joins_again_and_lost_job_records_redo_nothing() {
         !new.iter().any(|c| c.contains("\"init\"") || c.contains("\"join\"") || c.contains("\"reset\"")),
         "{new:?}"
     );
+
+    // The node the cluster was initialized on is reset: a second `kubeadm init` there would
+    // start a new cluster behind the same endpoint. Refused, saying why and what to do.
+    let m1 = lab.node("m1");
+    let kh = lab.dir.path().join("m1_known_hosts");
+    std::fs::write(&kh, format!("{} {}\n", m1.ip, m1.host_key)).unwrap();
+    let reset = Command::new("ssh")
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o"])
+        .arg(format!("UserKnownHostsFile={}", kh.display()))
+        .arg("-i")
+        .arg(&lab.operator_key)
+        .arg(format!("root@{}", m1.ip))
+        .arg("kubeadm reset -f")
+        .output()
+        .unwrap();
+    assert!(reset.status.success(), "{}", String::from_utf8_lossy(&reset.stderr));
+    let r = up(&lab, &cfg, &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("would start a second cluster behind the same endpoint"), "{}", r.stderr);
+    assert_eq!(kubeadm_calls(&lab.calls(), "init").len(), 1, "no second init");
 }

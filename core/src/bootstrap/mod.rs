@@ -87,6 +87,14 @@ fn kubectl(args: &str) -> String {
     format!("kubectl --kubeconfig {ADMIN_CONF} {args}")
 }
 
+/// `etcdctl` inside control plane `node`'s etcd pod (the etcd image's own etcdctl, with the
+/// health-check client certificate): append the etcdctl command.
+pub(crate) fn etcdctl(node: &str) -> String {
+    kubectl(&format!(
+        "-n kube-system exec etcd-{node} -- etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key"
+    ))
+}
+
 impl<'a> Bootstrap<'a> {
     pub fn new(
         spec: &'a ClusterSpec,
@@ -460,10 +468,7 @@ impl<'a> Bootstrap<'a> {
         let mut last = None;
         for cp in self.spec.control_planes.iter().filter(|n| n.name.as_str() != m.name) {
             let via = self.machine(cp)?;
-            let etcdctl = kubectl(&format!(
-                "-n kube-system exec etcd-{} -- etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key",
-                cp.name
-            ));
+            let etcdctl = etcdctl(cp.name.as_str());
             // `member list` prints `ID, STATUS, NAME, PEER ADDRS, CLIENT ADDRS, IS LEARNER`.
             let script = format!(
                 r#"set -eu

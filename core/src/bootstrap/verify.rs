@@ -136,10 +136,7 @@ async fn check_cp(exec: &Executor, m: &Machine) -> ControlPlaneHealth {
 /// etcd's member list, asked through the etcd pod of `m` (a control plane whose member is
 /// healthy) with the etcd image's own etcdctl.
 async fn member_list(exec: &Executor, m: &Machine) -> Option<Vec<EtcdMember>> {
-    let script = format!(
-        "kubectl --kubeconfig {ADMIN_CONF} -n kube-system exec etcd-{} -- etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key member list -w json",
-        m.name
-    );
+    let script = format!("{} member list -w json", super::etcdctl(&m.name));
     let out = exec
         .run_unchecked(m, &Script::root("etcd member list", script).timeout(Duration::from_secs(20)).quiet())
         .await

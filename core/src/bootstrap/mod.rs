@@ -266,23 +266,18 @@ impl<'a> Bootstrap<'a> {
         let node = self.spec.init_node();
         let m = self.machine(node)?;
         let secrets = self.secrets().await?;
-        if self.recorded("kubeadm-init").await {
-            match jobs::status(self.exec, m, INIT_JOB, ADMIN_CONF).await? {
-                jobs::Status::Unrecorded => {
-                    self.info(&format!("{}: kubeadm-init is recorded in the state and its files are there", m.name));
-                    return self.after_init(m).await;
-                }
-                // The cluster was initialized here, and what init made is gone: a second init
-                // would put a new cluster (new CA, new etcd) behind the same endpoint.
-                jobs::Status::None => {
-                    return Err(Self::step_error(
-                        "kubeadm init",
-                        &m.name,
-                        "the cluster was initialized on this node, and its control plane is gone (the node was reset or replaced); a new `kubeadm init` would start a second cluster behind the same endpoint. Join it back to the running control planes by hand (`kubeadm join --control-plane`), or remove the cluster with `hacluster down` and create it again",
-                    ));
-                }
-                _ => {}
+        match self.recorded_job(m, "kubeadm-init", INIT_JOB, ADMIN_CONF).await? {
+            Some(jobs::Status::Unrecorded) => return self.after_init(m).await,
+            // The cluster was initialized here, and what init made is gone: a second init
+            // would put a new cluster (new CA, new etcd) behind the same endpoint.
+            Some(jobs::Status::None) => {
+                return Err(Self::step_error(
+                    "kubeadm init",
+                    &m.name,
+                    "the cluster was initialized on this node, and its control plane is gone (the node was reset or replaced); a new `kubeadm init` would start a second cluster behind the same endpoint. Join it back to the running control planes by hand (`kubeadm join --control-plane`), or remove the cluster with `hacluster down` and create it again",
+                ));
             }
+            _ => {}
         }
         // Started here (with its config file), or an earlier run's job awaited or read.
         let cfg = kubeadm::init_config(self.spec, self.infra, &secrets);
@@ -308,26 +303,27 @@ impl<'a> Bootstrap<'a> {
         self.after_init(m).await
     }
 
-    /// The state says this step was done and the node has what it made, but not the job's
-    /// record (lost with the node's /etc/kubernetes/hacluster): done, not to be refused or
-    /// redone.
-    /// Whether the state records `step` as done.
-    async fn recorded(&self, step: &str) -> bool {
-        self.state.lock().await.bootstrap.as_ref().is_some_and(|b| b.completed.iter().any(|c| c == step))
-    }
-
-    async fn recorded_but_unrecorded_on_node(
+    /// When the state records `step` as done: where its job stands on the node (`None` when the
+    /// state does not record it). `Unrecorded` means the node has what the step made but not
+    /// the job's record (lost with the node's /etc/kubernetes/hacluster): done, not to be
+    /// refused or redone.
+    async fn recorded_job(
         &self,
         m: &Machine,
         step: &str,
         job: &str,
         proof: &str,
-    ) -> Result<bool, BootstrapError> {
-        if self.recorded(step).await && jobs::status(self.exec, m, job, proof).await? == jobs::Status::Unrecorded {
-            self.info(&format!("{}: {step} is recorded in the state and its files are there", m.name));
-            return Ok(true);
+    ) -> Result<Option<jobs::Status>, BootstrapError> {
+        let recorded =
+            self.state.lock().await.bootstrap.as_ref().is_some_and(|b| b.completed.iter().any(|c| c == step));
+        if !recorded {
+            return Ok(None);
         }
-        Ok(false)
+        let status = jobs::status(self.exec, m, job, proof).await?;
+        if status == jobs::Status::Unrecorded {
+            self.info(&format!("{}: {step} is recorded in the state and its files are there", m.name));
+        }
+        Ok(Some(status))
     }
 
     /// After init: the API through the endpoint, and the CA hash joins pin.
@@ -500,7 +496,8 @@ for id in $ids; do {etcdctl} member remove "$id" >/dev/null; echo "$id"; done
     /// round trip to start it, config file included, then the waits.
     async fn join(&self, node: &Node, secrets: &Secrets) -> Result<(), BootstrapError> {
         let m = self.machine(node)?;
-        if self.recorded_but_unrecorded_on_node(m, &format!("join:{}", node.name), JOIN_JOB, KUBELET_CONF).await? {
+        let step = format!("join:{}", node.name);
+        if self.recorded_job(m, &step, JOIN_JOB, KUBELET_CONF).await? == Some(jobs::Status::Unrecorded) {
             return Ok(());
         }
         let cfg = kubeadm::join_config(self.spec, self.infra, node, secrets);

@@ -279,14 +279,15 @@ async fn restore_leftovers<'m>(spec: &ClusterSpec, infra: &'m Infrastructure, ex
 }
 
 /// Stops one control plane the way an outage would (its static pods, then kubelet), checks the
-/// API through the endpoint and etcd quorum on the others, then brings it back.
+/// API through the endpoint and etcd quorum on the others, then brings it back. What an
+/// interrupted earlier run left stopped is put back by [`restore_interrupted`] first, before
+/// the caller's own health check (`verify --chaos` does).
 pub async fn chaos(
     spec: &ClusterSpec,
     infra: &Infrastructure,
     exec: &Executor,
     events: &dyn Events,
 ) -> Result<Chaos, ChaosError> {
-    restore_interrupted(spec, infra, exec, events).await;
     let before = health(spec, infra, exec).await;
     if before.etcd_healthy.saturating_sub(1) < before.quorum {
         return Err(ChaosError::WouldLoseQuorum {

@@ -667,20 +667,9 @@ fn a_reset_node_joins_again_and_lost_job_records_redo_nothing() {
     assert_eq!(r.code, 0, "{}", r.stderr);
 
     // kubeadm reset on w1, as an operator would run it there (over SSH, in the node).
-    let w1 = lab.node("w1");
-    let kh = lab.dir.path().join("w1_known_hosts");
-    std::fs::write(&kh, format!("{} {}\n", w1.ip, w1.host_key)).unwrap();
-    let reset = Command::new("ssh")
-        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o"])
-        .arg(format!("UserKnownHostsFile={}", kh.display()))
-        .arg("-i")
-        .arg(&lab.operator_key)
-        .arg(format!("root@{}", w1.ip))
-        .arg("kubeadm reset -f")
-        .output()
-        .unwrap();
+    let reset = lab.over_ssh("w1", "kubeadm reset -f");
     assert!(reset.status.success(), "{}", String::from_utf8_lossy(&reset.stderr));
-    assert!(!w1.dir.join("etc-kubernetes/kubelet.conf").exists());
+    assert!(!lab.node("w1").dir.join("etc-kubernetes/kubelet.conf").exists());
     let r = up(&lab, &cfg, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let joins: Vec<i64> = kubeadm_calls(&lab.calls(), "join").iter().filter(|c| c.node == "w1").map(|c| c.rc).collect();
@@ -705,18 +694,7 @@ fn a_reset_node_joins_again_and_lost_job_records_redo_nothing() {
 
     // The node the cluster was initialized on is reset: a second `kubeadm init` there would
     // start a new cluster behind the same endpoint. Refused, saying why and what to do.
-    let m1 = lab.node("m1");
-    let kh = lab.dir.path().join("m1_known_hosts");
-    std::fs::write(&kh, format!("{} {}\n", m1.ip, m1.host_key)).unwrap();
-    let reset = Command::new("ssh")
-        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o"])
-        .arg(format!("UserKnownHostsFile={}", kh.display()))
-        .arg("-i")
-        .arg(&lab.operator_key)
-        .arg(format!("root@{}", m1.ip))
-        .arg("kubeadm reset -f")
-        .output()
-        .unwrap();
+    let reset = lab.over_ssh("m1", "kubeadm reset -f");
     assert!(reset.status.success(), "{}", String::from_utf8_lossy(&reset.stderr));
     let r = up(&lab, &cfg, &[]);
     assert_eq!(r.code, 3, "{}", r.stderr);

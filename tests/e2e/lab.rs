@@ -434,6 +434,23 @@ impl Lab {
         let n = self.node(short);
         Command::new("ip").args(["netns", "exec", &n.ns, "sh", "-c", cmd]).output().unwrap()
     }
+
+    /// Runs `cmd` on a node as an operator would: OpenSSH as root with the operator's key,
+    /// checking the node's host key.
+    pub fn over_ssh(&self, short: &str, cmd: &str) -> std::process::Output {
+        let n = self.node(short);
+        let kh = self.dir.path().join(format!("{short}_known_hosts"));
+        std::fs::write(&kh, format!("{} {}\n", n.ip, n.host_key)).unwrap();
+        Command::new("ssh")
+            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o"])
+            .arg(format!("UserKnownHostsFile={}", kh.display()))
+            .arg("-i")
+            .arg(&self.operator_key)
+            .arg(format!("root@{}", n.ip))
+            .arg(cmd)
+            .output()
+            .unwrap()
+    }
 }
 
 fn wait_port(ip: &str, port: u16) {

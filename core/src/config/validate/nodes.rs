@@ -307,21 +307,13 @@ fn check_instance(
     })
 }
 
-/// Sizes for VMs the config says nothing else about: `cluster.nodeTemplate`, else built-in.
-fn template_defaults(t: &raw::NodeTemplate) -> Resources {
+/// Sizes given as `cpu`, `ram`, `mainDiskSize` over `under`: a role's `default` over the
+/// template's sizes, the template's over the built-in ones (an instance's own come first of all).
+fn sizes_over(cpu: Option<i64>, ram: Option<i64>, disk: Option<i64>, under: Resources) -> Resources {
     Resources {
-        cpu: t.cpu.map(|v| v as u32).unwrap_or(Resources::DEFAULT.cpu),
-        ram_gib: t.ram.map(|v| v as u32).unwrap_or(Resources::DEFAULT.ram_gib),
-        main_disk_gib: t.main_disk_size.map(|v| v as u32).unwrap_or(Resources::DEFAULT.main_disk_gib),
-    }
-}
-
-/// A role's `default` over the template's sizes (an instance's own sizes come first of all).
-fn group_defaults(cpu: Option<i64>, ram: Option<i64>, disk: Option<i64>, template: Resources) -> Resources {
-    Resources {
-        cpu: cpu.map(|v| v as u32).unwrap_or(template.cpu),
-        ram_gib: ram.map(|v| v as u32).unwrap_or(template.ram_gib),
-        main_disk_gib: disk.map(|v| v as u32).unwrap_or(template.main_disk_gib),
+        cpu: cpu.map(|v| v as u32).unwrap_or(under.cpu),
+        ram_gib: ram.map(|v| v as u32).unwrap_or(under.ram_gib),
+        main_disk_gib: disk.map(|v| v as u32).unwrap_or(under.main_disk_gib),
     }
 }
 
@@ -334,7 +326,7 @@ fn check_group(
     template: Resources,
 ) -> Vec<Node> {
     let d = &group.default;
-    let defaults = group_defaults(d.cpu, d.ram, d.main_disk_size, template);
+    let defaults = sizes_over(d.cpu, d.ram, d.main_disk_size, template);
     let dpath = base.key("default");
     let mut seen = BTreeMap::new();
     let mut out = Vec::new();
@@ -457,13 +449,14 @@ pub fn check(
         (None, _) => None,
     };
 
-    let sizes = template_defaults(&raw.cluster.node_template);
+    let t = &raw.cluster.node_template;
+    let sizes = sizes_over(t.cpu, t.ram, t.main_disk_size, Resources::DEFAULT);
     let mut control_planes =
         check_group(cx, &mut reg, NodeRole::ControlPlane, &nodes.master, base.key("master"), sizes);
     let mut workers = check_group(cx, &mut reg, NodeRole::Worker, &nodes.worker, base.key("worker"), sizes);
 
     let mut load_balancers = Vec::new();
-    let lb_defaults = group_defaults(lb.default.cpu, lb.default.ram, lb.default.main_disk_size, sizes);
+    let lb_defaults = sizes_over(lb.default.cpu, lb.default.ram, lb.default.main_disk_size, sizes);
     let mut seen = BTreeMap::new();
     let mut priorities: BTreeMap<u8, FieldPath> = BTreeMap::new();
     if !backend.cloud_lb {

@@ -610,6 +610,18 @@ fn bench_bootstrap_scaling() {
             own[own.len() - 1],
             own[own.len() / 2]
         );
+        // Each step's time, from hacluster's own log ("step i/n: what", "step i/n done in x s").
+        let mut names = std::collections::HashMap::new();
+        let mut steps = Vec::new();
+        for line in r.stderr.lines() {
+            let Some(rest) = line.split_once("] info: step ").map(|(_, r)| r) else { continue };
+            if let Some((num, secs)) = rest.split_once(" done in ") {
+                steps.push(format!("{} {}", names.get(num).copied().unwrap_or(num), secs));
+            } else if let Some((num, what)) = rest.split_once(": ") {
+                names.insert(num.to_string(), what.split(' ').next().unwrap_or(what));
+            }
+        }
+        println!("    steps: {}", steps.join(", "));
         rows.push((workers, secs));
     }
     println!("\nbootstrap wall time, 3 control planes (namespace nodes, kubeadm doubles, real etcd and sshd):");

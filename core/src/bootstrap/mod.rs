@@ -172,6 +172,7 @@ impl<'a> Bootstrap<'a> {
         for (i, step) in steps.iter().enumerate() {
             self.events.progress(SRC, "bootstrap", i as u64, total);
             self.info(&format!("step {}/{}: {}", i + 1, total, step.description));
+            let started = std::time::Instant::now();
             match step.kind {
                 StepKind::WaitForSsh => self.wait_ssh().await?,
                 StepKind::PrepareNodes => self.prepare().await?,
@@ -195,6 +196,8 @@ impl<'a> Bootstrap<'a> {
                 }
                 StepKind::Provision => {}
             }
+            // Where the time goes, for whoever waits on a slow step (and for the benchmark).
+            self.info(&format!("step {}/{} done in {:.1} s", i + 1, total, started.elapsed().as_secs_f64()));
         }
         self.events.progress(SRC, "bootstrap", total, total);
         Ok(())

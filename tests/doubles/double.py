@@ -117,7 +117,9 @@ def etcd_healthy():
 
 def insecure():
     import ssl
-    ctx = ssl.create_default_context()
+    # A bare context: create_default_context() loads the system's CA bundle (~15 ms of CPU)
+    # only to switch verification off.
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     return ctx

@@ -1,8 +1,9 @@
 #!/bin/sh
 # TEST DOUBLES of the package and kernel tools the node preparation calls (apt-get, apt-mark,
 # dpkg-query, modprobe, sysctl, swapoff, timedatectl, containerd, and systemctl for anything
-# but kubelet). Plain sh, because 20 namespace nodes share two CPUs in the tests; they record
-# what was done under /var/lib/hacluster-doubles and log every call like double.py does.
+# but starting, stopping and asking about the kubelet). Plain sh, because 20 namespace nodes
+# share two CPUs in the tests; they record what was done under /var/lib/hacluster-doubles and
+# log every call like double.py does.
 set -u
 STATE=/var/lib/hacluster-doubles
 LOG=/var/log/hacluster-doubles/calls.jsonl
@@ -58,7 +59,9 @@ case "$tool" in
       *) echo "apt-get double: unsupported: $*" >&2; log 100 "$@" ;;
     esac ;;
   systemctl)
+    # The kubelet double is a process that double.py supervises; enabling it starts nothing.
     case " $* " in
+      " enable kubelet "|" disable kubelet ") echo "$*" >> "$STATE/services"; log 0 "$@" ;;
       *" kubelet"*) exec /usr/bin/python3 "$(dirname "$(readlink -f "$0")")/double.py" --as systemctl "$@" ;;
       *) echo "$*" >> "$STATE/services"; log 0 "$@" ;;
     esac ;;

@@ -519,7 +519,16 @@ def kubeadm(args):
     elif args[:1] == ["join"]:
         kubeadm_join(args)
     elif args[:2] == ["token", "create"]:
-        token = args[2] if len(args) > 2 and not args[2].startswith("-") else "double.0123456789abcdef"
+        if "--config" in args:
+            # Like kubeadm: the file's first bootstrap token, and no flag that the file sets.
+            mixed = [a.lstrip("-").split("=")[0] for a in args[2:] if a.startswith("--")
+                     and a.lstrip("-").split("=")[0] not in ("config", "print-join-command", "kubeconfig", "dry-run", "v")]
+            if mixed:
+                die(f"can not mix '--config' with arguments {mixed}")
+            cfg = read_config(args[args.index("--config") + 1]).get("InitConfiguration") or {}
+            token = cfg.get("bootstrapTokens", [{}])[0].get("token") or die("no bootstrap token in the config")
+        else:
+            token = args[2] if len(args) > 2 and not args[2].startswith("-") else "double.0123456789abcdef"
         info = kv_get("/doubles/cluster")
         info["tokens"][token] = time.time() + 7200
         kv_put("/doubles/cluster", info)

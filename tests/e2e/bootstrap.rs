@@ -478,6 +478,21 @@ fn nodes_added_after_the_token_and_certificates_expired_get_fresh_ones() {
     assert_eq!(joins.len(), 3);
     assert!(joins.iter().all(|j| j.rc == 0 && j.start > renew[0].end && j.start > upload[0].end));
     assert!(r.stderr.contains("renewed the join token") || r.stdout.contains("renewed the join token"), "{}", r.stderr);
+    // The secrets travel in files, never on a command line (where the node's process list
+    // shows them): no call the doubles saw had the new token or the certificate key in argv.
+    let st: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let new_token = st["bootstrap"]["secrets"]["token"].as_str().unwrap();
+    let cert_key = st["bootstrap"]["secrets"]["certificateKey"].as_str().unwrap();
+    assert_ne!(new_token, token);
+    for c in &calls {
+        let argv = c.args.join(" ");
+        assert!(
+            !argv.contains(new_token) && !argv.contains(cert_key),
+            "a secret on {}'s command line: {}",
+            c.node,
+            c.tool
+        );
+    }
 }
 
 #[test]

@@ -409,34 +409,45 @@ impl<'a> Bootstrap<'a> {
     }
 
     /// Renews the token and the uploaded certificates when they are about to expire (both
-    /// live 2 h; a long pause between joins, or a resumed run, can outlive them).
+    /// live 2 h; a long pause between joins, or a resumed run, can outlive them). The new
+    /// token reaches kubeadm inside the init config file (root only, 0600), as the certificate
+    /// key does: on its command line it would be readable in the node's process list.
     async fn fresh_secrets(&self, need_certs: bool) -> Result<Secrets, BootstrapError> {
         let mut s = self.secrets().await?;
         let m = self.machine(self.spec.init_node())?;
         let now = kubeadm::now();
-        if now.saturating_sub(s.token_created) > kubeadm::REFRESH_AFTER_SECS {
-            let token = kubeadm::new_token();
-            self.exec.redactor().add(&token);
+        let token_stale = now.saturating_sub(s.token_created) > kubeadm::REFRESH_AFTER_SECS;
+        let certs_stale = need_certs && now.saturating_sub(s.certs_uploaded) > kubeadm::REFRESH_AFTER_SECS;
+        if !token_stale && !certs_stale {
+            return Ok(s);
+        }
+        let mut next = s.clone();
+        if token_stale {
+            next.token = kubeadm::new_token();
+            self.exec.redactor().add(&next.token);
+        }
+        self.init_config_on_node(m, &next).await?;
+        if token_stale {
+            // `--config` takes the token (and its TTL) from the file's bootstrapTokens.
             self.exec
                 .run(
                     m,
                     &Script::root(
                         "renew join token",
-                        format!("kubeadm token create {token} --ttl 2h0m0s --print-join-command >/dev/null"),
+                        format!("kubeadm token create --config {INIT_CONFIG} --print-join-command >/dev/null"),
                     ),
                 )
                 .await?;
             s = self
                 .record(|r| {
-                    r.secrets.token = token;
+                    r.secrets.token = next.token.clone();
                     r.secrets.token_created = now;
                     r.secrets.clone()
                 })
                 .await?;
             self.info("renewed the join token");
         }
-        if need_certs && now.saturating_sub(s.certs_uploaded) > kubeadm::REFRESH_AFTER_SECS {
-            self.init_config_on_node(m, &s).await?;
+        if certs_stale {
             self.exec
                 .run(
                     m,

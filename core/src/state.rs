@@ -94,6 +94,10 @@ pub struct ClusterState {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BootstrapRecord {
+    /// This cluster's bootstrap as its nodes know it (`<cluster>/<random>`, written with every
+    /// kubeadm job): a reused machine's records of another cluster are not taken for ours.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
     pub secrets: crate::bootstrap::kubeadm::Secrets,
     /// Steps finished, in order (`kubeadm-init`, `join:<node>`, ...).
     #[serde(default)]

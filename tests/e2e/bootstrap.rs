@@ -672,6 +672,48 @@ fn bench_once(workers: usize) -> f64 {
     secs
 }
 
+/// A machine reused by a second cluster: the first cluster's kubeadm records there are neither
+/// resumed nor taken for the second's success; the node is left alone, named with the cluster
+/// that has it, and the first cluster still finds it its own. Once reset, the second takes it.
+#[test]
+fn a_machine_of_another_clusters_bootstrap_is_left_alone_until_reset() {
+    let lab = Lab::new(1, 0);
+    let first = lab.dir.path().join("first.yaml");
+    std::fs::write(&first, lab.config_of("first", "v1.35.0", &["m1"])).unwrap();
+    let r = up(&lab, &first, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let admin = lab.node("m1").dir.join("etc-kubernetes/admin.conf");
+    let before = std::fs::read_to_string(&admin).unwrap();
+
+    let second = lab.dir.path().join("second.yaml");
+    std::fs::write(&second, lab.config_of("second", "v1.35.0", &["m1"])).unwrap();
+    let r = up(&lab, &second, &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("part of another cluster") && r.stderr.contains("(`first/"), "{}", r.stderr);
+    assert!(!lab.dir.path().join("state/second/kubeconfig").exists());
+    assert_eq!(std::fs::read_to_string(&admin).unwrap(), before, "the first cluster's control plane is untouched");
+
+    // The first cluster's next `up` still finds everything done.
+    let r = up(&lab, &first, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let calls = lab.calls();
+    assert_eq!(kubeadm_calls(&calls, "init").len(), 1);
+    assert!(kubeadm_calls(&calls, "reset").is_empty());
+
+    // Reset by its operator, the machine is free, and the second cluster takes it.
+    let out = lab.over_ssh("m1", "kubeadm reset -f");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = up(&lab, &second, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(kubeadm_calls(&lab.calls(), "init").len(), 2);
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lab.dir.path().join("state/second/state.json")).unwrap()).unwrap();
+    let owner =
+        std::fs::read_to_string(lab.node("m1").dir.join("etc-kubernetes/hacluster/jobs/kubeadm-init/owner")).unwrap();
+    assert_eq!(owner.trim(), st["bootstrap"]["id"].as_str().unwrap());
+    assert!(owner.starts_with("second/"), "{owner}");
+}
+
 /// A node with Kubernetes or etcd files hacluster did not put there — a control plane, a worker
 /// or an etcd member of another cluster — is refused, on the next `up` as well: nothing of ours
 /// ever ran there, so there is nothing of ours to reset. The kubeadm config written for the job

@@ -9,7 +9,12 @@
 //! it again. A job that failed, or ended without a result (the node rebooted), is started again
 //! with `HACLUSTER_JOB_RETRY=1`, so its script can clean up first.
 //!
-//! Layout on the node: `/etc/kubernetes/hacluster/jobs/<name>/{run.sh,log,rc,lock,attempted}`,
+//! Every job records which cluster's bootstrap ran it (`owner`): the records of another cluster
+//! on a reused machine are neither resumed, nor retried, nor taken for this cluster's success.
+//! While what that cluster's job made is there, the node is left alone; once it was reset, the
+//! job starts as on a fresh node.
+//!
+//! Layout on the node: `/etc/kubernetes/hacluster/jobs/<name>/{run.sh,log,rc,lock,attempted,owner}`,
 //! root only (the log holds what kubeadm prints, join commands included).
 
 use std::time::Duration;
@@ -33,6 +38,28 @@ fn dir(name: &str) -> String {
     format!("{NODE_DIR}/jobs/{name}")
 }
 
+/// A kind of job on a node, and the bootstrap it belongs to.
+pub struct Job<'a> {
+    pub name: &'a str,
+    /// The file a success leaves (and a reset removes).
+    pub proof: &'a str,
+    /// The cluster's bootstrap identity (`BootstrapRecord::id`).
+    pub owner: &'a str,
+}
+
+impl Job<'_> {
+    /// Shell that sets `$d` to the job's directory and `$foreign` to non-empty when another
+    /// cluster's bootstrap owns what is there. Records without an owner are from before owners
+    /// were written, on this cluster's nodes: they count as ours.
+    fn locate(&self) -> String {
+        format!(
+            "d={d}\nforeign=\"\"\nif [ -f \"$d/owner\" ] && [ \"$(cat \"$d/owner\")\" != {owner} ]; then foreign=1; fi\n",
+            d = dir(self.name),
+            owner = crate::ssh::shell_quote(self.owner)
+        )
+    }
+}
+
 /// The marker that ends the job's status line, after its new log output.
 const STATUS: &str = "@@hacluster-job";
 
@@ -53,12 +80,11 @@ pub enum Status {
     Lost,
 }
 
-/// Where job `name` stands on `m`; `proof` is the file a success leaves (and a reset removes).
-pub async fn status(exec: &Executor, m: &Machine, name: &str, proof: &str) -> Result<Status, BootstrapError> {
-    let d = dir(name);
+/// Where `job` stands on `m` (another cluster's records count as none).
+pub async fn status(exec: &Executor, m: &Machine, job: &Job<'_>) -> Result<Status, BootstrapError> {
+    let (name, locate) = (job.name, job.locate());
     let script = format!(
-        r#"d={d}
-if [ ! -d "$d" ]; then
+        r#"{locate}if [ ! -d "$d" ] || [ -n "$foreign" ]; then
   if [ -e {proof} ]; then echo unrecorded; else echo none; fi
   exit 0
 fi
@@ -72,7 +98,7 @@ elif [ -f "$d/attempted" ]; then echo lost
 elif [ -e {proof} ]; then echo unrecorded
 else echo none; fi
 "#,
-        proof = crate::ssh::shell_quote(proof)
+        proof = crate::ssh::shell_quote(job.proof)
     );
     let out = exec.run(m, &Script::root(format!("{name}: status"), script)).await?;
     Ok(match out.stdout.trim() {
@@ -92,7 +118,7 @@ pub struct File<'a> {
     pub content: &'a [u8],
 }
 
-/// Starts job `name` with `body` unless it already succeeded or is running, then waits (up to
+/// Starts `job` with `body` unless it already succeeded or is running, then waits (up to
 /// `limit`) for it to end. `Ok` only when it exited 0. `files` are written just before a start,
 /// in the same round trip (they may hold secrets: they travel inside the SSH channel and land
 /// with their mode, never in a log).
@@ -103,13 +129,13 @@ pub struct File<'a> {
 pub async fn run(
     exec: &Executor,
     m: &Machine,
-    name: &str,
+    job: &Job<'_>,
     body: &str,
-    proof: &str,
     files: &[File<'_>],
     limit: Duration,
 ) -> Result<Finished, BootstrapError> {
     use base64::Engine as _;
+    let (name, proof, locate) = (job.name, job.proof, job.locate());
     let d = dir(name);
     let mut write_files = String::new();
     for f in files {
@@ -125,12 +151,22 @@ pub async fn run(
     // kubelet) cannot hold the lock after the job is over.
     let launch = format!(
         r#"set -eu
-d={d}
-mkdir -p "$d"
+{locate}mkdir -p "$d"
 chmod 700 "$d"
 exec 9>>"$d/lock"
-if ! flock -n 9; then echo running; exit 0; fi
+if ! flock -n 9; then
+  if [ -n "$foreign" ]; then echo "foreign running $(cat "$d/owner")"; else echo running; fi
+  exit 0
+fi
 # Holding the lock, no job runs: a result file is final (a job writes it before it lets go).
+if [ -n "$foreign" ]; then
+  # Another cluster's: left as it is while what its job made is there; once the node was reset,
+  # nothing of its records is ours to resume or retry.
+  if [ -e {proof} ]; then echo "foreign made $(cat "$d/owner")"; exit 0; fi
+  mv -f "$d/log" "$d/log.previous" 2>/dev/null || true
+  rm -f "$d/rc" "$d/attempted"
+fi
+printf '%s\n' {owner} > "$d/owner"
 if [ -f "$d/rc" ]; then
   if [ "$(cat "$d/rc")" = 0 ]; then
     if [ -e {proof} ]; then echo finished; exit 0; fi
@@ -149,13 +185,34 @@ HACLUSTER_JOB_EOF
 HACLUSTER_JOB_RETRY="$retry" HACLUSTER_JOB_DIR="$d" setsid sh -c 'bash "$1/run.sh" >"$1/log" 2>&1 9>&-; echo $? >"$1/rc.tmp"; mv -f "$1/rc.tmp" "$1/rc"' job "$d" </dev/null >/dev/null 2>&1 &
 echo started
 "#,
-        proof = crate::ssh::shell_quote(proof)
+        proof = crate::ssh::shell_quote(proof),
+        owner = crate::ssh::shell_quote(job.owner)
     );
     let out = exec.run(m, &Script::root(format!("{name}: start"), launch)).await?;
     let started_here = match out.stdout.trim() {
         "finished" => false,
         "running" => false,
         "started" => true,
+        other if other.starts_with("foreign running ") => {
+            return Err(step(
+                name,
+                m,
+                format!(
+                    "another cluster's bootstrap (`{}`) is running {name} on this node; hacluster leaves it alone",
+                    &other["foreign running ".len()..]
+                ),
+            ));
+        }
+        other if other.starts_with("foreign made ") => {
+            return Err(step(
+                name,
+                m,
+                format!(
+                    "this node is part of another cluster: that cluster's bootstrap (`{}`) ran {name} here and {proof} is still there. hacluster leaves it alone; if the machine should be part of this cluster, free it with `kubeadm reset -f` on it first",
+                    &other["foreign made ".len()..]
+                ),
+            ));
+        }
         other => return Err(step(name, m, format!("unexpected answer from the job launcher: `{other}`"))),
     };
     // Waits on the node for up to 20 s at a time, then prints the log's new lines and a

@@ -78,6 +78,11 @@ pub fn new_certificate_key() -> String {
     random_from(b"0123456789abcdef", 64)
 }
 
+/// A bootstrap identity: the cluster's name and 12 random characters (not a secret).
+pub fn new_bootstrap_id(cluster: &str) -> String {
+    format!("{cluster}/{}", random_from(b"abcdefghijklmnopqrstuvwxyz0123456789", 12))
+}
+
 pub fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }

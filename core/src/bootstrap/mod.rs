@@ -156,6 +156,18 @@ impl<'a> Bootstrap<'a> {
         Ok(s)
     }
 
+    /// This cluster's bootstrap identity, which every kubeadm job on a node records.
+    async fn owner(&self) -> Result<String, BootstrapError> {
+        let cluster = self.spec.name.to_string();
+        self.record(|r| {
+            if r.id.is_empty() {
+                r.id = kubeadm::new_bootstrap_id(&cluster);
+            }
+            r.id.clone()
+        })
+        .await
+    }
+
     fn step_error(step: &'static str, node: &str, reason: impl Into<String>) -> BootstrapError {
         BootstrapError::Step { step, node: node.into(), reason: reason.into() }
     }
@@ -269,7 +281,9 @@ impl<'a> Bootstrap<'a> {
         let node = self.spec.init_node();
         let m = self.machine(node)?;
         let secrets = self.secrets().await?;
-        match self.recorded_job(m, "kubeadm-init", INIT_JOB, ADMIN_CONF).await? {
+        let owner = self.owner().await?;
+        let job = jobs::Job { name: INIT_JOB, proof: ADMIN_CONF, owner: &owner };
+        match self.recorded_job(m, "kubeadm-init", &job).await? {
             Some(jobs::Status::Unrecorded) => return self.after_init(m).await,
             // The cluster was initialized here, and what init made is gone: a second init
             // would put a new cluster (new CA, new etcd) behind the same endpoint.
@@ -285,7 +299,7 @@ impl<'a> Bootstrap<'a> {
         // Started here (with its config file), or an earlier run's job awaited or read.
         let cfg = kubeadm::init_config(self.spec, self.infra, &secrets);
         let file = jobs::File { path: INIT_CONFIG, mode: 0o600, content: cfg.as_bytes() };
-        let job = jobs::run(self.exec, m, INIT_JOB, &scripts::init_job(), ADMIN_CONF, &[file], KUBEADM_LIMIT).await?;
+        let job = jobs::run(self.exec, m, &job, &scripts::init_job(), &[file], KUBEADM_LIMIT).await?;
         if !job.started_here {
             self.info(&format!("{} is already initialized", node.name));
         }
@@ -314,15 +328,14 @@ impl<'a> Bootstrap<'a> {
         &self,
         m: &Machine,
         step: &str,
-        job: &str,
-        proof: &str,
+        job: &jobs::Job<'_>,
     ) -> Result<Option<jobs::Status>, BootstrapError> {
         let recorded =
             self.state.lock().await.bootstrap.as_ref().is_some_and(|b| b.completed.iter().any(|c| c == step));
         if !recorded {
             return Ok(None);
         }
-        let status = jobs::status(self.exec, m, job, proof).await?;
+        let status = jobs::status(self.exec, m, job).await?;
         if status == jobs::Status::Unrecorded {
             self.info(&format!("{}: {step} is recorded in the state and its files are there", m.name));
         }
@@ -511,12 +524,14 @@ for id in $ids; do {etcdctl} member remove "$id" >/dev/null; echo "$id"; done
     async fn join(&self, node: &Node, secrets: &Secrets) -> Result<(), BootstrapError> {
         let m = self.machine(node)?;
         let step = format!("join:{}", node.name);
-        if self.recorded_job(m, &step, JOIN_JOB, KUBELET_CONF).await? == Some(jobs::Status::Unrecorded) {
+        let owner = self.owner().await?;
+        let job = jobs::Job { name: JOIN_JOB, proof: KUBELET_CONF, owner: &owner };
+        if self.recorded_job(m, &step, &job).await? == Some(jobs::Status::Unrecorded) {
             return Ok(());
         }
         let cfg = kubeadm::join_config(self.spec, self.infra, node, secrets);
         let file = jobs::File { path: JOIN_CONFIG, mode: 0o600, content: cfg.as_bytes() };
-        jobs::run(self.exec, m, JOIN_JOB, &scripts::join_job(), KUBELET_CONF, &[file], KUBEADM_LIMIT).await?;
+        jobs::run(self.exec, m, &job, &scripts::join_job(), &[file], KUBEADM_LIMIT).await?;
         Ok(())
     }
 
@@ -524,7 +539,9 @@ for id in $ids; do {etcdctl} member remove "$id" >/dev/null; echo "$id"; done
     /// adding etcd members concurrently can cost quorum.
     async fn join_control_plane(&self, node: &Node) -> Result<(), BootstrapError> {
         let m = self.machine(node)?;
-        match jobs::status(self.exec, m, JOIN_JOB, KUBELET_CONF).await? {
+        let owner = self.owner().await?;
+        let job = jobs::Job { name: JOIN_JOB, proof: KUBELET_CONF, owner: &owner };
+        match jobs::status(self.exec, m, &job).await? {
             jobs::Status::Succeeded => self.info(&format!("{} has already joined", node.name)),
             status => {
                 if matches!(status, jobs::Status::Failed | jobs::Status::Lost) {

@@ -87,6 +87,12 @@ pub fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// What an etcd member's peer URL on `address` contains (`//10.0.0.1:2380`,
+/// `//[fd00::1]:2380`), to find a node's member in `etcdctl member list`.
+pub fn etcd_peer_marker(address: &str) -> String {
+    if address.contains(':') { format!("//[{address}]:2380") } else { format!("//{address}:2380") }
+}
+
 /// `host:port` of the API endpoint.
 pub fn endpoint(infra: &Infrastructure) -> String {
     let h = &infra.endpoint.host;
@@ -238,6 +244,21 @@ pub fn parse_ca_hash(output: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nodes_etcd_member_is_found_by_its_peer_url_and_no_other() {
+        // `etcdctl member list` lines: ID, STATUS, NAME, PEER ADDRS, CLIENT ADDRS, IS LEARNER.
+        let peers =
+            ["https://10.0.0.11:2380", "https://10.0.0.1:2380", "https://[fd00::1]:2380", "https://[fd00::11]:2380"];
+        let found = |addr: &str| -> Vec<&str> {
+            let m = etcd_peer_marker(addr);
+            peers.iter().copied().filter(|p| p.contains(&m)).collect()
+        };
+        assert_eq!(found("10.0.0.1"), ["https://10.0.0.1:2380"]);
+        assert_eq!(found("10.0.0.11"), ["https://10.0.0.11:2380"]);
+        assert_eq!(found("fd00::1"), ["https://[fd00::1]:2380"]);
+        assert!(found("10.0.0.2").is_empty());
+    }
 
     #[test]
     fn config_files_live_in_the_node_dir() {

@@ -495,10 +495,10 @@ impl<'a> Bootstrap<'a> {
             // `member list` prints `ID, STATUS, NAME, PEER ADDRS, CLIENT ADDRS, IS LEARNER`.
             let script = format!(
                 r#"set -eu
-ids=$({etcdctl} member list | awk -F', ' -v p='//{ip}:2380' '$2 == "unstarted" && index($4, p) {{ print $1 }}')
+ids=$({etcdctl} member list | awk -F', ' -v p='{peer}' '$2 == "unstarted" && index($4, p) {{ print $1 }}')
 for id in $ids; do {etcdctl} member remove "$id" >/dev/null; echo "$id"; done
 "#,
-                ip = m.private_address
+                peer = kubeadm::etcd_peer_marker(&m.private_address)
             );
             match self.exec.run(via, &Script::root("remove an unstarted etcd member", script)).await {
                 Ok(out) => {

@@ -98,6 +98,10 @@ pub struct BootstrapRecord {
     /// kubeadm job): a reused machine's records of another cluster are not taken for ours.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
+    /// Set for a cluster bootstrapped before ids existed: its nodes' job records have no
+    /// owner, and count as its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt_unowned_jobs: bool,
     pub secrets: crate::bootstrap::kubeadm::Secrets,
     /// Steps finished, in order (`kubeadm-init`, `join:<node>`, ...).
     #[serde(default)]

@@ -673,8 +673,9 @@ fn bench_once(workers: usize) -> f64 {
 }
 
 /// A machine reused by a second cluster: the first cluster's kubeadm records there are neither
-/// resumed nor taken for the second's success; the node is left alone, named with the cluster
-/// that has it, and the first cluster still finds it its own. Once reset, the second takes it.
+/// resumed nor taken for the second's success, and the node is not even prepared (packages,
+/// containerd) for the second; the refusal names the cluster that has it, and the first cluster
+/// still finds it its own. Once reset, the second takes it, and then the first is refused.
 #[test]
 fn a_machine_of_another_clusters_bootstrap_is_left_alone_until_reset() {
     let lab = Lab::new(1, 0);
@@ -682,16 +683,43 @@ fn a_machine_of_another_clusters_bootstrap_is_left_alone_until_reset() {
     std::fs::write(&first, lab.config_of("first", "v1.35.0", &["m1"])).unwrap();
     let r = up(&lab, &first, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let admin = lab.node("m1").dir.join("etc-kubernetes/admin.conf");
-    let before = std::fs::read_to_string(&admin).unwrap();
+    let k8s = lab.node("m1").dir.join("etc-kubernetes");
+    let before = std::fs::read_to_string(k8s.join("admin.conf")).unwrap();
+    let first_kubeconfig = std::fs::read_to_string(lab.dir.path().join("state/first/kubeconfig")).unwrap();
+    let owner_file = k8s.join("hacluster/jobs/kubeadm-init/owner");
+    let first_owner = std::fs::read_to_string(&owner_file).unwrap();
+    assert!(first_owner.starts_with("first/"), "{first_owner}");
 
+    // Another version, so that preparing the node for it would show in its package calls.
     let second = lab.dir.path().join("second.yaml");
-    std::fs::write(&second, lab.config_of("second", "v1.35.0", &["m1"])).unwrap();
+    std::fs::write(&second, lab.config_of("second", "v1.34.2", &["m1"])).unwrap();
+    let installs_of_second = |lab: &Lab| {
+        lab.calls()
+            .iter()
+            .filter(|c| c.tool == "apt-get" && c.args.iter().any(|a| a.starts_with("kubeadm=1.34")))
+            .count()
+    };
+    // Records without an owner (an earlier hacluster's) are not the second cluster's either.
+    std::fs::remove_file(&owner_file).unwrap();
     let r = up(&lab, &second, &[]);
     assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(r.stderr.contains("part of another cluster") && r.stderr.contains("(`first/"), "{}", r.stderr);
+    assert!(r.stderr.contains("earlier hacluster version"), "{}", r.stderr);
+    std::fs::write(&owner_file, &first_owner).unwrap();
+    let r = up(&lab, &second, &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("did not put there for this cluster")
+            && r.stderr.contains(&format!("`{}`", first_owner.trim())),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(installs_of_second(&lab), 0, "the node was prepared for the second cluster");
     assert!(!lab.dir.path().join("state/second/kubeconfig").exists());
-    assert_eq!(std::fs::read_to_string(&admin).unwrap(), before, "the first cluster's control plane is untouched");
+    assert_eq!(
+        std::fs::read_to_string(k8s.join("admin.conf")).unwrap(),
+        before,
+        "the first cluster's node is untouched"
+    );
 
     // The first cluster's next `up` still finds everything done.
     let r = up(&lab, &first, &[]);
@@ -708,10 +736,16 @@ fn a_machine_of_another_clusters_bootstrap_is_left_alone_until_reset() {
     assert_eq!(kubeadm_calls(&lab.calls(), "init").len(), 2);
     let st: serde_json::Value =
         serde_json::from_slice(&std::fs::read(lab.dir.path().join("state/second/state.json")).unwrap()).unwrap();
-    let owner =
-        std::fs::read_to_string(lab.node("m1").dir.join("etc-kubernetes/hacluster/jobs/kubeadm-init/owner")).unwrap();
+    let owner = std::fs::read_to_string(&owner_file).unwrap();
     assert_eq!(owner.trim(), st["bootstrap"]["id"].as_str().unwrap());
-    assert!(owner.starts_with("second/"), "{owner}");
+
+    // Now the first cluster, whose state says it set the node up, finds it another's.
+    let r = up(&lab, &first, &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("`{}`", owner.trim())), "{}", r.stderr);
+    let kc = std::fs::read_to_string(lab.dir.path().join("state/first/kubeconfig")).unwrap();
+    assert_eq!(kc, first_kubeconfig, "the first cluster's kubeconfig was replaced by the second's");
+    assert_eq!(kubeadm_calls(&lab.calls(), "reset").len(), 1, "only the operator's reset");
 }
 
 /// A node with Kubernetes or etcd files hacluster did not put there — a control plane, a worker

@@ -11,8 +11,9 @@
 //!
 //! Every job records which cluster's bootstrap ran it (`owner`): the records of another cluster
 //! on a reused machine are neither resumed, nor retried, nor taken for this cluster's success.
-//! While what that cluster's job made is there, the node is left alone; once it was reset, the
-//! job starts as on a fresh node.
+//! While that cluster's job runs or what it made is there, the node is left alone; once it was
+//! reset, the job starts as on a fresh node. Records without an owner are another cluster's,
+//! except for a cluster whose state predates owners.
 //!
 //! Layout on the node: `/etc/kubernetes/hacluster/jobs/<name>/{run.sh,log,rc,lock,attempted,owner}`,
 //! root only (the log holds what kubeadm prints, join commands included).
@@ -45,17 +46,30 @@ pub struct Job<'a> {
     pub proof: &'a str,
     /// The cluster's bootstrap identity (`BootstrapRecord::id`).
     pub owner: &'a str,
+    /// Whether records without an owner are this cluster's: only for a cluster whose state
+    /// predates owners, whose nodes' records were written without one.
+    pub adopt_unowned: bool,
 }
 
 impl Job<'_> {
-    /// Shell that sets `$d` to the job's directory and `$foreign` to non-empty when another
-    /// cluster's bootstrap owns what is there. Records without an owner are from before owners
-    /// were written, on this cluster's nodes: they count as ours.
+    /// Shell that sets `$d` to the job's directory and, when another cluster's bootstrap owns
+    /// what is there, `$foreign` to 1 and `$whose` to that owner.
     fn locate(&self) -> String {
         format!(
-            "d={d}\nforeign=\"\"\nif [ -f \"$d/owner\" ] && [ \"$(cat \"$d/owner\")\" != {owner} ]; then foreign=1; fi\n",
+            r#"d={d}
+foreign=""
+whose=""
+if [ -f "$d/owner" ]; then
+  whose=$(cat "$d/owner")
+  if [ "$whose" != {owner} ]; then foreign=1; fi
+elif [ -d "$d" ] && [ -z "{adopt}" ]; then
+  foreign=1
+  whose="a cluster made by an earlier hacluster version"
+fi
+"#,
             d = dir(self.name),
-            owner = crate::ssh::shell_quote(self.owner)
+            owner = crate::ssh::shell_quote(self.owner),
+            adopt = if self.adopt_unowned { "1" } else { "" }
         )
     }
 }
@@ -64,7 +78,7 @@ impl Job<'_> {
 const STATUS: &str = "@@hacluster-job";
 
 /// Where a job stands on a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
     /// Never started there (or its success was undone since: its proof is gone).
     None,
@@ -78,18 +92,22 @@ pub enum Status {
     Failed,
     /// Started, but ended without a result (the node restarted, or the job was killed).
     Lost,
+    /// Another cluster's bootstrap ran it (named), and it is running or what it made is there.
+    Foreign(String),
 }
 
-/// Where `job` stands on `m` (another cluster's records count as none).
+/// Where `job` stands on `m`. Another cluster's records count as none once the node was reset.
 pub async fn status(exec: &Executor, m: &Machine, job: &Job<'_>) -> Result<Status, BootstrapError> {
     let (name, locate) = (job.name, job.locate());
     let script = format!(
-        r#"{locate}if [ ! -d "$d" ] || [ -n "$foreign" ]; then
+        r#"{locate}if [ ! -d "$d" ]; then
   if [ -e {proof} ]; then echo unrecorded; else echo none; fi
   exit 0
 fi
 exec 9>>"$d/lock"
-if ! flock -n 9; then echo running
+if [ -n "$foreign" ]; then
+  if ! flock -n 9 || [ -e {proof} ]; then echo "foreign $whose"; else echo none; fi
+elif ! flock -n 9; then echo running
 elif [ -f "$d/rc" ]; then
   if [ "$(cat "$d/rc")" != 0 ]; then echo failed
   elif [ -e {proof} ]; then echo succeeded
@@ -107,6 +125,7 @@ else echo none; fi
         "failed" => Status::Failed,
         "lost" => Status::Lost,
         "unrecorded" => Status::Unrecorded,
+        s if s.starts_with("foreign") => Status::Foreign(s["foreign".len()..].trim().to_string()),
         _ => Status::None,
     })
 }
@@ -151,22 +170,25 @@ pub async fn run(
     // kubelet) cannot hold the lock after the job is over.
     let launch = format!(
         r#"set -eu
-{locate}mkdir -p "$d"
+d={d}
+mkdir -p "$d"
 chmod 700 "$d"
 exec 9>>"$d/lock"
 if ! flock -n 9; then
-  if [ -n "$foreign" ]; then echo "foreign running $(cat "$d/owner")"; else echo running; fi
+  {locate}if [ -n "$foreign" ]; then echo "foreign running $whose"; else echo running; fi
   exit 0
 fi
-# Holding the lock, no job runs: a result file is final (a job writes it before it lets go).
-if [ -n "$foreign" ]; then
+# Holding the lock, no job runs: a result file is final (a job writes it before it lets go),
+# and the owner is the one that started what is there.
+{locate}if [ -n "$foreign" ]; then
   # Another cluster's: left as it is while what its job made is there; once the node was reset,
   # nothing of its records is ours to resume or retry.
-  if [ -e {proof} ]; then echo "foreign made $(cat "$d/owner")"; exit 0; fi
+  if [ -e {proof} ]; then echo "foreign made $whose"; exit 0; fi
   mv -f "$d/log" "$d/log.previous" 2>/dev/null || true
   rm -f "$d/rc" "$d/attempted"
 fi
-printf '%s\n' {owner} > "$d/owner"
+printf '%s\n' {owner} > "$d/owner.tmp"
+mv -f "$d/owner.tmp" "$d/owner"
 if [ -f "$d/rc" ]; then
   if [ "$(cat "$d/rc")" = 0 ]; then
     if [ -e {proof} ]; then echo finished; exit 0; fi
@@ -226,6 +248,8 @@ echo started
     loop {
         let wait = format!(
             r#"d={d}
+# Gone with its directory (/etc/kubernetes wiped): no result will come.
+if [ ! -d "$d" ]; then printf '\n{STATUS} lost {from}\n'; exit 0; fi
 [ -f "$d/rc" ] || flock -w 20 "$d/lock" true 2>/dev/null || true
 if [ -f "$d/rc" ]; then s="rc=$(cat "$d/rc")"
 elif flock -n "$d/lock" true; then

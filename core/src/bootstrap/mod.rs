@@ -142,9 +142,13 @@ impl<'a> Bootstrap<'a> {
 
     /// The secrets, generated (and saved) on first use and registered with the redactor.
     async fn secrets(&self) -> Result<Secrets, BootstrapError> {
+        let cluster = self.spec.name.to_string();
         let s = self
             .record(|r| {
                 if r.secrets.token.is_empty() {
+                    if r.id.is_empty() {
+                        r.id = kubeadm::new_bootstrap_id(&cluster);
+                    }
                     r.secrets.token = kubeadm::new_token();
                     r.secrets.certificate_key = kubeadm::new_certificate_key();
                 }
@@ -156,14 +160,17 @@ impl<'a> Bootstrap<'a> {
         Ok(s)
     }
 
-    /// This cluster's bootstrap identity, which every kubeadm job on a node records.
-    async fn owner(&self) -> Result<String, BootstrapError> {
+    /// This cluster's bootstrap identity, which every kubeadm job on a node records, and
+    /// whether job records without one are its own (a state from before ids: the id is made
+    /// with the secrets, so a state with secrets and no id predates them).
+    async fn owner(&self) -> Result<(String, bool), BootstrapError> {
         let cluster = self.spec.name.to_string();
         self.record(|r| {
             if r.id.is_empty() {
                 r.id = kubeadm::new_bootstrap_id(&cluster);
+                r.adopt_unowned_jobs = !r.secrets.token.is_empty();
             }
-            r.id.clone()
+            (r.id.clone(), r.adopt_unowned_jobs)
         })
         .await
     }
@@ -235,12 +242,19 @@ impl<'a> Bootstrap<'a> {
     }
 
     async fn prepare(&self) -> Result<(), BootstrapError> {
-        let script = scripts::prepare(self.spec);
+        let prepare = scripts::prepare(self.spec);
+        let (owner, adopt_unowned) = self.owner().await?;
+        let completed = self.state.lock().await.bootstrap.as_ref().map(|b| b.completed.clone()).unwrap_or_default();
+        let init_node = self.spec.init_node().name.as_str();
         let nodes: Vec<&Node> = self.kube_nodes().collect();
         let total = nodes.len() as u64;
         let done = std::sync::atomic::AtomicU64::new(0);
         let jobs = nodes.iter().map(|n| {
-            let script = script.clone();
+            // A node of another cluster is refused before its packages or containerd are touched.
+            let recorded = completed
+                .iter()
+                .any(|c| *c == format!("join:{}", n.name) || (c == "kubeadm-init" && n.name.as_str() == init_node));
+            let script = format!("{}{prepare}", scripts::foreign_node_check(&owner, adopt_unowned, recorded));
             let done = &done;
             async move {
                 let m = self.machine(n)?;
@@ -281,8 +295,8 @@ impl<'a> Bootstrap<'a> {
         let node = self.spec.init_node();
         let m = self.machine(node)?;
         let secrets = self.secrets().await?;
-        let owner = self.owner().await?;
-        let job = jobs::Job { name: INIT_JOB, proof: ADMIN_CONF, owner: &owner };
+        let (owner, adopt_unowned) = self.owner().await?;
+        let job = jobs::Job { name: INIT_JOB, proof: ADMIN_CONF, owner: &owner, adopt_unowned };
         match self.recorded_job(m, "kubeadm-init", &job).await? {
             Some(jobs::Status::Unrecorded) => return self.after_init(m).await,
             // The cluster was initialized here, and what init made is gone: a second init
@@ -336,6 +350,16 @@ impl<'a> Bootstrap<'a> {
             return Ok(None);
         }
         let status = jobs::status(self.exec, m, job).await?;
+        if let jobs::Status::Foreign(whose) = &status {
+            // Ours once, and another cluster's now (the node was reset and reused since).
+            return Err(Self::step_error(
+                "kubeadm",
+                &m.name,
+                format!(
+                    "{step} is recorded for this cluster, but the node now belongs to another cluster's bootstrap (`{whose}`); hacluster leaves it alone. Remove it from this cluster's config, or give the cluster another machine"
+                ),
+            ));
+        }
         if status == jobs::Status::Unrecorded {
             self.info(&format!("{}: {step} is recorded in the state and its files are there", m.name));
         }
@@ -524,8 +548,8 @@ for id in $ids; do {etcdctl} member remove "$id" >/dev/null; echo "$id"; done
     async fn join(&self, node: &Node, secrets: &Secrets) -> Result<(), BootstrapError> {
         let m = self.machine(node)?;
         let step = format!("join:{}", node.name);
-        let owner = self.owner().await?;
-        let job = jobs::Job { name: JOIN_JOB, proof: KUBELET_CONF, owner: &owner };
+        let (owner, adopt_unowned) = self.owner().await?;
+        let job = jobs::Job { name: JOIN_JOB, proof: KUBELET_CONF, owner: &owner, adopt_unowned };
         if self.recorded_job(m, &step, &job).await? == Some(jobs::Status::Unrecorded) {
             return Ok(());
         }
@@ -539,8 +563,8 @@ for id in $ids; do {etcdctl} member remove "$id" >/dev/null; echo "$id"; done
     /// adding etcd members concurrently can cost quorum.
     async fn join_control_plane(&self, node: &Node) -> Result<(), BootstrapError> {
         let m = self.machine(node)?;
-        let owner = self.owner().await?;
-        let job = jobs::Job { name: JOIN_JOB, proof: KUBELET_CONF, owner: &owner };
+        let (owner, adopt_unowned) = self.owner().await?;
+        let job = jobs::Job { name: JOIN_JOB, proof: KUBELET_CONF, owner: &owner, adopt_unowned };
         match jobs::status(self.exec, m, &job).await? {
             jobs::Status::Succeeded => self.info(&format!("{} has already joined", node.name)),
             status => {

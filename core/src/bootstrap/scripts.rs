@@ -129,6 +129,60 @@ esac
     )
 }
 
+/// Sets `$found` to the Kubernetes and etcd files on the node that kubeadm init or join makes
+/// (kubeconfigs, static pod manifests, etcd data): what makes a node part of a cluster.
+const FIND_KUBERNETES_FILES: &str = r#"found=""
+for f in /etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf; do
+  if [ -e "$f" ]; then found="$found $f"; fi
+done
+if [ -n "$(ls -A /etc/kubernetes/manifests 2>/dev/null)" ]; then found="$found /etc/kubernetes/manifests/*"; fi
+if [ -n "$(ls -A /var/lib/etcd 2>/dev/null)" ]; then found="$found /var/lib/etcd/*"; fi
+"#;
+
+/// Refuses (exit 3), before anything is changed on it, a node that is part of a cluster this
+/// one did not make; node preparation reinstalls packages and restarts containerd, not for
+/// someone else's node. Refused: a node where another cluster's kubeadm job runs; a node with
+/// Kubernetes or etcd files and another cluster's job records (`owner` is this cluster's
+/// bootstrap; records without an owner count as ours when `adopt_unowned`); and one with such
+/// files and no job records of ours, unless the state records that this cluster set it up
+/// (`recorded`: the node may have lost its records). On a node without such files (reset),
+/// other clusters' job records describe nothing that is still there and are removed.
+pub fn foreign_node_check(owner: &str, adopt_unowned: bool, recorded: bool) -> String {
+    format!(
+        r#"{FIND_KUBERNETES_FILES}ours=""
+theirs=""
+busy=""
+for j in {NODE_DIR}/jobs/*/; do
+  [ -d "$j" ] || continue
+  o=""
+  if [ -f "$j/owner" ]; then o=$(cat "$j/owner"); fi
+  if [ "$o" = {owner} ] || {{ [ -z "$o" ] && [ -n "{adopt}" ]; }}; then ours=1; continue; fi
+  [ -n "$o" ] || o="a cluster of an earlier hacluster version"
+  theirs="$theirs \`$o\`"
+  if ! flock -n "$j/lock" true 2>/dev/null; then busy="$busy \`$o\`"; fi
+done
+if [ -n "$busy" ]; then
+  echo "[hacluster] another cluster's kubeadm job is running on this node (bootstrap$busy); refusing to touch it" >&2
+  exit 3
+fi
+if [ -n "$found" ] && {{ [ -n "$theirs" ] || {{ [ -z "$ours" ] && [ -z "{recorded}" ]; }}; }}; then
+  echo "[hacluster] this node already has Kubernetes or etcd files that hacluster did not put there for this cluster ($found )${{theirs:+, from the bootstrap of$theirs}}; refusing to touch it (kubeadm reset removes them, if they should go)" >&2
+  exit 3
+fi
+if [ -z "$found" ] && [ -n "$theirs" ]; then
+  for j in {NODE_DIR}/jobs/*/; do
+    o=""
+    if [ -f "$j/owner" ]; then o=$(cat "$j/owner"); fi
+    if [ "$o" != {owner} ] && {{ [ -n "$o" ] || [ -z "{adopt}" ]; }}; then rm -rf "$j"; fi
+  done
+fi
+"#,
+        owner = crate::ssh::shell_quote(owner),
+        adopt = if adopt_unowned { "1" } else { "" },
+        recorded = if recorded { "1" } else { "" }
+    )
+}
+
 /// What a job does when an earlier attempt left a half-made node behind, and what it refuses: a
 /// node with Kubernetes or etcd files that no attempt of ours made (kubeconfigs, static pod
 /// manifests, etcd data) is refused on every run, never reset, and the config file just written
@@ -140,13 +194,7 @@ if [ -n "${{HACLUSTER_JOB_RETRY:-}}" ]; then
   echo "[hacluster] an earlier {what} on this node did not finish: kubeadm reset first"
   kubeadm reset -f
 else
-  found=""
-  for f in /etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf; do
-    if [ -e "$f" ]; then found="$found $f"; fi
-  done
-  if [ -n "$(ls -A /etc/kubernetes/manifests 2>/dev/null)" ]; then found="$found /etc/kubernetes/manifests/*"; fi
-  if [ -n "$(ls -A /var/lib/etcd 2>/dev/null)" ]; then found="$found /var/lib/etcd/*"; fi
-  if [ -n "$found" ]; then
+{FIND_KUBERNETES_FILES}  if [ -n "$found" ]; then
     rm -f {config}
     echo "[hacluster] this node already has Kubernetes or etcd files that hacluster did not put there ($found ); refusing to touch it (kubeadm reset removes them, if they should go)" >&2
     exit 3

@@ -347,7 +347,7 @@ def kubeadm_init(args):
     wait("etcd to be healthy", etcd_healthy, 60)
     h = ca_hash()
     now = time.time()
-    info = {"endpoint": endpoint, "caHash": h, "tokens": {token: now + 7200}, "version": "v" + version,
+    info = {"endpoint": endpoint, "caHash": h, "tokens": {token: now + go_duration(init["bootstrapTokens"][0].get("ttl", "24h0m0s"))}, "version": "v" + version,
             "podSubnet": cluster.get("networking", {}).get("podSubnet"),
             "etcd": [f"http://{ip}:2379"], "ca": {"crt": open(PKI + "/ca.crt").read(), "key": open(PKI + "/ca.key").read()}}
     if "--upload-certs" in args:
@@ -505,6 +505,11 @@ def kubeadm_reset(args):
     say("[reset] Deleted contents of: [/etc/kubernetes/manifests /var/lib/etcd /var/lib/kubelet /etc/kubernetes/pki]")
 
 
+def go_duration(text):
+    """Seconds in a Go duration such as kubeadm's "2h0m0s"."""
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(h|m|s)", text))
+
+
 def kubeadm(args):
     if args[:1] == ["reset"]:
         kubeadm_reset(args)
@@ -526,11 +531,14 @@ def kubeadm(args):
             if mixed:
                 die(f"can not mix '--config' with arguments {mixed}")
             cfg = read_config(args[args.index("--config") + 1]).get("InitConfiguration") or {}
-            token = cfg.get("bootstrapTokens", [{}])[0].get("token") or die("no bootstrap token in the config")
+            bt = cfg.get("bootstrapTokens", [{}])[0]
+            token = bt.get("token") or die("no bootstrap token in the config")
+            ttl = go_duration(bt.get("ttl", "24h0m0s"))  # kubeadm's default TTL is 24 h
         else:
             token = args[2] if len(args) > 2 and not args[2].startswith("-") else "double.0123456789abcdef"
+            ttl = go_duration(args[args.index("--ttl") + 1]) if "--ttl" in args else 86400
         info = kv_get("/doubles/cluster")
-        info["tokens"][token] = time.time() + 7200
+        info["tokens"][token] = time.time() + ttl
         kv_put("/doubles/cluster", info)
         if "--print-join-command" in args:
             print(join_command(info["endpoint"], token, info["caHash"]))

@@ -211,30 +211,25 @@ echo started
         owner = crate::ssh::shell_quote(job.owner)
     );
     let out = exec.run(m, &Script::root(format!("{name}: start"), launch)).await?;
-    let started_here = match out.stdout.trim() {
+    let answer = out.stdout.trim();
+    let foreign = |whose: &str, what: String| {
+        step(name, m, format!("{what} (another cluster's bootstrap: `{whose}`); hacluster leaves it alone"))
+    };
+    if let Some(whose) = answer.strip_prefix("foreign running ") {
+        return Err(foreign(whose, format!("another cluster is running {name} on this node")));
+    }
+    if let Some(whose) = answer.strip_prefix("foreign made ") {
+        return Err(foreign(
+            whose,
+            format!(
+                "this node is part of another cluster, whose {name} left {proof} here; free the machine with `kubeadm reset -f` if it should be part of this cluster"
+            ),
+        ));
+    }
+    let started_here = match answer {
         "finished" => false,
         "running" => false,
         "started" => true,
-        other if other.starts_with("foreign running ") => {
-            return Err(step(
-                name,
-                m,
-                format!(
-                    "another cluster's bootstrap (`{}`) is running {name} on this node; hacluster leaves it alone",
-                    &other["foreign running ".len()..]
-                ),
-            ));
-        }
-        other if other.starts_with("foreign made ") => {
-            return Err(step(
-                name,
-                m,
-                format!(
-                    "this node is part of another cluster: that cluster's bootstrap (`{}`) ran {name} here and {proof} is still there. hacluster leaves it alone; if the machine should be part of this cluster, free it with `kubeadm reset -f` on it first",
-                    &other["foreign made ".len()..]
-                ),
-            ));
-        }
         other => return Err(step(name, m, format!("unexpected answer from the job launcher: `{other}`"))),
     };
     // Waits on the node for up to 20 s at a time, then prints the log's new lines and a

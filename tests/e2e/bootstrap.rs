@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::lab::Lab;
+use crate::lab::{Lab, sh};
 use crate::plugins::plugin;
 use crate::support::{Run, bin};
 
@@ -740,12 +740,48 @@ fn a_machine_of_another_clusters_bootstrap_is_left_alone_until_reset() {
     assert_eq!(owner.trim(), st["bootstrap"]["id"].as_str().unwrap());
 
     // Now the first cluster, whose state says it set the node up, finds it another's.
+    let installs_of_first = |lab: &Lab| {
+        lab.calls()
+            .iter()
+            .filter(|c| c.tool == "apt-get" && c.args.iter().any(|a| a.starts_with("kubeadm=1.35")))
+            .count()
+    };
+    let before = installs_of_first(&lab);
     let r = up(&lab, &first, &[]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains(&format!("`{}`", owner.trim())), "{}", r.stderr);
     let kc = std::fs::read_to_string(lab.dir.path().join("state/first/kubeconfig")).unwrap();
     assert_eq!(kc, first_kubeconfig, "the first cluster's kubeconfig was replaced by the second's");
     assert_eq!(kubeadm_calls(&lab.calls(), "reset").len(), 1, "only the operator's reset");
+    assert_eq!(installs_of_first(&lab), before, "the node was prepared for the first cluster again");
+}
+
+/// A node whose CA is not the cluster's (it was reset and joined to another cluster by hand,
+/// its job records of ours still there) is refused before anything touches it.
+#[test]
+fn a_node_with_another_clusters_ca_is_refused_whatever_its_records_say() {
+    let lab = Lab::new(1, 1);
+    let cfg = write_config(&lab, "ca", "v1.35.0");
+    let r = up(&lab, &cfg, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ca = lab.node("w1").dir.join("etc-kubernetes/pki/ca.crt");
+    let other = lab.dir.path().join("other-ca");
+    std::fs::create_dir_all(&other).unwrap();
+    let made = sh(&format!(
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout {o}/ca.key -subj /CN=kubernetes -days 1 -out {o}/ca.crt 2>/dev/null",
+        o = other.display()
+    ));
+    assert!(made.status.success());
+    std::fs::copy(other.join("ca.crt"), &ca).unwrap();
+    let kubelet_conf = std::fs::read_to_string(lab.node("w1").dir.join("etc-kubernetes/kubelet.conf")).unwrap();
+    let w1_calls = |lab: &Lab| lab.calls().into_iter().filter(|c| c.node == "w1").count();
+    let before = w1_calls(&lab);
+
+    let r = up(&lab, &cfg, &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("ca-worker-1") && r.stderr.contains("not this cluster's CA"), "{}", r.stderr);
+    assert_eq!(w1_calls(&lab), before, "a tool ran on w1");
+    assert_eq!(std::fs::read_to_string(lab.node("w1").dir.join("etc-kubernetes/kubelet.conf")).unwrap(), kubelet_conf);
 }
 
 /// A node with Kubernetes or etcd files hacluster did not put there — a control plane, a worker

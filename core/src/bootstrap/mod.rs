@@ -175,6 +175,24 @@ impl<'a> Bootstrap<'a> {
         .await
     }
 
+    /// Whether the state records that this cluster's bootstrap set `node` up (init or join).
+    async fn set_up_here(&self, node: &str) -> bool {
+        let init = node == self.spec.init_node().name.as_str();
+        self.state
+            .lock()
+            .await
+            .bootstrap
+            .as_ref()
+            .is_some_and(|b| b.completed.iter().any(|c| *c == format!("join:{node}") || (init && c == "kubeadm-init")))
+    }
+
+    /// The owner that `node`'s jobs record, and whether records there without an owner are
+    /// ours: only on a node the state records as set up by a bootstrap from before owners.
+    async fn job_owner(&self, node: &str) -> Result<(String, bool), BootstrapError> {
+        let (owner, adopt) = self.owner().await?;
+        Ok((owner, adopt && self.set_up_here(node).await))
+    }
+
     fn step_error(step: &'static str, node: &str, reason: impl Into<String>) -> BootstrapError {
         BootstrapError::Step { step, node: node.into(), reason: reason.into() }
     }
@@ -243,20 +261,20 @@ impl<'a> Bootstrap<'a> {
 
     async fn prepare(&self) -> Result<(), BootstrapError> {
         let prepare = scripts::prepare(self.spec);
-        let (owner, adopt_unowned) = self.owner().await?;
-        let completed = self.state.lock().await.bootstrap.as_ref().map(|b| b.completed.clone()).unwrap_or_default();
-        let init_node = self.spec.init_node().name.as_str();
+        let ca_hash = self.state.lock().await.bootstrap.as_ref().and_then(|b| b.secrets.ca_cert_hash.clone());
         let nodes: Vec<&Node> = self.kube_nodes().collect();
         let total = nodes.len() as u64;
         let done = std::sync::atomic::AtomicU64::new(0);
         let jobs = nodes.iter().map(|n| {
-            // A node of another cluster is refused before its packages or containerd are touched.
-            let recorded = completed
-                .iter()
-                .any(|c| *c == format!("join:{}", n.name) || (c == "kubeadm-init" && n.name.as_str() == init_node));
-            let script = format!("{}{prepare}", scripts::foreign_node_check(&owner, adopt_unowned, recorded));
+            let prepare = &prepare;
+            let ca_hash = ca_hash.as_deref();
             let done = &done;
             async move {
+                // A node of another cluster is refused before its packages or containerd are touched.
+                let (owner, adopt_unowned) = self.job_owner(n.name.as_str()).await?;
+                let recorded = self.set_up_here(n.name.as_str()).await;
+                let check = scripts::foreign_node_check(&owner, adopt_unowned, recorded, ca_hash);
+                let script = format!("{check}{prepare}");
                 let m = self.machine(n)?;
                 self.exec.run(m, &Script::root("prepare node", script).timeout(Duration::from_secs(1800))).await?;
                 let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -295,7 +313,7 @@ impl<'a> Bootstrap<'a> {
         let node = self.spec.init_node();
         let m = self.machine(node)?;
         let secrets = self.secrets().await?;
-        let (owner, adopt_unowned) = self.owner().await?;
+        let (owner, adopt_unowned) = self.job_owner(node.name.as_str()).await?;
         let job = jobs::Job { name: INIT_JOB, proof: ADMIN_CONF, owner: &owner, adopt_unowned };
         match self.recorded_job(m, "kubeadm-init", &job).await? {
             Some(jobs::Status::Unrecorded) => return self.after_init(m).await,
@@ -548,7 +566,7 @@ for id in $ids; do {etcdctl} member remove "$id" >/dev/null; echo "$id"; done
     async fn join(&self, node: &Node, secrets: &Secrets) -> Result<(), BootstrapError> {
         let m = self.machine(node)?;
         let step = format!("join:{}", node.name);
-        let (owner, adopt_unowned) = self.owner().await?;
+        let (owner, adopt_unowned) = self.job_owner(node.name.as_str()).await?;
         let job = jobs::Job { name: JOIN_JOB, proof: KUBELET_CONF, owner: &owner, adopt_unowned };
         if self.recorded_job(m, &step, &job).await? == Some(jobs::Status::Unrecorded) {
             return Ok(());
@@ -563,7 +581,7 @@ for id in $ids; do {etcdctl} member remove "$id" >/dev/null; echo "$id"; done
     /// adding etcd members concurrently can cost quorum.
     async fn join_control_plane(&self, node: &Node) -> Result<(), BootstrapError> {
         let m = self.machine(node)?;
-        let (owner, adopt_unowned) = self.owner().await?;
+        let (owner, adopt_unowned) = self.job_owner(node.name.as_str()).await?;
         let job = jobs::Job { name: JOIN_JOB, proof: KUBELET_CONF, owner: &owner, adopt_unowned };
         match jobs::status(self.exec, m, &job).await? {
             jobs::Status::Succeeded => self.info(&format!("{} has already joined", node.name)),

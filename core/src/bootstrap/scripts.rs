@@ -146,8 +146,10 @@ if [ -n "$(ls -A /var/lib/etcd 2>/dev/null)" ]; then found="$found /var/lib/etcd
 /// bootstrap; records without an owner count as ours when `adopt_unowned`); and one with such
 /// files and no job records of ours, unless the state records that this cluster set it up
 /// (`recorded`: the node may have lost its records). On a node without such files (reset),
-/// other clusters' job records describe nothing that is still there and are removed.
-pub fn foreign_node_check(owner: &str, adopt_unowned: bool, recorded: bool) -> String {
+/// other clusters' job records describe nothing that is still there and are removed. Once the
+/// cluster's CA is known (`ca_hash`, `sha256:<hex>` of its public key), a node whose CA is
+/// another is refused whatever its records say (it was reset and joined elsewhere since).
+pub fn foreign_node_check(owner: &str, adopt_unowned: bool, recorded: bool, ca_hash: Option<&str>) -> String {
     format!(
         r#"{FIND_KUBERNETES_FILES}ours=""
 theirs=""
@@ -169,6 +171,13 @@ if [ -n "$found" ] && {{ [ -n "$theirs" ] || {{ [ -z "$ours" ] && [ -z "{recorde
   echo "[hacluster] this node already has Kubernetes or etcd files that hacluster did not put there for this cluster ($found )${{theirs:+, from the bootstrap of$theirs}}; refusing to touch it (kubeadm reset removes them, if they should go)" >&2
   exit 3
 fi
+if [ -n "{ca}" ] && [ -f /etc/kubernetes/pki/ca.crt ]; then
+  ca=$(openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt | openssl pkey -pubin -outform der | openssl dgst -sha256 -hex | sed 's/^.*= */sha256:/')
+  if [ "$ca" != "{ca}" ]; then
+    echo "[hacluster] this node belongs to another cluster: its /etc/kubernetes/pki/ca.crt is not this cluster's CA; refusing to touch it (kubeadm reset removes it, if it should go)" >&2
+    exit 3
+  fi
+fi
 if [ -z "$found" ] && [ -n "$theirs" ]; then
   for j in {NODE_DIR}/jobs/*/; do
     o=""
@@ -179,7 +188,8 @@ fi
 "#,
         owner = crate::ssh::shell_quote(owner),
         adopt = if adopt_unowned { "1" } else { "" },
-        recorded = if recorded { "1" } else { "" }
+        recorded = if recorded { "1" } else { "" },
+        ca = ca_hash.unwrap_or("")
     )
 }
 

@@ -99,7 +99,7 @@ pub struct BootstrapRecord {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
     /// Set for a cluster bootstrapped before ids existed: its nodes' job records have no
-    /// owner, and count as its own.
+    /// owner, and count as its own on the nodes it records as set up.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub adopt_unowned_jobs: bool,
     pub secrets: crate::bootstrap::kubeadm::Secrets,

@@ -46,8 +46,8 @@ pub struct Job<'a> {
     pub proof: &'a str,
     /// The cluster's bootstrap identity (`BootstrapRecord::id`).
     pub owner: &'a str,
-    /// Whether records without an owner are this cluster's: only for a cluster whose state
-    /// predates owners, whose nodes' records were written without one.
+    /// Whether records without an owner are this cluster's: only on a node that a cluster
+    /// whose state predates owners records as set up (its records were written without one).
     pub adopt_unowned: bool,
 }
 

@@ -55,9 +55,16 @@ impl Job<'_> {
     /// Shell that sets `$d` to the job's directory and, when another cluster's bootstrap owns
     /// what is there, `$foreign` to 1 and `$whose` to that owner.
     fn locate(&self) -> String {
-        format!(
-            r#"d={d}
-foreign=""
+        format!("d={}\n{}", dir(self.name), foreign_test(self.owner, self.adopt_unowned))
+    }
+}
+
+/// Shell that, for the job directory `$d`, sets `$foreign` to 1 and `$whose` to its owner when
+/// another cluster's bootstrap owns it (`owner` is ours; records without an owner are ours only
+/// when `adopt_unowned`). Node preparation asks it of every job directory on a node.
+pub(crate) fn foreign_test(owner: &str, adopt_unowned: bool) -> String {
+    format!(
+        r#"foreign=""
 whose=""
 if [ -f "$d/owner" ]; then
   whose=$(cat "$d/owner")
@@ -67,11 +74,9 @@ elif [ -d "$d" ] && [ -z "{adopt}" ]; then
   whose="a cluster made by an earlier hacluster version"
 fi
 "#,
-            d = dir(self.name),
-            owner = crate::ssh::shell_quote(self.owner),
-            adopt = if self.adopt_unowned { "1" } else { "" }
-        )
-    }
+        owner = crate::ssh::shell_quote(owner),
+        adopt = if adopt_unowned { "1" } else { "" }
+    )
 }
 
 /// The marker that ends the job's status line, after its new log output.

@@ -154,14 +154,11 @@ pub fn foreign_node_check(owner: &str, adopt_unowned: bool, recorded: bool, ca_h
         r#"{FIND_KUBERNETES_FILES}ours=""
 theirs=""
 busy=""
-for j in {NODE_DIR}/jobs/*/; do
-  [ -d "$j" ] || continue
-  o=""
-  if [ -f "$j/owner" ]; then o=$(cat "$j/owner"); fi
-  if [ "$o" = {owner} ] || {{ [ -z "$o" ] && [ -n "{adopt}" ]; }}; then ours=1; continue; fi
-  [ -n "$o" ] || o="a cluster of an earlier hacluster version"
-  theirs="$theirs \`$o\`"
-  if ! flock -n "$j/lock" true 2>/dev/null; then busy="$busy \`$o\`"; fi
+for d in {NODE_DIR}/jobs/*/; do
+  [ -d "$d" ] || continue
+{foreign}  if [ -z "$foreign" ]; then ours=1; continue; fi
+  theirs="$theirs \`$whose\`"
+  if ! flock -n "$d/lock" true 2>/dev/null; then busy="$busy \`$whose\`"; fi
 done
 if [ -n "$busy" ]; then
   echo "[hacluster] another cluster's kubeadm job is running on this node (bootstrap$busy); refusing to touch it" >&2
@@ -179,15 +176,13 @@ if [ -n "{ca}" ] && [ -f /etc/kubernetes/pki/ca.crt ]; then
   fi
 fi
 if [ -z "$found" ] && [ -n "$theirs" ]; then
-  for j in {NODE_DIR}/jobs/*/; do
-    o=""
-    if [ -f "$j/owner" ]; then o=$(cat "$j/owner"); fi
-    if [ "$o" != {owner} ] && {{ [ -n "$o" ] || [ -z "{adopt}" ]; }}; then rm -rf "$j"; fi
+  for d in {NODE_DIR}/jobs/*/; do
+    [ -d "$d" ] || continue
+{foreign}    if [ -n "$foreign" ]; then rm -rf "$d"; fi
   done
 fi
 "#,
-        owner = crate::ssh::shell_quote(owner),
-        adopt = if adopt_unowned { "1" } else { "" },
+        foreign = super::jobs::foreign_test(owner, adopt_unowned),
         recorded = if recorded { "1" } else { "" },
         ca = ca_hash.unwrap_or("")
     )

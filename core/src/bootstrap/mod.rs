@@ -389,10 +389,7 @@ impl<'a> Bootstrap<'a> {
         self.wait_endpoint(m).await?;
         if self.record(|r| r.secrets.ca_cert_hash.is_none()).await? {
             // Resumed after init: compute the hash the way kubeadm's docs do.
-            // Printed with its `sha256:` prefix: a bare 64-digit hex string reads as a
-            // certificate key to the redactor.
-            let script = "openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt | openssl pkey -pubin -outform der | openssl dgst -sha256 -hex | sed 's/^.*= */sha256:/'";
-            let out = self.exec.run(m, &Script::root("CA hash", script)).await?;
+            let out = self.exec.run(m, &Script::root("CA hash", scripts::CA_HASH)).await?;
             let Some(hash) = kubeadm::parse_ca_hash(&out.stdout) else {
                 return Err(Self::step_error("CA hash", &m.name, format!("unexpected output `{}`", out.stdout.trim())));
             };

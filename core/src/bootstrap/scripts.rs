@@ -129,6 +129,11 @@ esac
     )
 }
 
+/// Prints `sha256:<hex>` of the node's cluster CA public key, as kubeadm's docs compute the
+/// hash that joins pin. With its prefix: a bare 64-digit hex string reads as a certificate key
+/// to the redactor.
+pub const CA_HASH: &str = "openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt | openssl pkey -pubin -outform der | openssl dgst -sha256 -hex | sed 's/^.*= */sha256:/'";
+
 /// Sets `$found` to the Kubernetes and etcd files on the node that kubeadm init or join makes
 /// (kubeconfigs, static pod manifests, etcd data): what makes a node part of a cluster.
 const FIND_KUBERNETES_FILES: &str = r#"found=""
@@ -169,7 +174,7 @@ if [ -n "$found" ] && {{ [ -n "$theirs" ] || {{ [ -z "$ours" ] && [ -z "{recorde
   exit 3
 fi
 if [ -n "{ca}" ] && [ -f /etc/kubernetes/pki/ca.crt ]; then
-  ca=$(openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt | openssl pkey -pubin -outform der | openssl dgst -sha256 -hex | sed 's/^.*= */sha256:/')
+  ca=$({CA_HASH})
   if [ "$ca" != "{ca}" ]; then
     echo "[hacluster] this node belongs to another cluster: its /etc/kubernetes/pki/ca.crt is not this cluster's CA; refusing to touch it (kubeadm reset removes it, if it should go)" >&2
     exit 3

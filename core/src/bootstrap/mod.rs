@@ -164,6 +164,10 @@ impl<'a> Bootstrap<'a> {
     /// whether job records without one are its own (a state from before ids: the id is made
     /// with the secrets, so a state with secrets and no id predates them).
     async fn owner(&self) -> Result<(String, bool), BootstrapError> {
+        if let Some(b) = self.state.lock().await.bootstrap.as_ref().filter(|b| !b.id.is_empty()) {
+            return Ok((b.id.clone(), b.adopt_unowned_jobs));
+        }
+        // Made (and saved) once; every job asks.
         let cluster = self.spec.name.to_string();
         self.record(|r| {
             if r.id.is_empty() {
@@ -175,15 +179,18 @@ impl<'a> Bootstrap<'a> {
         .await
     }
 
+    /// Whether the state records `step` as done.
+    async fn step_done(&self, step: &str) -> bool {
+        self.state.lock().await.bootstrap.as_ref().is_some_and(|b| b.completed.iter().any(|c| c == step))
+    }
+
     /// Whether the state records that this cluster's bootstrap set `node` up (init or join).
     async fn set_up_here(&self, node: &str) -> bool {
-        let init = node == self.spec.init_node().name.as_str();
-        self.state
-            .lock()
-            .await
-            .bootstrap
-            .as_ref()
-            .is_some_and(|b| b.completed.iter().any(|c| *c == format!("join:{node}") || (init && c == "kubeadm-init")))
+        if node == self.spec.init_node().name.as_str() {
+            self.step_done("kubeadm-init").await
+        } else {
+            self.step_done(&format!("join:{node}")).await
+        }
     }
 
     /// The owner that `node`'s jobs record, and whether records there without an owner are
@@ -261,19 +268,19 @@ impl<'a> Bootstrap<'a> {
 
     async fn prepare(&self) -> Result<(), BootstrapError> {
         let prepare = scripts::prepare(self.spec);
+        let (owner, adopt) = self.owner().await?;
         let ca_hash = self.state.lock().await.bootstrap.as_ref().and_then(|b| b.secrets.ca_cert_hash.clone());
         let nodes: Vec<&Node> = self.kube_nodes().collect();
         let total = nodes.len() as u64;
         let done = std::sync::atomic::AtomicU64::new(0);
         let jobs = nodes.iter().map(|n| {
-            let prepare = &prepare;
+            let (prepare, owner) = (&prepare, &owner);
             let ca_hash = ca_hash.as_deref();
             let done = &done;
             async move {
                 // A node of another cluster is refused before its packages or containerd are touched.
-                let (owner, adopt_unowned) = self.job_owner(n.name.as_str()).await?;
                 let recorded = self.set_up_here(n.name.as_str()).await;
-                let check = scripts::foreign_node_check(&owner, adopt_unowned, recorded, ca_hash);
+                let check = scripts::foreign_node_check(owner, adopt && recorded, recorded, ca_hash);
                 let script = format!("{check}{prepare}");
                 let m = self.machine(n)?;
                 self.exec.run(m, &Script::root("prepare node", script).timeout(Duration::from_secs(1800))).await?;
@@ -362,9 +369,7 @@ impl<'a> Bootstrap<'a> {
         step: &str,
         job: &jobs::Job<'_>,
     ) -> Result<Option<jobs::Status>, BootstrapError> {
-        let recorded =
-            self.state.lock().await.bootstrap.as_ref().is_some_and(|b| b.completed.iter().any(|c| c == step));
-        if !recorded {
+        if !self.step_done(step).await {
             return Ok(None);
         }
         let status = jobs::status(self.exec, m, job).await?;

@@ -308,6 +308,18 @@ pub fn provisioned(
     Ok((dir, state, infra))
 }
 
+/// Runs `f` with an SSH executor (its own redactor), and closes its connections after.
+async fn over_ssh<R>(
+    settings: crate::ssh::Settings,
+    events: Arc<dyn crate::plugin::Events>,
+    f: impl AsyncFnOnce(&crate::ssh::Executor) -> R,
+) -> Result<R, RunError> {
+    let exec = crate::ssh::Executor::new(settings, Arc::new(crate::ssh::Redactor::new()), events)?;
+    let r = f(&exec).await;
+    exec.close().await;
+    Ok(r)
+}
+
 pub struct Bootstrapped {
     pub kubeconfig: PathBuf,
     pub endpoint: String,
@@ -326,12 +338,10 @@ pub async fn bootstrap(
     let lock = dir.lock()?;
     let state = lock.load_or_new(spec.name.as_str(), "")?;
     let infra = state.infrastructure.clone().ok_or_else(|| SessionError::NoState(spec.name.to_string()))?;
-    let redactor = Arc::new(crate::ssh::Redactor::new());
-    let exec = crate::ssh::Executor::new(settings, redactor, events.clone())?;
-    let b = crate::bootstrap::Bootstrap::new(spec, &infra, &exec, events, &lock, state);
-    let result = b.run().await;
-    exec.close().await;
-    result?;
+    over_ssh(settings, events.clone(), async |exec| {
+        crate::bootstrap::Bootstrap::new(spec, &infra, exec, events, &lock, state).run().await
+    })
+    .await??;
     let kubeconfig = lock.dir().path.join("kubeconfig");
     if let Some(target) = merge_into {
         let text =
@@ -349,10 +359,7 @@ pub async fn health(
     settings: crate::ssh::Settings,
 ) -> Result<(ClusterState, crate::bootstrap::verify::Health), RunError> {
     let (_, state, infra) = provisioned(spec, state_root)?;
-    let redactor = Arc::new(crate::ssh::Redactor::new());
-    let exec = crate::ssh::Executor::new(settings, redactor, events)?;
-    let h = crate::bootstrap::verify::health(spec, &infra, &exec).await;
-    exec.close().await;
+    let h = over_ssh(settings, events, async |exec| crate::bootstrap::verify::health(spec, &infra, exec).await).await?;
     Ok((state, h))
 }
 
@@ -365,11 +372,10 @@ pub async fn restore_interrupted_chaos(
 ) -> Result<(), RunError> {
     let (dir, _, infra) = provisioned(spec, state_root)?;
     let _lock = dir.lock()?;
-    let redactor = Arc::new(crate::ssh::Redactor::new());
-    let exec = crate::ssh::Executor::new(settings, redactor, events.clone())?;
-    crate::bootstrap::verify::restore_interrupted(spec, &infra, &exec, events.as_ref()).await;
-    exec.close().await;
-    Ok(())
+    over_ssh(settings, events.clone(), async |exec| {
+        crate::bootstrap::verify::restore_interrupted(spec, &infra, exec, events.as_ref()).await
+    })
+    .await
 }
 
 /// `verify --chaos`: stop one control plane, check the API and quorum, restore.
@@ -382,9 +388,9 @@ pub async fn chaos(
     let (dir, _, infra) = provisioned(spec, state_root)?;
     // One run at a time: chaos changes the cluster.
     let _lock = dir.lock()?;
-    let redactor = Arc::new(crate::ssh::Redactor::new());
-    let exec = crate::ssh::Executor::new(settings, redactor, events.clone())?;
-    let r = crate::bootstrap::verify::chaos(spec, &infra, &exec, events.as_ref()).await;
-    exec.close().await;
+    let r = over_ssh(settings, events.clone(), async |exec| {
+        crate::bootstrap::verify::chaos(spec, &infra, exec, events.as_ref()).await
+    })
+    .await?;
     Ok(r?)
 }

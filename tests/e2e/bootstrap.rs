@@ -693,11 +693,10 @@ fn a_machine_of_another_clusters_bootstrap_is_left_alone_until_reset() {
     // Another version, so that preparing the node for it would show in its package calls.
     let second = lab.dir.path().join("second.yaml");
     std::fs::write(&second, lab.config_of("second", "v1.34.2", &["m1"])).unwrap();
-    let installs_of_second = |lab: &Lab| {
-        lab.calls()
-            .iter()
-            .filter(|c| c.tool == "apt-get" && c.args.iter().any(|a| a.starts_with("kubeadm=1.34")))
-            .count()
+    // Package installs of one Kubernetes minor version on the node: what preparing it does.
+    let installs = |lab: &Lab, minor: &str| {
+        let pkg = format!("kubeadm={minor}");
+        lab.calls().iter().filter(|c| c.tool == "apt-get" && c.args.iter().any(|a| a.starts_with(&pkg))).count()
     };
     // Records without an owner (an earlier hacluster's) are not the second cluster's either.
     std::fs::remove_file(&owner_file).unwrap();
@@ -713,7 +712,7 @@ fn a_machine_of_another_clusters_bootstrap_is_left_alone_until_reset() {
         "{}",
         r.stderr
     );
-    assert_eq!(installs_of_second(&lab), 0, "the node was prepared for the second cluster");
+    assert_eq!(installs(&lab, "1.34"), 0, "the node was prepared for the second cluster");
     assert!(!lab.dir.path().join("state/second/kubeconfig").exists());
     assert_eq!(
         std::fs::read_to_string(k8s.join("admin.conf")).unwrap(),
@@ -740,20 +739,14 @@ fn a_machine_of_another_clusters_bootstrap_is_left_alone_until_reset() {
     assert_eq!(owner.trim(), st["bootstrap"]["id"].as_str().unwrap());
 
     // Now the first cluster, whose state says it set the node up, finds it another's.
-    let installs_of_first = |lab: &Lab| {
-        lab.calls()
-            .iter()
-            .filter(|c| c.tool == "apt-get" && c.args.iter().any(|a| a.starts_with("kubeadm=1.35")))
-            .count()
-    };
-    let before = installs_of_first(&lab);
+    let before = installs(&lab, "1.35");
     let r = up(&lab, &first, &[]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains(&format!("`{}`", owner.trim())), "{}", r.stderr);
     let kc = std::fs::read_to_string(lab.dir.path().join("state/first/kubeconfig")).unwrap();
     assert_eq!(kc, first_kubeconfig, "the first cluster's kubeconfig was replaced by the second's");
     assert_eq!(kubeadm_calls(&lab.calls(), "reset").len(), 1, "only the operator's reset");
-    assert_eq!(installs_of_first(&lab), before, "the node was prepared for the first cluster again");
+    assert_eq!(installs(&lab, "1.35"), before, "the node was prepared for the first cluster again");
 }
 
 /// A node whose CA is not the cluster's (it was reset and joined to another cluster by hand,

@@ -86,3 +86,17 @@ impl std::fmt::Display for ChangeAction {
         })
     }
 }
+
+/// A file a backend puts on a machine (the HAProxy config of a load balancer, a cloud-init
+/// seed), as it reports it for `hacluster plan --out`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenderedFile {
+    /// The node whose machine gets it.
+    pub node: String,
+    /// Its file name in that node's directory of the plan output.
+    pub name: String,
+    /// Where it goes on the machine and how, for the operator.
+    pub destination: String,
+    pub content: String,
+}

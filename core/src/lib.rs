@@ -8,6 +8,7 @@ pub mod config;
 pub mod identity;
 pub mod infra;
 pub mod model;
+pub mod node_files;
 pub mod plan;
 pub mod plugin;
 pub mod session;

@@ -152,6 +152,59 @@ pub async fn plan_changes(
     Ok(plugin.plan(&input, prior.as_deref(), grants).await?)
 }
 
+/// What `plan --out` writes (see `node_files`), and the cluster's real secrets, none of which
+/// may be in it. The backend is asked for its own files when it renders any (`files` export),
+/// with placeholder identities: it never sees a private key in this call. `no_backend` says
+/// why there is no plugin, when there is none.
+pub async fn plan_files(
+    plugin: Option<&Plugin<'_>>,
+    spec: &ClusterSpec,
+    state_root: &Path,
+    no_backend: Option<String>,
+) -> Result<(crate::node_files::PlanFiles, Vec<(&'static str, String)>), SessionError> {
+    use crate::node_files;
+    let state = StateDir::new(state_root, spec.name.as_str()).read()?;
+    let mut placeholders = Vec::new();
+    let recorded = state.as_ref().and_then(|s| s.infrastructure.as_ref());
+    let infra = node_files::projected_infrastructure(spec, recorded, &mut placeholders);
+    let provisioned = recorded.is_some_and(|r| r == &infra);
+    let empty = BTreeMap::new();
+    let identities = node_files::placeholder_identities(spec, state.as_ref().map(|s| &s.identities).unwrap_or(&empty));
+    let authorized_key = node_files::authorized_key(spec, &mut placeholders);
+    let (backend_files, backend_files_missing) = match plugin {
+        Some(p) => {
+            let input =
+                ClusterInput { spec, identities: &identities, authorized_key: &authorized_key, backend: p.name() };
+            let prior = state.as_ref().and_then(|s| s.backend_state.clone());
+            match p.rendered_files(&input, prior.as_deref()).await? {
+                Some(files) => (files, None),
+                None => (
+                    Vec::new(),
+                    Some(format!(
+                        "backend `{}` (contract {}) does not export `files`, so it shows none",
+                        p.name(),
+                        p.contract()
+                    )),
+                ),
+            }
+        }
+        None => (Vec::new(), Some(no_backend.unwrap_or_else(|| "no backend plugin was run".into()))),
+    };
+    let backend = plugin.map(|p| p.name()).unwrap_or(spec.backend.name.as_str());
+    let nodes = node_files::assemble(spec, &infra, &identities, &authorized_key, backend, &backend_files);
+    let mut secrets: Vec<(&'static str, String)> = Vec::new();
+    if let Some(s) = &state {
+        for id in s.identities.values() {
+            secrets.push(("a node's SSH host private key", id.host_private_key.clone()));
+        }
+        if let Some(b) = &s.bootstrap {
+            secrets.push(("the bootstrap token", b.secrets.token.clone()));
+            secrets.push(("the certificate key", b.secrets.certificate_key.clone()));
+        }
+    }
+    Ok((node_files::PlanFiles { nodes, placeholders, backend_files_missing, provisioned }, secrets))
+}
+
 pub struct Provisioned {
     pub infrastructure: Infrastructure,
     pub state_dir: PathBuf,

@@ -9,6 +9,7 @@ mod invalid_configs;
 mod kubeadm_config;
 mod lab;
 mod libvirt;
+mod plan_out;
 mod plugins;
 mod properties;
 mod real_vms;

@@ -100,7 +100,7 @@ impl Scratch {
 
 /// The adversary imports `hypervisor` (for its libvirt misdeeds), so the host treats it as a
 /// backend that places VMs on `hosts` and needs a network: the configs name both.
-fn adversary_config(mode: &str, extra: &str) -> String {
+pub(crate) fn adversary_config(mode: &str, extra: &str) -> String {
     format!(
         "hosts: [{{name: lab, connection: {{type: local, uri: \"test:///default\"}}}}]\ncluster:\n  name: adv\n  network: {{mode: isolated, cidr: 10.231.91.0/24}}\n  nodeTemplate: {{ssh: {{privateKeyPath: OPKEY}}}}\n  nodes:\n    master: {{instances: [{{id: 1}}, {{id: 2}}, {{id: 3}}]}}\n    worker: {{instances: [{{id: 1}}]}}\nkubernetes: {{version: v1.35.0}}\nbackends:\n  adversary:\n    mode: {mode}\n{extra}"
     )
@@ -187,7 +187,7 @@ fn plugins_are_found_in_the_user_directory_and_inspected() {
     let list = r.json();
     let st = list.as_array().unwrap().iter().find(|p| p["name"] == "static").expect("static listed");
     assert_eq!(st["origin"], "user");
-    assert_eq!(st["contract"], "0.1.0");
+    assert_eq!(st["contract"], "0.1.1");
 
     let r = s.run(&["plugins", "inspect", "static", "-o", "json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -227,10 +227,52 @@ fn wrong_contract_version_is_refused_with_the_versions_spoken() {
     let r = s.run(&["plugins", "inspect", plugin("hacluster_plugin_wrong_contract.wasm").to_str().unwrap()]);
     assert_eq!(r.code, 3);
     assert!(
-        r.stderr.contains("speaks contract 9.0.0") && r.stderr.contains("speaks hacluster:backend 0.1.0"),
+        r.stderr.contains("speaks contract 9.0.0")
+            && r.stderr.contains("speaks hacluster:backend 0.1.1 (and every earlier release of the same 0.x line)"),
         "{}",
         r.stderr
     );
+}
+
+/// Contract 0.1.1 added an optional export; a component built against 0.1.0 (generated from
+/// today's wit/ with its version put back, without the later files) loads and plans as
+/// before, and `plan --out` writes the core's files and says why the backend's are missing.
+#[test]
+fn a_component_of_contract_0_1_0_still_loads_and_plans() {
+    let s = Scratch::new();
+    let old = plugin("hacluster_plugin_old_contract.wasm");
+    let r = s.run(&["plugins", "inspect", old.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    assert_eq!(v["contract"], "0.1.0");
+    assert_eq!(v["rendersFiles"], false);
+    let imports: Vec<&str> =
+        v["imports"].as_array().unwrap().iter().map(|i| i["interface"].as_str().unwrap()).collect();
+    assert!(imports.contains(&"hacluster:backend/types@0.1.0"), "{imports:?}");
+    let cfg = s.write("static.yaml", &std::fs::read_to_string(example("static.yaml")).unwrap());
+    let out = s.path("out");
+    let r = s.run(&[
+        "plan",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--plugin",
+        old.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v = r.json();
+    assert_eq!(v["changes"].as_array().unwrap().len(), 5, "one planned machine per node: {v}");
+    assert!(
+        v["out"]["backendFilesMissing"].as_str().unwrap().contains("contract 0.1.0) does not export `files`"),
+        "{v}"
+    );
+    assert!(out.join("metal-master-1/kubeadm-init.yaml").is_file());
+    // The libvirt plugin of this release does export them.
+    let r = s.run(&["plugins", "inspect", crate::libvirt::libvirt_plugin().to_str().unwrap(), "-o", "json"]);
+    assert_eq!(r.json()["rendersFiles"], true);
 }
 
 #[test]

@@ -17,8 +17,8 @@ use crate::libvirt::libvirt_plugin;
 use crate::plugins::Scratch;
 use crate::support::repo;
 
-/// Load-balancer configs rendered by the plugin (provisioned on libvirt's test driver; the host
-/// keeps a copy of every seed in the state directory).
+/// Load-balancer configs rendered by the plugin, as `hacluster plan --out` shows them (the
+/// files the plugin reports are the ones its cloud-init seeds carry).
 pub(crate) struct Rendered {
     pub haproxy: String,
     pub check: String,
@@ -60,14 +60,28 @@ pub(crate) fn render_for(
             "hosts:\n  - name: lab\n    connection: {{type: local, uri: \"test:///default\"}}\ncluster:\n  name: vip\n  network: {{mode: isolated, cidr: {net}.0/24}}\n  nodeTemplate: {{ssh: {{privateKeyPath: OPKEY}}}}\n  nodes:\n{nodes}kubernetes: {{version: v1.35.0}}\nbackends:\n  libvirt: {{domainType: test}}\n"
         ),
     );
-    let r = s.run(&["provision", "-c", cfg.to_str().unwrap(), "--plugin", libvirt_plugin().to_str().unwrap()]);
+    let out = s.path("plan-out");
+    let r = s.run(&[
+        "plan",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--plugin",
+        libvirt_plugin().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains(&format!("{vip}:6443")), "the VIP is the endpoint: {}", r.stdout);
+    let init = std::fs::read_to_string(out.join("vip-master-1/kubeadm-init.yaml")).unwrap();
+    assert!(init.contains(&format!("\"controlPlaneEndpoint\": \"{vip}:6443\"")), "the VIP is the endpoint: {init}");
     let file = |lb: u32, path: &str| -> String {
-        let ud = std::fs::read_to_string(s.state().join(format!("vip/seeds/vip-lb-{lb}-seed/user-data"))).unwrap();
+        let name = path.rsplit('/').next().unwrap();
+        let f = std::fs::read_to_string(out.join(format!("vip-lb-{lb}/{name}"))).unwrap();
+        // The same content is inside the user-data the seed delivers.
+        let ud = std::fs::read_to_string(out.join(format!("vip-lb-{lb}/user-data"))).unwrap();
         let doc: serde_json::Value = serde_json::from_str(ud.strip_prefix("#cloud-config\n").unwrap()).unwrap();
-        let f = doc["write_files"].as_array().unwrap().iter().find(|f| f["path"] == path);
-        f.unwrap_or_else(|| panic!("lb-{lb} has no {path}"))["content"].as_str().unwrap().to_string()
+        let inside = doc["write_files"].as_array().unwrap().iter().find(|w| w["path"] == path);
+        assert_eq!(inside.unwrap_or_else(|| panic!("lb-{lb} has no {path}"))["content"], f.as_str());
+        f
     };
     let haproxy = file(1, "/etc/haproxy/haproxy.cfg");
     assert_eq!(haproxy, file(2, "/etc/haproxy/haproxy.cfg"), "both balancers run the same HAProxy config");

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::runtime::bindings::hacluster::backend::types as w;
 use super::{Capabilities, PluginError, PluginInfo};
 use crate::config::{Diagnostic, FieldPath};
-use crate::infra::{ApiEndpoint, Change, ChangeAction, Infrastructure, JumpHost, Machine, SshTarget};
+use crate::infra::{ApiEndpoint, Change, ChangeAction, Infrastructure, JumpHost, Machine, RenderedFile, SshTarget};
 use crate::model::ports::{Peer, Protocol};
 use crate::model::{ClusterSpec, Endpoint, ForwardTarget, NetworkMode, NodeRole};
 use crate::state::NodeIdentity;
@@ -320,6 +320,78 @@ pub fn infrastructure(
     Ok((Infrastructure { machines, endpoint: ApiEndpoint { host: i.endpoint.host, port: i.endpoint.port } }, i.state))
 }
 
+/// Files a backend may hand back for `plan --out`, in number and in bytes altogether.
+const MAX_RENDERED_FILES: usize = 10_000;
+const MAX_RENDERED_BYTES: usize = 64 << 20;
+const MAX_DESTINATION: usize = 512;
+
+/// A file name a backend may give a rendered file: it becomes a path under the plan output
+/// directory, so only a plain name (no separators, no `..`, no hidden files), and not one the
+/// core writes itself.
+pub fn is_rendered_file_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('.')
+        && !s.starts_with("kubeadm-")
+        && s != crate::node_files::PREPARE_SCRIPT
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+/// Checks a backend's rendered files against the cluster: known nodes, plain names, each name
+/// once per node, bounded sizes; the operator-facing `destination` loses control characters.
+pub fn rendered_files(
+    plugin: &str,
+    spec: &ClusterSpec,
+    files: Vec<super::runtime::RenderedFile>,
+) -> Result<Vec<RenderedFile>, PluginError> {
+    let bad = |reason: String| PluginError::BadOutput { plugin: plugin.into(), reason };
+    if files.len() > MAX_RENDERED_FILES {
+        return Err(PluginError::OutputTooLarge {
+            plugin: plugin.into(),
+            what: "list of rendered files",
+            unit: "files",
+            size: files.len(),
+            limit: MAX_RENDERED_FILES,
+        });
+    }
+    let total: usize = files.iter().map(|f| f.content.len() + f.destination.len()).sum();
+    if total > MAX_RENDERED_BYTES {
+        return Err(PluginError::OutputTooLarge {
+            plugin: plugin.into(),
+            what: "set of rendered files",
+            unit: "bytes",
+            size: total,
+            limit: MAX_RENDERED_BYTES,
+        });
+    }
+    let mut out: Vec<RenderedFile> = Vec::with_capacity(files.len());
+    for f in files {
+        if !spec.nodes().any(|n| n.name.as_str() == f.node) {
+            return Err(bad(format!(
+                "rendered a file for `{}`, which is not a node of the cluster",
+                truncate(&f.node)
+            )));
+        }
+        if !is_rendered_file_name(&f.name) {
+            return Err(bad(format!(
+                "rendered a file named {:?} for `{}`: a name is 1-64 letters, digits, `.`, `-` or `_`, not starting with `.`, and not one of the core's (`kubeadm-*`, `{}`)",
+                truncate(&f.name),
+                f.node,
+                crate::node_files::PREPARE_SCRIPT
+            )));
+        }
+        if out.iter().any(|o| o.node == f.node && o.name == f.name) {
+            return Err(bad(format!("rendered `{}` twice for `{}`", f.name, f.node)));
+        }
+        let mut destination: String = f.destination.chars().filter(|c| !c.is_control()).take(MAX_DESTINATION).collect();
+        if destination.is_empty() {
+            destination = "(the backend did not say)".into();
+        }
+        out.push(RenderedFile { node: f.node, name: f.name, destination, content: f.content });
+    }
+    Ok(out)
+}
+
 /// An IP address or a DNS name (letters, digits and hyphens in dot-separated labels).
 fn is_host(s: &str) -> bool {
     if s.parse::<std::net::IpAddr>().is_ok() {
@@ -351,7 +423,33 @@ fn truncate(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_host, is_user_name};
+    use super::{is_host, is_rendered_file_name, is_user_name};
+
+    #[test]
+    fn rendered_file_names_stay_inside_their_directory() {
+        for ok in ["haproxy.cfg", "user-data", "keepalived.conf", "check_haproxy.sh", "a"] {
+            assert!(is_rendered_file_name(ok), "{ok}");
+        }
+        let long = "n".repeat(65);
+        for bad in [
+            "",
+            ".",
+            "..",
+            "...iso",
+            ".hidden",
+            "../x",
+            "a/b",
+            "/etc/passwd",
+            "a\\b",
+            "a b",
+            "kubeadm-init.yaml",
+            "prepare.sh",
+            "x\n",
+            &long,
+        ] {
+            assert!(!is_rendered_file_name(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn hosts_and_user_names_are_only_what_they_can_be() {

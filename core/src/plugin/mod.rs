@@ -26,11 +26,13 @@ pub use grants::Grants;
 pub use runtime::CheckpointFn;
 
 use crate::config::Diagnostic;
-use crate::infra::{Change, Infrastructure};
+use crate::infra::{Change, Infrastructure, RenderedFile};
 use crate::model::{BackendProfile, ClusterSpec};
 
 /// Contract versions this host speaks (`hacluster:backend/plugin@X`).
-pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0"];
+/// Contract versions this host speaks (`hacluster:backend/plugin@X`): each stands for its
+/// whole 0.x line (see `runtime::compatible`), so components of 0.1.0 load too.
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.1"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -140,7 +142,7 @@ pub enum PluginError {
     },
     #[error("plugin `{plugin}` is not a WebAssembly component: {reason}")]
     NotAComponent { plugin: String, reason: String },
-    #[error("plugin `{plugin}` speaks contract {} but this hacluster speaks hacluster:backend {}; rebuild the plugin against wit/ of this release", .found.join(", "), SUPPORTED_CONTRACTS.join(", "))]
+    #[error("plugin `{plugin}` speaks contract {} but this hacluster speaks hacluster:backend {} (and every earlier release of the same 0.x line); rebuild the plugin against wit/ of this release", .found.join(", "), SUPPORTED_CONTRACTS.join(", "))]
     UnsupportedContract { plugin: String, found: Vec<String> },
     #[error("plugin `{plugin}` needs something this host does not provide: {reason}")]
     Unlinkable { plugin: String, reason: String },
@@ -380,6 +382,30 @@ impl Plugin<'_> {
             Ok(changes) => Ok(changes.into_iter().map(convert::change).collect()),
             Err(e) => Err(convert::backend_error(self.name(), e, out.denied_egress)),
         }
+    }
+
+    /// The files the backend puts on the machines (`files` export, contract 0.1.1), or `None`
+    /// when the component does not export them. Nothing is granted for this call: no
+    /// hypervisor, no HTTP, no credentials.
+    pub async fn rendered_files(
+        &self,
+        input: &ClusterInput<'_>,
+        prior: Option<&[u8]>,
+    ) -> Result<Option<Vec<RenderedFile>>, PluginError> {
+        let cluster = convert::cluster(input);
+        let setup = self.host.setup(self.name(), Call::Plan, Grants::none(), None);
+        let Some(out) = self.host.runtime.rendered_files(&self.loaded, setup, &cluster, prior).await? else {
+            return Ok(None);
+        };
+        match out.value {
+            Ok(files) => convert::rendered_files(self.name(), input.spec, files).map(Some),
+            Err(e) => Err(convert::backend_error(self.name(), e, out.denied_egress)),
+        }
+    }
+
+    /// Whether the component exports the optional `files` interface.
+    pub fn renders_files(&self) -> bool {
+        self.loaded.renders_files()
     }
 
     /// Converges the infrastructure. `checkpoint` persists the plugin's state as it goes.

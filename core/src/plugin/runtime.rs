@@ -22,16 +22,19 @@ use super::hypervisor::{HvError, Hypervisor};
 use super::{Events, Limits, LogLevel, PluginError, SUPPORTED_CONTRACTS};
 
 pub(super) mod bindings {
+    // The world with every optional export: what a component lacks is found missing at load.
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "backend",
+        world: "backend-with-files",
         imports: { default: async | trappable },
         exports: { default: async },
     });
 }
 
+use bindings::BackendWithFiles;
+use bindings::exports::hacluster::backend::{files, plugin};
 use bindings::hacluster::backend as iface;
-use bindings::{Backend, BackendPre};
+pub(super) use files::RenderedFile;
 
 /// Epoch tick: the granularity of the CPU limit.
 const TICK: Duration = Duration::from_millis(10);
@@ -445,7 +448,10 @@ pub(crate) async fn http_get(
 
 /// A compiled, checked component, ready to instantiate.
 pub struct Loaded {
-    pre: BackendPre<HostState>,
+    pre: wasmtime::component::InstancePre<HostState>,
+    plugin: plugin::GuestIndices,
+    /// The optional `files` export (contract 0.1.1), when the component has it.
+    files: Option<files::GuestIndices>,
     /// Interfaces the component imports (what it asks the host for).
     pub imports: Vec<String>,
     /// The contract version of its `plugin` export.
@@ -453,6 +459,12 @@ pub struct Loaded {
     /// Whether the compiled code came from the cache.
     pub from_cache: bool,
     pub load_time: Duration,
+}
+
+impl Loaded {
+    pub fn renders_files(&self) -> bool {
+        self.files.is_some()
+    }
 }
 
 pub struct Runtime {
@@ -483,7 +495,8 @@ impl Runtime {
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
-        Backend::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| e.to_string())?;
+        BackendWithFiles::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| e.to_string())?;
         Ok(Runtime { engine, linker, cache_dir })
     }
 
@@ -551,12 +564,21 @@ impl Runtime {
             plugin: plugin.into(),
             reason: format!("{e:#}").lines().next().unwrap_or_default().to_string(),
         })?;
-        let pre = BackendPre::new(pre)
+        let guest = plugin::GuestIndices::new(&pre)
             .map_err(|e| PluginError::Unlinkable { plugin: plugin.into(), reason: format!("{e:#}") })?;
-        Ok(Loaded { pre, imports, contract, from_cache, load_time: started.elapsed() })
+        // Optional: looked up by name (semver-compatible, as the `plugin` export is), and a
+        // component whose `files` export does not have this contract's shape is refused.
+        let files = match pre.component().get_export_index(None, &*format!("hacluster:backend/files@{contract}")) {
+            None => None,
+            Some(_) => Some(files::GuestIndices::new(&pre).map_err(|e| PluginError::Unlinkable {
+                plugin: plugin.into(),
+                reason: format!("its `files` export: {e:#}"),
+            })?),
+        };
+        Ok(Loaded { pre, plugin: guest, files, imports, contract, from_cache, load_time: started.elapsed() })
     }
 
-    async fn instantiate(&self, loaded: &Loaded, setup: CallSetup) -> Result<(Store<HostState>, Backend), PluginError> {
+    async fn instantiate(&self, loaded: &Loaded, setup: CallSetup) -> Result<(Store<HostState>, Guests), PluginError> {
         let denied = Arc::new(Mutex::new(Vec::new()));
         let state = HostState {
             // Nothing inherited: no preopened directories, no environment, no arguments,
@@ -603,9 +625,15 @@ impl Runtime {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
-        let backend = loaded.pre.instantiate_async(&mut store).await;
-        match backend {
-            Ok(b) => Ok((store, b)),
+        let guests = async {
+            let instance = loaded.pre.instantiate_async(&mut store).await?;
+            let plugin = loaded.plugin.load(&mut store, &instance)?;
+            let files = loaded.files.as_ref().map(|f| f.load(&mut store, &instance)).transpose()?;
+            Ok::<_, wasmtime::Error>(Guests { plugin, files })
+        }
+        .await;
+        match guests {
+            Ok(g) => Ok((store, g)),
             Err(e) => Err(classify(&setup.plugin, &setup.limits, Duration::ZERO, &e, store.data())),
         }
     }
@@ -617,7 +645,7 @@ impl Runtime {
     ) -> Result<Returned<iface::types::PluginInfo>, PluginError> {
         let (plugin, limits, wall) = (setup.plugin.clone(), setup.limits, setup.wall);
         let (mut store, backend) = self.instantiate(loaded, setup).await?;
-        let out = tokio::time::timeout(wall, backend.hacluster_backend_plugin().call_info(&mut store)).await;
+        let out = tokio::time::timeout(wall, backend.plugin.call_info(&mut store)).await;
         settle(&plugin, &limits, wall, out, &store)
     }
 
@@ -629,8 +657,7 @@ impl Runtime {
     ) -> Result<Returned<Vec<iface::types::Diagnostic>>, PluginError> {
         let (plugin, limits, wall) = (setup.plugin.clone(), setup.limits, setup.wall);
         let (mut store, backend) = self.instantiate(loaded, setup).await?;
-        let out =
-            tokio::time::timeout(wall, backend.hacluster_backend_plugin().call_validate(&mut store, cluster)).await;
+        let out = tokio::time::timeout(wall, backend.plugin.call_validate(&mut store, cluster)).await;
         settle(&plugin, &limits, wall, out, &store)
     }
 
@@ -643,8 +670,7 @@ impl Runtime {
     ) -> Result<Returned<Result<Vec<iface::types::Change>, iface::types::Error>>, PluginError> {
         let (plugin, limits, wall) = (setup.plugin.clone(), setup.limits, setup.wall);
         let (mut store, backend) = self.instantiate(loaded, setup).await?;
-        let out =
-            tokio::time::timeout(wall, backend.hacluster_backend_plugin().call_plan(&mut store, cluster, prior)).await;
+        let out = tokio::time::timeout(wall, backend.plugin.call_plan(&mut store, cluster, prior)).await;
         settle(&plugin, &limits, wall, out, &store)
     }
 
@@ -657,8 +683,7 @@ impl Runtime {
     ) -> Result<Returned<Result<iface::types::Infrastructure, iface::types::Error>>, PluginError> {
         let (plugin, limits, wall) = (setup.plugin.clone(), setup.limits, setup.wall);
         let (mut store, backend) = self.instantiate(loaded, setup).await?;
-        let out =
-            tokio::time::timeout(wall, backend.hacluster_backend_plugin().call_apply(&mut store, cluster, prior)).await;
+        let out = tokio::time::timeout(wall, backend.plugin.call_apply(&mut store, cluster, prior)).await;
         settle(&plugin, &limits, wall, out, &store)
     }
 
@@ -671,11 +696,33 @@ impl Runtime {
     ) -> Result<Returned<Result<(), iface::types::Error>>, PluginError> {
         let (plugin, limits, wall) = (setup.plugin.clone(), setup.limits, setup.wall);
         let (mut store, backend) = self.instantiate(loaded, setup).await?;
-        let out =
-            tokio::time::timeout(wall, backend.hacluster_backend_plugin().call_destroy(&mut store, cluster, state))
-                .await;
+        let out = tokio::time::timeout(wall, backend.plugin.call_destroy(&mut store, cluster, state)).await;
         settle(&plugin, &limits, wall, out, &store)
     }
+
+    /// The files the backend renders onto machines, or `None` when it does not export them.
+    pub async fn rendered_files(
+        &self,
+        loaded: &Loaded,
+        setup: CallSetup,
+        cluster: &iface::types::Cluster,
+        prior: Option<&[u8]>,
+    ) -> Result<Option<Returned<Result<Vec<files::RenderedFile>, iface::types::Error>>>, PluginError> {
+        if loaded.files.is_none() {
+            return Ok(None);
+        }
+        let (plugin, limits, wall) = (setup.plugin.clone(), setup.limits, setup.wall);
+        let (mut store, backend) = self.instantiate(loaded, setup).await?;
+        let files = backend.files.expect("loaded with the files export");
+        let out = tokio::time::timeout(wall, files.call_rendered_files(&mut store, cluster, prior)).await;
+        settle(&plugin, &limits, wall, out, &store).map(Some)
+    }
+}
+
+/// The exports of one instance.
+struct Guests {
+    plugin: plugin::Guest,
+    files: Option<files::Guest>,
 }
 
 /// `0.1.0` speaks with `0.1.x`: same major, and for 0.x the same minor.

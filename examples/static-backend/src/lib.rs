@@ -28,7 +28,7 @@ use hacluster::backend::log::{self, Level};
 use hacluster::backend::types::*;
 use hacluster::backend::{checkpoint, progress};
 
-const CONTRACT: &str = "0.1.0";
+const CONTRACT: &str = "0.1.1";
 
 /// `backends.static` in the cluster config.
 #[derive(Debug, Default, Deserialize)]

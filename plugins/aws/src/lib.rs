@@ -26,7 +26,7 @@ use hacluster::backend::types::*;
 
 pub(crate) use hacluster::backend::{checkpoint, credentials, log, progress};
 
-const CONTRACT: &str = "0.1.0";
+const CONTRACT: &str = "0.1.1";
 
 pub(crate) fn info_log(message: &str, fields: &[(&str, String)]) {
     let fields: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();

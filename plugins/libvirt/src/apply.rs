@@ -346,11 +346,10 @@ fn create(cfg: &Config, cluster: &Cluster, plan: &HostPlan, inv: &Inventory, s: 
             });
             let node = node.ok_or_else(|| Error::Internal(format!("volume {} has no node", s.name)))?;
             if s.name == names::seed(node) {
-                let files = vec![
-                    ("meta-data".to_string(), cloudinit::meta_data(node).into_bytes()),
-                    ("network-config".to_string(), cloudinit::network_config(cluster, node).into_bytes()),
-                    ("user-data".to_string(), cloudinit::user_data(cfg, cluster, node).into_bytes()),
-                ];
+                let files: Vec<(String, Vec<u8>)> = cloudinit::seed(cfg, cluster, node)
+                    .into_iter()
+                    .map(|(name, content)| (name.to_string(), content.into_bytes()))
+                    .collect();
                 return hv::create_seed_volume(uri, &s.pool, &s.name, &files).map_err(err);
             }
             if s.name == names::disk(node) {

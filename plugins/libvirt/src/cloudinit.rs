@@ -31,25 +31,35 @@ pub fn network_config(cluster: &Cluster, node: &NodeSpec) -> String {
     serde_json::to_string_pretty(&json!({"version": 2, "ethernets": {"eth0": eth}})).expect("JSON") + "\n"
 }
 
+/// What a load balancer's user-data writes onto it: (path on the machine, mode, content).
+pub fn lb_files(cfg: &Config, cluster: &Cluster, node: &NodeSpec) -> Vec<(&'static str, &'static str, String)> {
+    if node.role != NodeRole::LoadBalancer {
+        return Vec::new();
+    }
+    let mut files = vec![("/etc/haproxy/haproxy.cfg", "0644", lb::haproxy(cluster, cfg.haproxy_check))];
+    if let EndpointKind::Vip(v) = &cluster.endpoint {
+        files.push(("/etc/keepalived/check_haproxy.sh", "0755", lb::CHECK_SCRIPT.to_string()));
+        files.push((
+            "/etc/keepalived/keepalived.conf",
+            "0644",
+            lb::keepalived(cluster, node, &v.address, v.virtual_router_id, "eth0", "/etc/keepalived/check_haproxy.sh"),
+        ));
+    }
+    files
+}
+
 /// The core's `#cloud-config` (JSON after the header), with the load balancer's part merged in.
 pub fn user_data(cfg: &Config, cluster: &Cluster, node: &NodeSpec) -> String {
     let body = node.user_data.strip_prefix("#cloud-config\n").unwrap_or(&node.user_data);
     let mut doc: Value = serde_json::from_str(body).unwrap_or_else(|_| json!({}));
     if node.role == NodeRole::LoadBalancer {
-        let mut files = vec![
-            json!({"path": "/etc/haproxy/haproxy.cfg", "permissions": "0644", "content": lb::haproxy(cluster, cfg.haproxy_check)}),
-        ];
+        let files: Vec<Value> = lb_files(cfg, cluster, node)
+            .into_iter()
+            .map(|(path, mode, content)| json!({"path": path, "permissions": mode, "content": content}))
+            .collect();
         let mut runcmd =
             vec![json!(["systemctl", "enable", "--now", "haproxy"]), json!(["systemctl", "restart", "haproxy"])];
-        if let EndpointKind::Vip(v) = &cluster.endpoint {
-            files.push(
-                json!({"path": "/etc/keepalived/check_haproxy.sh", "permissions": "0755", "content": lb::CHECK_SCRIPT}),
-            );
-            files.push(json!({
-                "path": "/etc/keepalived/keepalived.conf",
-                "permissions": "0644",
-                "content": lb::keepalived(cluster, node, &v.address, v.virtual_router_id, "eth0", "/etc/keepalived/check_haproxy.sh"),
-            }));
+        if matches!(cluster.endpoint, EndpointKind::Vip(_)) {
             runcmd.push(json!(["systemctl", "enable", "--now", "keepalived"]));
             runcmd.push(json!(["systemctl", "restart", "keepalived"]));
         }
@@ -61,4 +71,13 @@ pub fn user_data(cfg: &Config, cluster: &Cluster, node: &NodeSpec) -> String {
         }
     }
     format!("#cloud-config\n{}\n", serde_json::to_string_pretty(&doc).expect("JSON"))
+}
+
+/// The files of `node`'s NoCloud seed ISO: (name, content).
+pub fn seed(cfg: &Config, cluster: &Cluster, node: &NodeSpec) -> Vec<(&'static str, String)> {
+    vec![
+        ("meta-data", meta_data(node)),
+        ("network-config", network_config(cluster, node)),
+        ("user-data", user_data(cfg, cluster, node)),
+    ]
 }

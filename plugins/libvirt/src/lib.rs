@@ -16,16 +16,17 @@ mod names;
 mod xml;
 
 wit_bindgen::generate!({
-    world: "backend",
+    world: "backend-with-files",
     path: "../../wit",
 });
 
+use exports::hacluster::backend::files::{self, RenderedFile};
 use exports::hacluster::backend::plugin::Guest;
 use hacluster::backend::types::*;
 
 pub(crate) use hacluster::backend::{checkpoint, hypervisor, log, progress};
 
-const CONTRACT: &str = "0.1.0";
+const CONTRACT: &str = "0.1.1";
 
 pub(crate) fn info(message: &str, fields: &[(&str, String)]) {
     let f: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
@@ -63,6 +64,29 @@ impl Guest for Libvirt {
     fn destroy(cluster: Cluster, state: Option<Vec<u8>>) -> Result<(), Error> {
         let cfg = config::Config::from_cluster(&cluster)?;
         apply::destroy(&cfg, &cluster, state)
+    }
+}
+
+/// What `apply` puts on the machines: every node's NoCloud seed, and the load balancers'
+/// HAProxy and keepalived files inside it, as they are rendered there.
+impl files::Guest for Libvirt {
+    fn rendered_files(cluster: Cluster, _prior: Option<Vec<u8>>) -> Result<Vec<RenderedFile>, Error> {
+        let cfg = config::Config::from_cluster(&cluster)?;
+        let mut out = Vec::new();
+        for node in &cluster.nodes {
+            let iso = names::seed(node);
+            for (name, content) in cloudinit::seed(&cfg, &cluster, node) {
+                let destination =
+                    format!("{name} of the NoCloud seed ISO (volume {iso}), read by cloud-init at first boot");
+                out.push(RenderedFile { node: node.name.clone(), name: name.into(), destination, content });
+            }
+            for (path, mode, content) in cloudinit::lb_files(&cfg, &cluster, node) {
+                let name = path.rsplit('/').next().unwrap_or(path).to_string();
+                let destination = format!("{path} (mode {mode}), written by cloud-init from user-data");
+                out.push(RenderedFile { node: node.name.clone(), name, destination, content });
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -146,6 +146,24 @@ pub fn findings_json(c: &Checked) -> serde_json::Value {
     })
 }
 
+/// What `plan --out` wrote.
+pub fn plan_files(dir: &std::path::Path, files: &hacluster::node_files::PlanFiles) {
+    let count: usize = files.nodes.iter().map(|n| n.files.len()).sum();
+    let mut s = format!(
+        "\nFiles for the machines: {count} in {} ({} nodes; what each is: {}/README)\n",
+        dir.display(),
+        files.nodes.len(),
+        dir.display()
+    );
+    for p in &files.placeholders {
+        s += &format!("  placeholder: {} shown as {}\n", p.what, p.shown_as);
+    }
+    if let Some(why) = &files.backend_files_missing {
+        s += &format!("  not written: the backend's own files ({why})\n");
+    }
+    out!("{s}");
+}
+
 pub fn changes(changes: &[Change]) {
     let mut s = String::from("\nInfrastructure changes (from the backend):\n");
     if changes.is_empty() {
@@ -240,6 +258,12 @@ pub fn plugin_inspect(r: &serde_json::Value) {
         .filter(|k| r["info"]["supports"][k].as_bool() == Some(true))
         .collect();
     let _ = writeln!(s, "supports:    {}", if supports.is_empty() { "-".into() } else { supports.join(", ") });
+    let files = if r["rendersFiles"].as_bool() == Some(true) {
+        "renders the files it puts on machines (`files` export, shown by `plan --out`)"
+    } else {
+        "-"
+    };
+    let _ = writeln!(s, "files:       {files}");
     let _ = writeln!(s, "path:        {} ({})", r["path"].as_str().unwrap_or("?"), r["origin"].as_str().unwrap_or("?"));
     let _ = writeln!(s, "sha256:      {}", r["sha256"].as_str().unwrap_or("?"));
     let _ = writeln!(s, "imports (what it asks the host for):");

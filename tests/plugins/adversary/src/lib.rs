@@ -1,10 +1,11 @@
 //! A backend that does what a hostile or buggy plugin would. Each `mode` is one misdeed.
 
 wit_bindgen::generate!({
-    world: "backend",
+    world: "backend-with-files",
     path: "../../../wit",
 });
 
+use exports::hacluster::backend::files::{self, RenderedFile};
 use exports::hacluster::backend::plugin::Guest;
 use hacluster::backend::types::*;
 use hacluster::backend::{checkpoint, log};
@@ -221,6 +222,36 @@ impl Guest for Adversary {
 
     fn destroy(_cluster: Cluster, _state: Option<Vec<u8>>) -> Result<(), Error> {
         Ok(())
+    }
+}
+
+/// `plan --out` misdeeds (`mode: files-<what>`): a file name that climbs out of its
+/// directory, a file for a machine that is not in the cluster, a private key in a file, or
+/// more bytes than the host takes. Anything else renders one harmless file per node.
+impl files::Guest for Adversary {
+    fn rendered_files(cluster: Cluster, _prior: Option<Vec<u8>>) -> Result<Vec<RenderedFile>, Error> {
+        let first = cluster.nodes.first().map(|n| n.name.clone()).unwrap_or_default();
+        let file = |node: &str, name: &str, content: String| RenderedFile {
+            node: node.into(),
+            name: name.into(),
+            destination: "/etc/adversary\u{1b}[2J (escape sequences are stripped)".into(),
+            content,
+        };
+        Ok(match mode(&cluster).as_str() {
+            "files-traversal" => vec![file(&first, "../../adversary-was-here", "x".into())],
+            "files-absolute" => vec![file(&first, "/tmp/adversary-was-here", "x".into())],
+            "files-foreign-node" => vec![file("someone-elses-machine", "x.conf", "x".into())],
+            "files-private-key" => vec![file(
+                &first,
+                "id_ed25519",
+                "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+                    .into(),
+            )],
+            // The user-data it was given, where the host key would be: a placeholder.
+            "files-echo" => cluster.nodes.iter().map(|n| file(&n.name, "echo", n.user_data.clone())).collect(),
+            "files-huge" => (0..80).map(|i| file(&first, &format!("big-{i}"), "x".repeat(1 << 20))).collect(),
+            _ => cluster.nodes.iter().map(|n| file(&n.name, "adversary.conf", format!("node {}\n", n.name))).collect(),
+        })
     }
 }
 

@@ -14,6 +14,12 @@ pub struct Args {
     /// Shows the topology, quorum, endpoint, ports and steps only.
     #[arg(long, conflicts_with_all = ["backend", "plugin"])]
     pub offline: bool,
+    /// Also write every file `up` would put on each machine into DIR, one directory per node
+    /// (kubeadm configs, cloud-init user-data, the node preparation script, the backend's own
+    /// files such as HAProxy and keepalived configs), secrets replaced by placeholders, with a
+    /// README saying what each file is. DIR must be new, empty, or an earlier plan output.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: &Args, ctx: &Ctx) -> u8 {
@@ -56,6 +62,32 @@ pub fn run(args: &Args, ctx: &Ctx) -> u8 {
             },
             None => None,
         };
+        let written = match &args.out {
+            None => None,
+            Some(dir) => {
+                let no_backend = if args.offline {
+                    Some("--offline: no backend plugin was run".to_string())
+                } else {
+                    unavailable.clone().or_else(|| opened.missing.as_ref().map(|m| m.to_string()))
+                };
+                let plugin = if unavailable.is_some() { None } else { opened.plugin.as_ref() };
+                match session::plan_files(plugin, spec, &args.host.state_root(), no_backend).await {
+                    Ok((files, secrets)) => {
+                        let secrets: Vec<(&'static str, &str)> = secrets.iter().map(|(w, s)| (*w, s.as_str())).collect();
+                        if let Err(e) = hacluster::node_files::write(dir, spec, &files, &secrets) {
+                            render::error(&e, ctx.output);
+                            let usage = matches!(e, hacluster::node_files::OutError::NotOurs(_));
+                            return if usage { exit::USAGE } else { exit::FAILED };
+                        }
+                        Some((dir, files))
+                    }
+                    Err(e) => {
+                        render::error(&e, ctx.output);
+                        return super::code_for(&e);
+                    }
+                }
+            }
+        };
         match ctx.output {
             Output::Json => {
                 let mut v = render::findings_json(&opened.checked);
@@ -63,6 +95,11 @@ pub fn run(args: &Args, ctx: &Ctx) -> u8 {
                 v["changes"] = serde_json::to_value(&changes).expect("changes serialize");
                 if let Some(u) = &unavailable {
                     v["changesUnavailable"] = u.clone().into();
+                }
+                if let Some((dir, files)) = &written {
+                    let mut out = serde_json::to_value(files).expect("files serialize");
+                    out["dir"] = dir.display().to_string().into();
+                    v["out"] = out;
                 }
                 render::print_json(&v);
             }
@@ -77,6 +114,9 @@ pub fn run(args: &Args, ctx: &Ctx) -> u8 {
                     ),
                     (None, Some(nf)) => outln!("\nInfrastructure changes: not shown ({nf})"),
                     (None, None) => {}
+                }
+                if let Some((dir, files)) = &written {
+                    render::plan_files(dir, files);
                 }
             }
         }

@@ -25,6 +25,7 @@ fn describe(p: &Plugin) -> serde_json::Value {
         "info": p.info,
         "contract": p.contract(),
         "imports": p.imports(),
+        "rendersFiles": p.renders_files(),
         "compiledFromCache": p.from_cache(),
         "loadMillis": p.load_time().as_secs_f64() * 1e3,
     })

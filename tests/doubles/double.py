@@ -541,7 +541,8 @@ def kubeadm(args):
         info["tokens"][token] = time.time() + ttl
         kv_put("/doubles/cluster", info)
         if "--print-join-command" in args:
-            print(join_command(info["endpoint"], token, info["caHash"]))
+            # Real kubeadm (1.37, seen) prints this one on one line, unlike init's.
+            print(f"kubeadm join {info['endpoint']} --token {token} --discovery-token-ca-cert-hash {info['caHash']} ")
     elif args[:1] == ["version"]:
         print(installed().get("kubeadm", "unknown"))
     else:

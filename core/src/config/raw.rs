@@ -344,7 +344,7 @@ pub struct DataDisk {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Kubernetes {
-    /// Kubernetes version, e.g. v1.35.0 (the default).
+    /// Kubernetes version, e.g. v1.37.2 (the default).
     pub version: Option<String>,
     /// Default: calico.
     pub network_plugin: Option<NetworkPlugin>,

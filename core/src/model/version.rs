@@ -81,8 +81,10 @@ pub const RELEASE_LINES: &[ReleaseLine] = &[
     ReleaseLine { minor: 37, end_of_life: "2027-10-28" },
 ];
 
-/// The version used when the config names none.
-pub const DEFAULT_VERSION: KubeVersion = KubeVersion { major: 1, minor: 35, patch: 0 };
+/// The version used when the config names none: the newest patch of the newest minor whose
+/// real kubeadm, built from the Kubernetes Go modules, judges what hacluster renders (the
+/// `default` line of tests/k8s/versions; a test keeps the two equal).
+pub const DEFAULT_VERSION: KubeVersion = KubeVersion { major: 1, minor: 37, patch: 2 };
 
 /// The first minor published on pkgs.k8s.io; older packages lived only on the legacy
 /// apt.kubernetes.io / yum.kubernetes.io repositories, which were shut down in March 2024.

@@ -146,6 +146,20 @@ fn real_vms_provision_pin_host_keys_and_destroy() {
                     "real VMs: {CLUSTER}-{name} answered SSH with its pinned host key {:.1} s after provision began",
                     started.elapsed().as_secs_f64()
                 );
+                // cloud-init may still restart sshd after the first login works (seen: the next
+                // connection refused); everything below wants a settled machine.
+                loop {
+                    let o = ssh(&s, &known_hosts, &ip, "cloud-init status --wait >/dev/null; echo settled");
+                    if String::from_utf8_lossy(&o.stdout).contains("settled") {
+                        break;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "{name}: cloud-init never settled: {}",
+                        String::from_utf8_lossy(&o.stderr)
+                    );
+                    std::thread::sleep(Duration::from_secs(2));
+                }
                 break;
             }
             let err = String::from_utf8_lossy(&o.stderr);

@@ -42,8 +42,10 @@ fn pinned() -> &'static [(String, PathBuf)] {
             "the Kubernetes binaries are not built; run ./scripts/build-k8s (./scripts/setup does):\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // Kubernetes versions only; the lab's other builds (`etcd-v3.7.0 …`) follow them.
         String::from_utf8_lossy(&out.stdout)
             .lines()
+            .filter(|l| l.starts_with('v'))
             .map(|l| {
                 let (v, dir) = l.split_once(' ').expect("`version dir` lines");
                 (v.to_string(), PathBuf::from(dir))
@@ -292,26 +294,29 @@ fn real_kubeadm_default_version_vip_labels_taints_subnets_flannel_mirror() {
         &with_nodes(
             "dflt",
             &nodes,
-            "  networkPlugin: flannel\n  dnsMode: coredns\n  podSubnet: 10.32.0.0/16\n  serviceSubnet: 10.112.0.0/12\n  packageMirror: https://mirror.lab.invalid/kubernetes\n",
+            "  networkPlugin: flannel\n  dnsMode: coredns\n  podSubnet: 10.32.0.0/16\n  serviceSubnet: 10.112.0.0/12\n  packageMirror: https://mirror.lab.invalid/kubernetes\n  imageRepository: registry.lab.invalid:5000/k8s\n  registryMirrors: [{registry: docker.io, endpoint: \"http://registry.lab.invalid:5000\", plainHttp: true}]\n  containerd: {restrictOomScoreAdj: true}\n  ignorePreflightErrors: [SystemVerification, Swap]\n  kubelet: {failCgroupV1: false, maxPods: 50}\n",
         ),
     );
     let out = judge_plan(&s, &c, &[]);
     let init = docs(&std::fs::read_to_string(out.join("dflt-master-1/kubeadm-init.yaml")).unwrap());
     assert_eq!(init[1]["kubernetesVersion"], hacluster::model::version::DEFAULT_VERSION.to_string());
     assert_eq!(init[1]["networking"]["podSubnet"], "10.32.0.0/16");
+    assert_eq!(init[1]["imageRepository"], "registry.lab.invalid:5000/k8s");
+    assert_eq!(init[0]["nodeRegistration"]["ignorePreflightErrors"], serde_json::json!(["SystemVerification", "Swap"]));
+    assert_eq!((init[2]["failCgroupV1"].clone(), init[2]["maxPods"].clone()), (false.into(), 50.into()));
     let w = std::fs::read_to_string(out.join("dflt-worker-1/kubeadm-join.yaml")).unwrap();
     assert!(w.contains("node.example.com/pool=blue") && w.contains("dedicated"), "{w}");
 }
 
 #[test]
-fn real_kubeadm_previous_minor_single_lb_dhcp_cilium() {
+fn real_kubeadm_previous_minor_single_lb_dhcp_kube_router() {
     let s = Scratch::new();
     let previous = pinned().iter().find(|(v, _)| minor(v) + 1 == minor(&pinned()[0].0)).expect("a previous minor");
     let nodes = "    loadBalancer:\n      instances: [{id: 1, ip: 10.231.40.201}]\n    master:\n      instances: [{id: 1}, {id: 2}, {id: 3}]\n    worker:\n      instances: [{id: 1}]\n";
     let c = config(
         &s,
         "previous.yaml",
-        &with_nodes("prev", nodes, &format!("  version: {}\n  networkPlugin: cilium\n", previous.0)),
+        &with_nodes("prev", nodes, &format!("  version: {}\n  networkPlugin: kube-router\n", previous.0)),
     );
     let out = judge_plan(&s, &c, &[]);
     // DHCP nodes: placeholder addresses, named in the README.

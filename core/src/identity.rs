@@ -45,7 +45,8 @@ pub fn ensure_identities(spec: &ClusterSpec, state: &mut ClusterState) -> Result
     Ok(added)
 }
 
-fn expand_home(p: &str) -> PathBuf {
+/// `~/` at the start of `p` as the user's home directory.
+pub fn expand_home(p: &str) -> PathBuf {
     match (p.strip_prefix("~/"), dirs::home_dir()) {
         (Some(rest), Some(home)) => home.join(rest),
         _ => PathBuf::from(p),

@@ -244,8 +244,9 @@ pub fn assemble(
     authorized_key: &str,
     backend: &str,
     backend_files: &[RenderedFile],
+    cas: &[(String, String)],
 ) -> Vec<NodeFiles> {
-    let prepare = scripts::prepare(spec);
+    let prepare = scripts::prepare(spec, cas);
     spec.nodes()
         .map(|n| {
             let id = &identities[n.name.as_str()];

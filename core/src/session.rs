@@ -40,6 +40,8 @@ pub enum SessionError {
     BackendChanged { cluster: String, was: String, now: String },
     #[error("nothing is provisioned for cluster `{0}` (no state); there is nothing to do")]
     NoState(String),
+    #[error("{0}")]
+    Input(String),
 }
 
 impl SessionError {
@@ -55,6 +57,7 @@ impl SessionError {
                 | SessionError::Identity(IdentityError::NoPublicKey { .. })
                 | SessionError::Grants(_)
                 | SessionError::BackendChanged { .. }
+                | SessionError::Input(_)
         )
     }
 }
@@ -191,7 +194,8 @@ pub async fn plan_files(
         None => (Vec::new(), Some(no_backend.unwrap_or_else(|| "no backend plugin was run".into()))),
     };
     let backend = plugin.map(|p| p.name()).unwrap_or(spec.backend.name.as_str());
-    let nodes = node_files::assemble(spec, &infra, &identities, &authorized_key, backend, &backend_files);
+    let cas = crate::bootstrap::containerd::read_cas(spec).map_err(SessionError::Input)?;
+    let nodes = node_files::assemble(spec, &infra, &identities, &authorized_key, backend, &backend_files, &cas);
     let mut secrets: Vec<(&'static str, String)> = Vec::new();
     if let Some(s) = &state {
         for id in s.identities.values() {

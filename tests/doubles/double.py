@@ -263,7 +263,8 @@ def preflight(kind):
         errors.append("[ERROR FileExisting-kubelet]: kubelet not found in system path")
     if not os.path.exists(STATE + "/swapoff"):
         errors.append("[ERROR Swap]: running with swap on is not supported. Please disable swap")
-    if "br_netfilter" not in modules():
+    # As real kubeadm: the file, whether br_netfilter was loaded or is built in.
+    if "br_netfilter" not in modules() and not os.path.exists("/proc/sys/net/bridge/bridge-nf-call-iptables"):
         errors.append("[ERROR FileContent--proc-sys-net-bridge-bridge-nf-call-iptables]: /proc/sys/net/bridge/bridge-nf-call-iptables does not exist")
     if kind == "init" and os.path.exists(MANIFESTS + "/kube-apiserver.yaml"):
         errors.append("[ERROR FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml]: /etc/kubernetes/manifests/kube-apiserver.yaml already exists")
@@ -543,6 +544,10 @@ def kubeadm(args):
         if "--print-join-command" in args:
             # Real kubeadm (1.37, seen) prints this one on one line, unlike init's.
             print(f"kubeadm join {info['endpoint']} --token {token} --discovery-token-ca-cert-hash {info['caHash']} ")
+    elif args[:3] == ["config", "images", "list"]:
+        # As real kubeadm 1.37 names them (pause is what the node preparation asks for).
+        repo = args[args.index("--image-repository") + 1] if "--image-repository" in args else "registry.k8s.io"
+        print(f"{repo}/pause:3.10.2")
     elif args[:1] == ["version"]:
         print(installed().get("kubeadm", "unknown"))
     else:

@@ -28,13 +28,19 @@ case "$tool" in
   sysctl) ls /etc/sysctl.d > "$STATE/sysctl"; log 0 "$@" ;;
   timedatectl) echo yes; log 0 "$@" ;;
   containerd)
-    printf 'version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]\n  SystemdCgroup = false\n'
+    case "$*" in
+      --version) echo "containerd github.com/containerd/containerd/v2 v2.4.2 0000000" ;;
+      # What it runs with: the config hacluster wrote and its drop-ins.
+      "config dump") cat /etc/containerd/config.toml /etc/containerd/conf.d/*.toml 2>/dev/null ;;
+      *) echo "containerd double: unsupported: $*" >&2; log 1 "$@" ;;
+    esac
     log 0 "$@" ;;
   dpkg-query)
     pkg=$(echo "$*" | awk '{print $NF}')
     v=$(awk -v p="$pkg" '$1 == p {print $2}' "$STATE/dpkg" 2>/dev/null | tail -n1)
     if [ -z "$v" ]; then echo "dpkg-query: no packages found matching $pkg" >&2; log 1 "$@"; fi
-    printf '%s' "$v"; log 0 "$@" ;;
+    case "$*" in *Status*) printf 'install ok installed' ;; *) printf '%s' "$v" ;; esac
+    log 0 "$@" ;;
   apt-mark) echo "$*" >> "$STATE/holds"; log 0 "$@" ;;
   apt-get)
     case " $* " in

@@ -23,7 +23,13 @@ fn schema_is_json_schema_of_the_config() {
     assert_eq!(s["additionalProperties"], false);
     let lb = &s["$defs"]["LoadBalancer"]["properties"];
     assert!(lb["vip"].is_object() && lb["virtualRouterId"].is_object() && lb["forwardPorts"].is_object());
-    assert_eq!(s["$defs"]["NetworkPlugin"]["enum"], serde_json::json!(["calico", "cilium", "flannel"]));
+    assert_eq!(s["$defs"]["NetworkPlugin"]["enum"], serde_json::json!(["calico", "cilium", "flannel", "kube-router"]));
+    // What an air-gapped site sets, with its documentation.
+    let k = &s["$defs"]["Kubernetes"]["properties"];
+    for field in ["imageRepository", "registryMirrors", "containerd", "ignorePreflightErrors", "kubelet"] {
+        assert!(k[field]["description"].is_string(), "kubernetes.{field} is not in the schema with a description: {k}");
+    }
+    assert_eq!(s["$defs"]["ContainerdSource"]["enum"], serde_json::json!(["docker", "mirror", "distro"]));
     assert!(s["$defs"]["Aws"]["properties"]["nlbScheme"].is_object());
 }
 

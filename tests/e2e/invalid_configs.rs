@@ -533,6 +533,87 @@ const CASES: &[Case] = &[
         "kubernetes.podSubnet",
         "overlaps the VPC",
     ),
+    case(
+        "image repository with a scheme",
+        &[("  version: v1.35.0\n", "  version: v1.35.0\n  imageRepository: https://registry.example.com #<\n")],
+        "kubernetes.imageRepository",
+        "not a registry",
+    ),
+    case(
+        "mirror over plain HTTP without saying so",
+        &[(
+            "  version: v1.35.0\n",
+            "  version: v1.35.0\n  registryMirrors:\n    - registry: docker.io\n      endpoint: http://mirror.example.com #<\n",
+        )],
+        "kubernetes.registryMirrors[0].endpoint",
+        "plainHttp: true",
+    ),
+    case(
+        "mirror endpoint with credentials",
+        &[(
+            "  version: v1.35.0\n",
+            "  version: v1.35.0\n  registryMirrors:\n    - registry: docker.io\n      endpoint: https://me:pw@mirror.example.com #<\n",
+        )],
+        "kubernetes.registryMirrors[0].endpoint",
+        "without credentials",
+    ),
+    case(
+        "mirror of a registry that is no name",
+        &[(
+            "  version: v1.35.0\n",
+            "  version: v1.35.0\n  registryMirrors:\n    - registry: \"docker.io; rm -rf /\" #<\n      endpoint: https://mirror.example.com\n",
+        )],
+        "kubernetes.registryMirrors[0].registry",
+        "not a registry name",
+    ),
+    case(
+        "one registry mirrored twice",
+        &[(
+            "  version: v1.35.0\n",
+            "  version: v1.35.0\n  registryMirrors:\n    - {registry: docker.io, endpoint: \"https://a.example.com\"}\n    - {registry: docker.io, endpoint: \"https://b.example.com\"} #<\n",
+        )],
+        "kubernetes.registryMirrors[1].registry",
+        "has a mirror already",
+    ),
+    case(
+        "containerd from a mirror without one",
+        &[("  version: v1.35.0\n", "  version: v1.35.0\n  containerd:\n    source: mirror #<\n")],
+        "kubernetes.containerd.source",
+        "packageMirror",
+    ),
+    case(
+        "a preflight check that is no name",
+        &[("  version: v1.35.0\n", "  version: v1.35.0\n  ignorePreflightErrors: [\"Swap; reboot\"] #<\n")],
+        "kubernetes.ignorePreflightErrors[0]",
+        "not a kubeadm preflight check",
+    ),
+    case(
+        "all mixed with named preflight checks",
+        &[("  version: v1.35.0\n", "  version: v1.35.0\n  ignorePreflightErrors: [all, Swap] #<\n")],
+        "kubernetes.ignorePreflightErrors",
+        "cannot be mixed",
+    ),
+    case(
+        "kubelet field that is no field",
+        &[("  version: v1.35.0\n", "  version: v1.35.0\n  kubelet:\n    \"fail-cgroup-v1\": false #<\n")],
+        "kubernetes.kubelet.fail-cgroup-v1",
+        "not a KubeletConfiguration field",
+    ),
+    case(
+        "kubelet kind",
+        &[("  version: v1.35.0\n", "  version: v1.35.0\n  kubelet:\n    kind: Pod #<\n")],
+        "kubernetes.kubelet.kind",
+        "hacluster's to set",
+    ),
+    case(
+        "a node label the kubelet may not set",
+        &[(
+            "          ip: 192.168.113.20\n",
+            "          ip: 192.168.113.20\n          labels:\n            node-role.kubernetes.io/worker: \"\" #<\n",
+        )],
+        "cluster.nodes.worker.instances[0].labels.node-role.kubernetes.io/worker",
+        "the kubelet refuses",
+    ),
 ];
 
 fn build(c: &Case) -> (String, usize) {

@@ -142,12 +142,16 @@ fn node_registration(spec: &ClusterSpec, infra: &Infrastructure, node: &Node) ->
         let labels: Vec<String> = node.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         kubelet_args.push(("node-labels", labels.join(",")));
     }
-    json!({
+    let mut reg = json!({
         "name": node.name.as_str(),
         "criSocket": CRI_SOCKET,
         "taints": taints(node),
         "kubeletExtraArgs": args(spec, &kubelet_args),
-    })
+    });
+    if !spec.kubernetes.ignore_preflight_errors.is_empty() {
+        reg["ignorePreflightErrors"] = json!(spec.kubernetes.ignore_preflight_errors);
+    }
+    reg
 }
 
 fn docs(d: &[Value]) -> String {
@@ -189,7 +193,7 @@ pub fn init_config(spec: &ClusterSpec, infra: &Infrastructure, secrets: &Secrets
         "localAPIEndpoint": {"advertiseAddress": address_of(infra, node), "bindPort": spec.endpoint.port()},
         "nodeRegistration": node_registration(spec, infra, node),
     });
-    let cluster = json!({
+    let mut cluster = json!({
         "apiVersion": api,
         "kind": "ClusterConfiguration",
         "clusterName": spec.name.as_str(),
@@ -202,12 +206,29 @@ pub fn init_config(spec: &ClusterSpec, infra: &Infrastructure, secrets: &Secrets
         },
         "apiServer": {"certSANs": cert_sans(spec, infra)},
     });
-    let kubelet = json!({
+    if let Some(r) = &spec.kubernetes.image_repository {
+        cluster["imageRepository"] = json!(r);
+    }
+    docs(&[init, cluster, kubelet_config(spec)])
+}
+
+/// The KubeletConfiguration kubeadm distributes to every node: the systemd cgroup driver
+/// (containerd is configured to match), then the config's own fields, which win.
+pub fn kubelet_config(spec: &ClusterSpec) -> Value {
+    let mut kubelet = json!({
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
         "cgroupDriver": "systemd",
     });
-    docs(&[init, cluster, kubelet])
+    for (k, v) in &spec.kubernetes.kubelet {
+        kubelet[k] = v.clone();
+    }
+    kubelet
+}
+
+/// Whether the kubelet, and so containerd, uses the systemd cgroup driver.
+pub fn systemd_cgroups(spec: &ClusterSpec) -> bool {
+    kubelet_config(spec)["cgroupDriver"] != "cgroupfs"
 }
 
 /// JoinConfiguration for a control plane (with the certificate key) or a worker.

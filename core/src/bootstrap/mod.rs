@@ -6,6 +6,7 @@
 //! only what is missing. Progress and the bootstrap secrets are recorded in the cluster's state
 //! after every step.
 
+pub mod containerd;
 pub mod jobs;
 pub mod kubeadm;
 pub mod kubeconfig;
@@ -267,7 +268,8 @@ impl<'a> Bootstrap<'a> {
     }
 
     async fn prepare(&self) -> Result<(), BootstrapError> {
-        let prepare = scripts::prepare(self.spec);
+        let cas = containerd::read_cas(self.spec).map_err(|e| Self::step_error("prepare nodes", "this machine", e))?;
+        let prepare = scripts::prepare(self.spec, &cas);
         let (owner, adopt) = self.owner().await?;
         let ca_hash = self.state.lock().await.bootstrap.as_ref().and_then(|b| b.secrets.ca_cert_hash.clone());
         let nodes: Vec<&Node> = self.kube_nodes().collect();
@@ -452,6 +454,12 @@ impl<'a> Bootstrap<'a> {
             ),
             crate::model::NetworkPlugin::Cilium => format!(
                 r#"sed -i -e 's|tunnel-port: .*|tunnel-port: "4789"|' -e 's|cluster-pool-ipv4-cidr: .*|cluster-pool-ipv4-cidr: "{pod}"|' {file}"#
+            ),
+            // Pod ranges come from the controller-manager (podSubnet); the manifest names its
+            // image without a tag, which is `latest`: pin the release it belongs to.
+            crate::model::NetworkPlugin::KubeRouter => format!(
+                r#"sed -i -e 's|image: docker.io/cloudnativelabs/kube-router$|image: docker.io/cloudnativelabs/kube-router:{}|' {file}"#,
+                scripts::KUBE_ROUTER
             ),
         };
         let script = format!(

@@ -2,8 +2,10 @@
 //! changes nothing the second time.
 
 use crate::model::{ClusterSpec, NetworkPlugin};
+use crate::ssh::shell_quote;
 
-use super::kubeadm::{INIT_CONFIG, JOIN_CONFIG, NODE_DIR};
+use super::containerd;
+use super::kubeadm::{self, INIT_CONFIG, JOIN_CONFIG, NODE_DIR};
 
 /// Base URL of the Kubernetes package repository for the cluster's minor version: pkgs.k8s.io,
 /// or `<packageMirror>/v1.N/deb` for air-gapped installs.
@@ -31,8 +33,14 @@ pub fn cni_manifest(spec: &ClusterSpec) -> String {
         NetworkPlugin::Cilium => {
             "https://raw.githubusercontent.com/cilium/cilium/v1.16.4/install/kubernetes/quick-install.yaml".into()
         }
+        NetworkPlugin::KubeRouter => format!(
+            "https://raw.githubusercontent.com/cloudnativelabs/kube-router/{KUBE_ROUTER}/daemonset/kubeadm-kuberouter.yaml"
+        ),
     }
 }
+
+/// The kube-router release whose manifest (and image tag) hacluster deploys.
+pub const KUBE_ROUTER: &str = "v2.1.0";
 
 /// The DaemonSet (namespace, name) whose existence means the CNI is installed.
 pub fn cni_daemonset(p: NetworkPlugin) -> (&'static str, &'static str) {
@@ -40,15 +48,76 @@ pub fn cni_daemonset(p: NetworkPlugin) -> (&'static str, &'static str) {
         NetworkPlugin::Calico => ("kube-system", "calico-node"),
         NetworkPlugin::Flannel => ("kube-flannel", "kube-flannel-ds"),
         NetworkPlugin::Cilium => ("kube-system", "cilium"),
+        NetworkPlugin::KubeRouter => ("kube-system", "kube-router"),
     }
 }
 
-/// Node preparation: OS check, swap off (and kept off), kernel modules, sysctls, time sync
-/// check, containerd with the systemd cgroup driver, kubeadm/kubelet/kubectl pinned and held.
-pub fn prepare(spec: &ClusterSpec) -> String {
+/// Shell that writes `content` to `path` (mode `mode`) through a temporary file, setting
+/// `changed` when the file was different: base64 in single quotes, so no byte of the content
+/// is ever read by the shell.
+fn write_file(path: &str, mode: &str, content: &str) -> String {
+    write_filtered(path, mode, content, "cat")
+}
+
+/// `write_file` with the content passed through `filter` (a command of ours) on the node.
+fn write_filtered(path: &str, mode: &str, content: &str, filter: &str) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(content);
+    let p = shell_quote(path);
+    format!(
+        "install -d -m 0755 \"$(dirname {p})\"\nprintf '%s' '{b64}' | base64 -d | {filter} > {p}.hacluster-new\nif cmp -s {p}.hacluster-new {p}; then rm -f {p}.hacluster-new; else chmod {mode} {p}.hacluster-new && mv -f {p}.hacluster-new {p} && changed=1; fi\n"
+    )
+}
+
+/// containerd's files for both config versions; the node's containerd major picks.
+fn containerd_files(spec: &ClusterSpec, cas: &[(String, String)]) -> String {
+    let mut s = String::new();
+    for (major, test) in [(2, "-ge 2"), (1, "-lt 2")] {
+        s += &format!("if [ \"$major\" {test} ]; then\n");
+        // The sandbox image as this node's kubeadm names it (`$pause`, set before).
+        let sandbox = format!("sed \"s|{}|$pause|\"", containerd::SANDBOX_PLACEHOLDER);
+        s += &write_filtered(containerd::CONFIG, "0644", &containerd::config(spec, major), &sandbox);
+        match containerd::drop_in(spec, major) {
+            Some(d) => s += &write_file(containerd::DROP_IN, "0644", &d),
+            None => s += &format!("if [ -e {0} ]; then rm -f {0}; changed=1; fi\n", containerd::DROP_IN),
+        }
+        s += "fi\n";
+    }
+    let mut keep = Vec::new();
+    for m in &spec.kubernetes.registry_mirrors {
+        let dir = containerd::hosts_dir(m);
+        let ca = cas.iter().find(|(r, _)| *r == m.registry).map(|(_, pem)| pem);
+        let ca_path = ca.map(|_| format!("{dir}/ca.crt"));
+        if let (Some(pem), Some(path)) = (ca, &ca_path) {
+            s += &write_file(path, "0644", pem);
+        }
+        s += &write_file(&format!("{dir}/hosts.toml"), "0644", &containerd::hosts_toml(m, ca_path.as_deref()));
+        keep.push(m.registry.clone());
+    }
+    // Mirrors no longer in the config: their hosts.toml (ours: it says so) goes.
+    s += &format!(
+        "for f in {certs}/*/hosts.toml; do\n  [ -f \"$f\" ] || continue\n  head -1 \"$f\" | grep -q '^# Rendered by hacluster' || continue\n  case \" {keep} \" in *\" $(basename \"$(dirname \"$f\")\") \"*) ;; *) rm -rf \"$(dirname \"$f\")\"; changed=1 ;; esac\ndone\n",
+        certs = containerd::CERTS_DIR,
+        keep = keep.join(" ")
+    );
+    s
+}
+
+/// Node preparation: OS check, swap off (and kept off), kernel modules (unless built in),
+/// sysctls, time sync check, kubeadm/kubelet/kubectl pinned and held, containerd from its
+/// source with hacluster's config (checked to have taken). `cas` are the registry mirrors' CA
+/// certificates (registry, PEM), read from the operator's machine.
+pub fn prepare(spec: &ClusterSpec, cas: &[(String, String)]) -> String {
     let v = spec.kubernetes.version;
     let pkg_version = format!("{}.{}.{}", v.major, v.minor, v.patch);
     let repo = package_repo(spec);
+    let (containerd_repo, containerd_pkg) = containerd::package(spec);
+    let image_repository = match &spec.kubernetes.image_repository {
+        Some(r) => format!(" --image-repository {}", shell_quote(r)),
+        None => String::new(),
+    };
+    let systemd = kubeadm::systemd_cgroups(spec);
+    let files = containerd_files(spec, cas);
     format!(
         r#"set -eu
 . /etc/os-release
@@ -68,11 +137,16 @@ if grep -Eq '^[^#].*[[:space:]]swap[[:space:]]' /etc/fstab; then
   rm -f "$tmp"
 fi
 
-# Kernel modules and sysctls for pod networking.
+# Kernel modules and sysctls for pod networking. A module built into the kernel is there
+# already (and modprobe would fail where /lib/modules has nothing for this kernel).
 install -d /etc/modules-load.d /etc/sysctl.d
 printf 'overlay\nbr_netfilter\n' > /etc/modules-load.d/hacluster-k8s.conf
-modprobe overlay
-modprobe br_netfilter
+if ! grep -qw overlay /proc/filesystems && ! modprobe overlay; then
+  echo "the overlay filesystem is neither built into this kernel nor loadable (modprobe overlay failed); containerd needs it" >&2; exit 3
+fi
+if [ ! -e /proc/sys/net/bridge/bridge-nf-call-iptables ] && ! modprobe br_netfilter; then
+  echo "bridge netfilter is neither built into this kernel nor loadable (modprobe br_netfilter failed); pod networking needs it" >&2; exit 3
+fi
 printf 'net.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\nnet.ipv4.ip_forward = 1\n' > /etc/sysctl.d/99-hacluster-k8s.conf
 sysctl --system >/dev/null
 
@@ -81,33 +155,44 @@ if command -v timedatectl >/dev/null 2>&1; then
   [ "$(timedatectl show -p NTPSynchronized --value 2>/dev/null || echo unknown)" = yes ] || echo "warning: the clock is not NTP-synchronized" >&2
 fi
 
-# Packages: containerd, and kubeadm/kubelet/kubectl {pkg_version} from {repo}, held.
+# Packages: {containerd_pkg}, and kubeadm/kubelet/kubectl {pkg_version} from {repo}, held.
 want={pkg_version}
 have=$(dpkg-query -W -f='${{Version}}' kubeadm 2>/dev/null || true)
-case "$have" in
-  "$want"-*) ;;
+runtime=$(dpkg-query -W -f='${{Status}}' {containerd_pkg} 2>/dev/null || true)
+case "$have $runtime" in
+  "$want"-*" install ok installed") ;;
   *)
     install -d -m 0755 /etc/apt/keyrings
-    curl -fsSL {repo}/Release.key -o /etc/apt/keyrings/hacluster-kubernetes.asc
-    echo 'deb [signed-by=/etc/apt/keyrings/hacluster-kubernetes.asc] {repo}/ /' > /etc/apt/sources.list.d/hacluster-kubernetes.list
-    apt-get update -q
+    curl -fsSL {repo_key} -o /etc/apt/keyrings/hacluster-kubernetes.asc
+    echo {repo_line} > /etc/apt/sources.list.d/hacluster-kubernetes.list
+{containerd_repo}    apt-get update -q
     apt-mark unhold kubeadm kubelet kubectl >/dev/null 2>&1 || true
-    apt-get install -y -q containerd "kubeadm=$want-*" "kubelet=$want-*" "kubectl=$want-*"
+    apt-get install -y -q {containerd_pkg} "kubeadm=$want-*" "kubelet=$want-*" "kubectl=$want-*"
     apt-mark hold kubeadm kubelet kubectl
     ;;
 esac
 
-# containerd with the systemd cgroup driver (kubelet uses systemd).
-install -d /etc/containerd
-if ! grep -q 'SystemdCgroup = true' /etc/containerd/config.toml 2>/dev/null; then
-  containerd config default | sed 's/SystemdCgroup = false/SystemdCgroup = true/' > /etc/containerd/config.toml
-  systemctl restart containerd
-fi
+# containerd: hacluster's config for the installed major version, the CRI's sandbox image as
+# this kubeadm names it, the cgroup driver the kubelet uses; restarted only on a change.
+set -- $(containerd --version)
+release=${{3#v}}
+major=${{release%%.*}}
+pause=$(kubeadm config images list --kubernetes-version v{pkg_version}{image_repository} 2>/dev/null | grep '/pause:' || true)
+[ -n "$pause" ] || {{ echo "kubeadm names no pause image for v{pkg_version}" >&2; exit 3; }}
+changed=""
+{files}if [ -n "$changed" ]; then systemctl restart containerd; fi
 systemctl enable --now containerd >/dev/null
+# What containerd really runs with, not what the file says.
+dump=$(containerd config dump)
+printf '%s\n' "$dump" | grep -q 'SystemdCgroup = {systemd}' || {{ echo "containerd $release did not take SystemdCgroup = {systemd} from {config}" >&2; exit 3; }}
+printf '%s\n' "$dump" | grep -qF "$pause" || {{ echo "containerd $release did not take the sandbox image $pause from {config}" >&2; exit 3; }}
 systemctl enable kubelet >/dev/null
 install -d -m 0700 {NODE_DIR}
 echo prepared
-"#
+"#,
+        repo_key = shell_quote(&format!("{repo}/Release.key")),
+        repo_line = shell_quote(&format!("deb [signed-by=/etc/apt/keyrings/hacluster-kubernetes.asc] {repo}/ /")),
+        config = containerd::CONFIG,
     )
 }
 

@@ -354,8 +354,28 @@ pub struct Kubernetes {
     pub pod_subnet: Option<String>,
     /// Service network. Default: 10.96.0.0/12.
     pub service_subnet: Option<String>,
-    /// Package mirror base URL for air-gapped installs (replaces pkgs.k8s.io).
+    /// Package mirror base URL for air-gapped installs: Kubernetes packages from
+    /// `<mirror>/v1.MINOR/deb` (pkgs.k8s.io's layout), containerd from `<mirror>/containerd/deb`,
+    /// network plugin manifests from `<mirror>/cni/<plugin>.yaml`.
     pub package_mirror: Option<String>,
+    /// Where kubeadm and the kubelet pull the control-plane images from (kubeadm's
+    /// `imageRepository`), e.g. `registry.example.com:5000/k8s`. Default: registry.k8s.io.
+    pub image_repository: Option<String>,
+    /// Registry mirrors for containerd on every node (a hosts.toml per registry): images of
+    /// `registry` are pulled from `endpoint`. The network plugin's images too.
+    #[serde(default)]
+    pub registry_mirrors: Vec<RegistryMirror>,
+    /// The container runtime.
+    #[serde(default)]
+    pub containerd: Containerd,
+    /// kubeadm preflight checks to ignore, by kubeadm's own names (e.g. `SystemVerification` on
+    /// a machine with cgroups v1), for `kubeadm init` and every `kubeadm join`. Default: none.
+    #[serde(default)]
+    pub ignore_preflight_errors: Vec<String>,
+    /// KubeletConfiguration (kubelet.config.k8s.io/v1beta1) fields for every node, e.g.
+    /// `failCgroupV1: false`. They go into the KubeletConfiguration kubeadm distributes.
+    #[serde(default)]
+    pub kubelet: BTreeMap<String, serde_json::Value>,
     /// Kubitect compatibility only: hacluster runs kubeadm itself. Ignored with a warning.
     pub kubespray: Option<serde_json::Value>,
     /// Kubitect compatibility only. Ignored with a warning.
@@ -364,12 +384,49 @@ pub struct Kubernetes {
     pub other: Option<serde_json::Value>,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegistryMirror {
+    /// The registry as image names spell it: `docker.io`, `registry.k8s.io`,
+    /// `registry.example.com:5000`.
+    pub registry: String,
+    /// The mirror's URL, e.g. `https://mirror.example.com` (`http://` needs `plainHttp: true`).
+    pub endpoint: String,
+    /// Pull over plain HTTP: required for an `http://` endpoint, so none is used by accident.
+    pub plain_http: Option<bool>,
+    /// PEM file on this machine with the CA of the mirror's certificate; copied to every node.
+    pub ca_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Containerd {
+    /// Where containerd comes from: `docker` (the `containerd.io` 2.x package from
+    /// download.docker.com), `mirror` (`containerd.io` from `<packageMirror>/containerd/deb`) or
+    /// `distro` (the OS's own `containerd`: 1.6 on Debian 12, which lacks the CRI calls newer
+    /// kubelets use). Default: `mirror` with a packageMirror, else `docker`.
+    pub source: Option<ContainerdSource>,
+    /// Leave processes' OOM score alone (CRI `restrict_oom_score_adj`, in a drop-in under
+    /// /etc/containerd/conf.d): for machines whose containers cannot lower it (no
+    /// CAP_SYS_RESOURCE: nested containers, some sandboxes). Default: false.
+    pub restrict_oom_score_adj: Option<bool>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+pub enum ContainerdSource {
+    Docker,
+    Mirror,
+    Distro,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
 pub enum NetworkPlugin {
     Calico,
     Cilium,
     Flannel,
+    KubeRouter,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

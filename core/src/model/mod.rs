@@ -364,11 +364,14 @@ impl HostSpec {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum NetworkPlugin {
     Calico,
     Cilium,
     Flannel,
+    /// kube-router for pod routing (BGP between the nodes) and network policies; kube-proxy
+    /// keeps the services.
+    KubeRouter,
 }
 
 impl fmt::Display for NetworkPlugin {
@@ -377,8 +380,41 @@ impl fmt::Display for NetworkPlugin {
             NetworkPlugin::Calico => "calico",
             NetworkPlugin::Cilium => "cilium",
             NetworkPlugin::Flannel => "flannel",
+            NetworkPlugin::KubeRouter => "kube-router",
         })
     }
+}
+
+/// Where a node's containerd package comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerdSource {
+    /// `containerd.io` (2.x) from Docker's apt repository.
+    Docker,
+    /// `containerd.io` from `<packageMirror>/containerd/deb`.
+    Mirror,
+    /// The distribution's own `containerd`.
+    Distro,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerdSpec {
+    pub source: ContainerdSource,
+    pub restrict_oom_score_adj: bool,
+}
+
+/// A registry whose images containerd pulls from a mirror.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryMirror {
+    /// `host[:port]`, as image names spell it.
+    pub registry: String,
+    /// `scheme://host[:port][/path]`, parsed and normalized.
+    pub endpoint: String,
+    pub plain_http: bool,
+    /// The CA file on the operator's machine, read when the nodes are prepared.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -390,6 +426,14 @@ pub struct KubernetesSpec {
     pub pod_subnet: Ipv4Net,
     pub service_subnet: Ipv4Net,
     pub package_mirror: Option<String>,
+    /// kubeadm's `imageRepository`; `None` is kubeadm's default (registry.k8s.io).
+    pub image_repository: Option<String>,
+    pub registry_mirrors: Vec<RegistryMirror>,
+    pub containerd: ContainerdSpec,
+    /// kubeadm preflight checks ignored on every node.
+    pub ignore_preflight_errors: Vec<String>,
+    /// KubeletConfiguration fields set on every node.
+    pub kubelet: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

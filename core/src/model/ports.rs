@@ -93,6 +93,11 @@ impl PortMatrix {
                     add(role, Udp, (4789, 4789), AllNodes, "Cilium VXLAN");
                     add(role, Tcp, (4240, 4240), AllNodes, "Cilium health checks");
                 }
+                // Routes to each node's pod range over BGP; IP-in-IP to nodes in other subnets.
+                NetworkPlugin::KubeRouter => {
+                    add(role, Tcp, (179, 179), AllNodes, "kube-router BGP");
+                    add(role, IpInIp, (0, 0), AllNodes, "kube-router IP-in-IP (nodes in other subnets)");
+                }
             }
             add(role, Tcp, (22, 22), Admins, "SSH (bootstrap)");
         }

@@ -7,7 +7,7 @@ use super::{Ctx, Options};
 use crate::config::diagnostic::FieldPath;
 use crate::config::raw::{self, RawConfig};
 use crate::model::version::{self, KubeVersion, Support};
-use crate::model::{KubernetesSpec, NetworkPlugin, NetworkSpec};
+use crate::model::{ContainerdSource, ContainerdSpec, KubernetesSpec, NetworkPlugin, NetworkSpec, RegistryMirror};
 
 pub const DEFAULT_POD_SUBNET: &str = "10.244.0.0/16";
 pub const DEFAULT_SERVICE_SUBNET: &str = "10.96.0.0/12";
@@ -103,7 +103,110 @@ pub fn check(cx: &mut Ctx, raw: &RawConfig, opts: &Options, network: Option<&Net
         raw::NetworkPlugin::Calico => NetworkPlugin::Calico,
         raw::NetworkPlugin::Cilium => NetworkPlugin::Cilium,
         raw::NetworkPlugin::Flannel => NetworkPlugin::Flannel,
+        raw::NetworkPlugin::KubeRouter => NetworkPlugin::KubeRouter,
     };
+
+    if let Some(r) = &k.image_repository
+        && !is_image_repository(r)
+    {
+        cx.error(
+            "image-repository",
+            base.key("imageRepository"),
+            format!("`{r}` is not a registry and repository path"),
+            "write `host[:port][/path]` in lowercase, e.g. `registry.example.com:5000/k8s` (no scheme: kubeadm names images by it)",
+        );
+    }
+    let registry_mirrors = k
+        .registry_mirrors
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| registry_mirror(cx, base.key("registryMirrors").index(i), m))
+        .collect::<Vec<_>>();
+    for (i, m) in registry_mirrors.iter().enumerate() {
+        if registry_mirrors[..i].iter().any(|o| o.registry == m.registry) {
+            cx.error(
+                "duplicate-mirror",
+                base.key("registryMirrors").index(i).key("registry"),
+                format!("`{}` has a mirror already", m.registry),
+                "give each registry one entry",
+            );
+        }
+    }
+
+    let source = match k.containerd.source {
+        Some(raw::ContainerdSource::Docker) => ContainerdSource::Docker,
+        Some(raw::ContainerdSource::Distro) => ContainerdSource::Distro,
+        Some(raw::ContainerdSource::Mirror) => ContainerdSource::Mirror,
+        None if k.package_mirror.is_some() => ContainerdSource::Mirror,
+        None => ContainerdSource::Docker,
+    };
+    if source == ContainerdSource::Mirror && k.package_mirror.is_none() {
+        cx.error(
+            "containerd-mirror",
+            base.key("containerd").key("source"),
+            "containerd from the mirror needs `kubernetes.packageMirror`",
+            "set packageMirror (containerd.io then comes from <packageMirror>/containerd/deb), or choose `docker` or `distro`",
+        );
+    }
+    if source == ContainerdSource::Distro {
+        cx.warn(
+            "containerd-distro",
+            base.key("containerd").key("source"),
+            "the distribution's containerd is old on some releases (1.6 on Debian 12): kubelets from 1.37 warn that its CRI lacks the RuntimeConfig call and will stop supporting it in 1.38",
+            "use `docker` (containerd.io 2.x) or a mirror of it, unless your distribution ships containerd 2.x",
+        );
+    }
+
+    let mut ignore = Vec::new();
+    for (i, check) in k.ignore_preflight_errors.iter().enumerate() {
+        let path = base.key("ignorePreflightErrors").index(i);
+        let ok = !check.is_empty()
+            && check.len() <= 128
+            && check.as_bytes()[0].is_ascii_alphanumeric()
+            && check.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !ok {
+            cx.error(
+                "preflight-name",
+                path,
+                format!("`{check}` is not a kubeadm preflight check name"),
+                "use kubeadm's names as its errors print them, e.g. `SystemVerification`, `Swap`, `Port-6443`",
+            );
+        } else if ignore.iter().any(|c: &String| c.eq_ignore_ascii_case(check)) {
+            cx.error("preflight-name", path, format!("`{check}` is listed twice"), "list each check once");
+        } else {
+            ignore.push(check.clone());
+        }
+    }
+    if ignore.len() > 1 && ignore.iter().any(|c| c.eq_ignore_ascii_case("all")) {
+        cx.error(
+            "preflight-all",
+            base.key("ignorePreflightErrors"),
+            "`all` cannot be mixed with named checks (kubeadm refuses the combination)",
+            "either `[all]` alone, or the names of the checks to ignore",
+        );
+    }
+
+    for key in k.kubelet.keys() {
+        let ok = key.len() <= 128
+            && key.as_bytes().first().is_some_and(|b| b.is_ascii_lowercase())
+            && key.bytes().all(|b| b.is_ascii_alphanumeric());
+        if matches!(key.as_str(), "apiVersion" | "kind") {
+            cx.error_key(
+                "kubelet-field",
+                base.key("kubelet").key(key.clone()),
+                format!("`{key}` of the KubeletConfiguration is hacluster's to set"),
+                "remove it: hacluster renders kubelet.config.k8s.io/v1beta1",
+            );
+        } else if !ok {
+            cx.error_key(
+                "kubelet-field",
+                base.key("kubelet").key(key.clone()),
+                format!("`{key}` is not a KubeletConfiguration field name"),
+                "KubeletConfiguration fields are camelCase names such as `failCgroupV1` or `maxPods`",
+            );
+        }
+    }
+
     Some(KubernetesSpec {
         version: version?,
         network_plugin,
@@ -111,6 +214,115 @@ pub fn check(cx: &mut Ctx, raw: &RawConfig, opts: &Options, network: Option<&Net
         pod_subnet: pod?,
         service_subnet: svc?,
         package_mirror: k.package_mirror.clone(),
+        image_repository: k.image_repository.clone(),
+        registry_mirrors,
+        containerd: ContainerdSpec {
+            source,
+            restrict_oom_score_adj: k.containerd.restrict_oom_score_adj.unwrap_or(false),
+        },
+        ignore_preflight_errors: ignore,
+        kubelet: k.kubelet.clone(),
+    })
+}
+
+/// A DNS label: letters, digits and inner hyphens, at most 63 characters.
+fn is_dns_label(l: &str) -> bool {
+    !l.is_empty()
+        && l.len() <= 63
+        && !l.starts_with('-')
+        && !l.ends_with('-')
+        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// `host[:port]` of a registry, as image names spell it: a DNS name or an IPv4 address, and
+/// an optional port.
+pub fn is_registry_host(s: &str) -> bool {
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (s, None),
+    };
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0) && !p.starts_with('0'));
+    port_ok && host.len() <= 253 && host.split('.').all(is_dns_label)
+}
+
+/// A repository prefix: a registry host, then optional lowercase path segments.
+pub fn is_image_repository(s: &str) -> bool {
+    let (host, path) = s.split_once('/').unwrap_or((s, ""));
+    is_registry_host(host)
+        && s.len() <= 255
+        && (path.is_empty()
+            || path.split('/').all(|seg| {
+                !seg.is_empty()
+                    && seg
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+            }))
+}
+
+fn registry_mirror(cx: &mut Ctx, path: FieldPath, m: &raw::RegistryMirror) -> Option<RegistryMirror> {
+    let mut ok = true;
+    if !is_registry_host(&m.registry) || m.registry.chars().any(|c| c.is_ascii_uppercase()) {
+        cx.error(
+            "mirror-registry",
+            path.key("registry"),
+            format!("`{}` is not a registry name", m.registry),
+            "write the registry as image names spell it: `docker.io`, `registry.k8s.io`, `registry.example.com:5000`",
+        );
+        ok = false;
+    }
+    let endpoint = match url::Url::parse(&m.endpoint) {
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some_and(|h| is_registry_host(h) || h.parse::<std::net::Ipv4Addr>().is_ok())
+                && u.username().is_empty()
+                && u.password().is_none()
+                && u.query().is_none()
+                && u.fragment().is_none()
+                && u.path().bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-')) =>
+        {
+            Some(u)
+        }
+        _ => {
+            cx.error(
+                "mirror-endpoint",
+                path.key("endpoint"),
+                format!("`{}` is not a registry mirror URL", m.endpoint),
+                "write `https://host[:port][/path]` (or `http://…` with `plainHttp: true`), without credentials, query or fragment",
+            );
+            None
+        }
+    };
+    let plain = m.plain_http.unwrap_or(false);
+    if let Some(u) = &endpoint {
+        if u.scheme() == "http" && !plain {
+            cx.error(
+                "mirror-plain-http",
+                path.key("endpoint"),
+                format!("`{}` is plain HTTP", m.endpoint),
+                "images would travel unauthenticated: say so with `plainHttp: true`, or use an https:// endpoint",
+            );
+            ok = false;
+        }
+        if u.scheme() == "https" && plain {
+            cx.error(
+                "mirror-plain-http",
+                path.key("plainHttp"),
+                "`plainHttp: true` with an https:// endpoint",
+                "remove `plainHttp`, or give the http:// URL the mirror really serves",
+            );
+            ok = false;
+        }
+        if m.ca_file.is_some() && u.scheme() != "https" {
+            cx.error("mirror-ca", path.key("caFile"), "a CA file is for an https:// endpoint", "remove `caFile`");
+            ok = false;
+        }
+    }
+    let endpoint = endpoint?;
+    ok.then(|| RegistryMirror {
+        registry: m.registry.clone(),
+        endpoint: endpoint.as_str().trim_end_matches('/').to_string(),
+        plain_http: plain,
+        ca_file: m.ca_file.as_deref().map(crate::identity::expand_home),
     })
 }
 

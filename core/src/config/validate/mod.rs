@@ -53,6 +53,12 @@ impl<'a> Ctx<'a> {
         self.diags.push(Diagnostic::warning(code, path, msg).help(help).at(span));
     }
 
+    /// An error pointing at the field's key (for a bad name rather than a bad value).
+    pub fn error_key(&mut self, code: &'static str, path: FieldPath, msg: impl Into<String>, help: impl Into<String>) {
+        let span = key_span_of(self.root, &path);
+        self.diags.push(Diagnostic::error(code, path, msg).help(help).at(span));
+    }
+
     pub fn has_errors(&self) -> bool {
         self.diags.iter().any(Diagnostic::is_error)
     }

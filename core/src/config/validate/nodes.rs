@@ -84,6 +84,32 @@ fn node_id_ok(id: &str) -> bool {
     !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// Whether a kubelet may put label `key` on its own Node (`--node-labels`): anything outside
+/// the kubernetes.io and k8s.io namespaces, and inside them only its own well-known labels and
+/// the kubelet.kubernetes.io and node.kubernetes.io namespaces (k8s.io/kubelet's
+/// `IsKubeletLabel`, which the kubelet checks at start).
+fn kubelet_may_set(key: &str) -> bool {
+    const OWN: &[&str] = &[
+        "kubernetes.io/hostname",
+        "topology.kubernetes.io/zone",
+        "topology.kubernetes.io/region",
+        "failure-domain.beta.kubernetes.io/zone",
+        "failure-domain.beta.kubernetes.io/region",
+        "beta.kubernetes.io/instance-type",
+        "node.kubernetes.io/instance-type",
+        "kubernetes.io/os",
+        "kubernetes.io/arch",
+        "beta.kubernetes.io/os",
+        "beta.kubernetes.io/arch",
+    ];
+    let Some((ns, _)) = key.split_once('/') else { return true };
+    let in_ns = |n: &str, suffix: &str| n == suffix || n.ends_with(&format!(".{suffix}"));
+    if !in_ns(ns, "kubernetes.io") && !in_ns(ns, "k8s.io") {
+        return true;
+    }
+    OWN.contains(&key) || in_ns(ns, "kubelet.kubernetes.io") || in_ns(ns, "node.kubernetes.io")
+}
+
 fn label_part_ok(s: &str, allow_empty: bool) -> bool {
     if s.is_empty() {
         return allow_empty;
@@ -266,6 +292,14 @@ fn check_instance(
                     lp.key(k.clone()),
                     format!("`{k}: {v}` is not a valid Kubernetes label"),
                     "keys are [prefix/]name and values at most 63 characters of letters, digits, `-`, `_` and `.`, starting and ending alphanumeric",
+                );
+            }
+            if key_ok && !kubelet_may_set(k) {
+                cx.error(
+                    "kubelet-label",
+                    lp.key(k.clone()),
+                    format!("the kubelet refuses to set `{k}` on its own Node (labels under kubernetes.io and k8s.io are reserved)"),
+                    "use a label of your own prefix, or one under `node.kubernetes.io/`; set node-role.kubernetes.io/… with `kubectl label` after up",
                 );
             }
             labels.insert(k.clone(), v.clone());
@@ -772,6 +806,29 @@ pub fn placement_warnings(cx: &mut Ctx, spec: &ClusterSpec) {
                 ),
                 "put the load balancers on different hosts with `host:`",
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kubelet_may_set;
+
+    #[test]
+    fn the_kubelet_sets_only_its_own_kubernetes_io_labels() {
+        for ok in
+            ["tier", "example.com/pool", "node.kubernetes.io/pool", "x.kubelet.kubernetes.io/a", "kubernetes.io/arch"]
+        {
+            assert!(kubelet_may_set(ok), "{ok}");
+        }
+        for bad in [
+            "node-role.kubernetes.io/worker",
+            "kubernetes.io/role",
+            "k8s.io/x",
+            "foo.k8s.io/y",
+            "example.kubernetes.io/z",
+        ] {
+            assert!(!kubelet_may_set(bad), "{bad}");
         }
     }
 }

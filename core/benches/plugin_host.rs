@@ -34,7 +34,7 @@ fn stats(mut v: Vec<Duration>) -> String {
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    for file in ["hacluster_backend_static.wasm", "hacluster_plugin_adversary.wasm"] {
+    for file in ["hacluster_plugin_static.wasm", "hacluster_plugin_adversary.wasm"] {
         let path = plugin_dir().join(file);
         if !path.is_file() {
             eprintln!("skipping {}: not built (run ./scripts/build-plugins)", path.display());

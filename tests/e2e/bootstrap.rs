@@ -67,7 +67,7 @@ pub fn run_limited_env(lab: &Lab, args: &[&str], env: &[(&str, &std::path::Path)
 }
 
 pub fn up(lab: &Lab, cfg: &std::path::Path, extra: &[&str]) -> Run {
-    let static_wasm = plugin("hacluster_backend_static.wasm");
+    let static_wasm = plugin("hacluster_plugin_static.wasm");
     let mut args = vec!["up", "-c", cfg.to_str().unwrap(), "--plugin", static_wasm.to_str().unwrap()];
     args.extend_from_slice(extra);
     run_limited(lab, &args, std::time::Duration::from_secs(180))
@@ -261,7 +261,7 @@ fn the_ssh_agent_signs_when_the_key_file_is_locked() {
     assert!(text.contains("locked_key"));
     let cfg = lab.dir.path().join("agent.yaml");
     std::fs::write(&cfg, text).unwrap();
-    let static_wasm = plugin("hacluster_backend_static.wasm");
+    let static_wasm = plugin("hacluster_plugin_static.wasm");
     let args = ["up", "-c", cfg.to_str().unwrap(), "--plugin", static_wasm.to_str().unwrap()];
     let env = [("SSH_AUTH_SOCK", sock.as_path())];
     let limit = std::time::Duration::from_secs(180);
@@ -301,7 +301,7 @@ fn killed_mid_bootstrap_at_four_points_resumes_and_completes() {
     let lab = Lab::new(3, 2);
     // v1.30: the v1beta3 configuration path, which the kubeadm double checks.
     let cfg = write_config(&lab, "resume", "v1.30.8");
-    let static_wasm = plugin("hacluster_backend_static.wasm");
+    let static_wasm = plugin("hacluster_plugin_static.wasm");
     type Point = (&'static str, fn(&[crate::lab::Call]) -> bool);
     let points: [Point; 3] = [
         ("after the first node prepared", |c| {
@@ -608,7 +608,7 @@ fn bench_bootstrap_scaling() {
 fn bench_once(workers: usize) -> f64 {
     let lab = Lab::new(3, workers);
     let cfg = write_config(&lab, &format!("bench{workers}"), "v1.35.0");
-    let static_wasm = plugin("hacluster_backend_static.wasm");
+    let static_wasm = plugin("hacluster_plugin_static.wasm");
     let r = run_limited(
         &lab,
         &["provision", "-c", cfg.to_str().unwrap(), "--plugin", static_wasm.to_str().unwrap()],

@@ -111,7 +111,7 @@ fn static_example_provisions_and_plans() {
     let s = Scratch::new();
     let text = std::fs::read_to_string(example("static.yaml")).unwrap().replace("~/.ssh/id_ed25519", "OPKEY");
     let cfg = s.write("static.yaml", &text);
-    let wasm = plugin("hacluster_backend_static.wasm");
+    let wasm = plugin("hacluster_plugin_static.wasm");
     let (cfg, wasm) = (cfg.to_str().unwrap(), wasm.to_str().unwrap());
 
     // Before provisioning, the plan adopts all five machines.
@@ -162,7 +162,7 @@ fn static_backend_checks_its_section() {
         .replace("      - node: worker-2\n", "      - node: worker-9\n")
         .replace("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINpROdjjX0bg//Qi7hlz264uJ9AXGRsTKDhbZit7ACal", "not-a-key");
     let cfg = s.write("static.yaml", &text);
-    let wasm = plugin("hacluster_backend_static.wasm");
+    let wasm = plugin("hacluster_plugin_static.wasm");
     let r = s.run(&["validate", "-c", cfg.to_str().unwrap(), "--plugin", wasm.to_str().unwrap(), "-o", "json"]);
     assert_eq!(r.code, 1, "{}", r.stdout);
     let v = r.json();
@@ -180,16 +180,20 @@ fn plugins_are_found_in_the_user_directory_and_inspected() {
     let s = Scratch::new();
     let user = s.path("data/hacluster/plugins");
     std::fs::create_dir_all(&user).unwrap();
-    std::fs::copy(plugin("hacluster_backend_static.wasm"), user.join("static.wasm")).unwrap();
+    // A third party's backend (the static example, which hacluster also ships as `static`)
+    // installed under a name of its own.
+    std::fs::copy(plugin("hacluster_plugin_static.wasm"), user.join("bare-metal.wasm")).unwrap();
 
     let r = s.run(&["plugins", "list", "-o", "json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let list = r.json();
-    let st = list.as_array().unwrap().iter().find(|p| p["name"] == "static").expect("static listed");
-    assert_eq!(st["origin"], "user");
+    let st = list.as_array().unwrap().iter().find(|p| p["origin"] == "user").expect("the user's plugin listed");
+    assert!(st["path"].as_str().unwrap().ends_with("bare-metal.wasm"), "{st}");
     assert_eq!(st["contract"], "0.1.1");
+    let builtin = list.as_array().unwrap().iter().find(|p| p["name"] == "static" && p["origin"] == "builtin");
+    assert!(builtin.is_some(), "static is shipped: {list}");
 
-    let r = s.run(&["plugins", "inspect", "static", "-o", "json"]);
+    let r = s.run(&["plugins", "inspect", "bare-metal", "-o", "json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v = r.json();
     assert_eq!(v["info"]["name"], "static");
@@ -560,7 +564,7 @@ fn two_runs_cannot_hold_the_state_at_once() {
 fn compiled_components_are_cached_by_content() {
     let s = Scratch::new();
     let fresh = s.path("fresh-cache");
-    let wasm = plugin("hacluster_backend_static.wasm");
+    let wasm = plugin("hacluster_plugin_static.wasm");
     let inspect = || -> serde_json::Value {
         let out = s
             .cmd(&["plugins", "inspect", wasm.to_str().unwrap(), "-o", "json"])

@@ -396,7 +396,7 @@ fn real_kubeadm_aws_example_dns_name_endpoint() {
 fn real_kubeadm_static_example_through_its_plugin() {
     let s = Scratch::new();
     let c = s.write("static.yaml", &std::fs::read_to_string(example("static.yaml")).unwrap());
-    let p = plugin("hacluster_backend_static.wasm");
+    let p = plugin("hacluster_plugin_static.wasm");
     judge_plan(&s, &c, &["--plugin", p.to_str().unwrap()]);
 }
 

@@ -489,8 +489,12 @@ pub fn verify(
             let _ = writeln!(s, "Chaos: stopped {} (static pods and kubelet)", c.stopped);
             let _ = writeln!(
                 s,
-                "  API through the endpoint while it was down: {}",
-                if c.api_answered { format!("answered ({:.1} s)", c.api_gap_secs) } else { "DID NOT ANSWER".into() }
+                "  API through the endpoint: {}, longest gap {:.1} s (limit {:.0} s), {} of {} samples failed",
+                if c.api_answered { "kept" } else { "LOST" },
+                c.api_gap_secs,
+                c.api_gap_limit_secs,
+                c.api_failures,
+                c.api_samples
             );
             let _ = writeln!(
                 s,

@@ -439,7 +439,12 @@ impl Executor {
         if out.status == 0 {
             return Ok(out);
         }
-        let tail: Vec<&str> = out.stderr.lines().chain(out.stdout.lines()).filter(|l| !l.trim().is_empty()).collect();
+        // Why it failed is on stderr: its last lines, and stdout's only where stderr says
+        // nothing (a long apt log on stdout hid the error before).
+        let lines =
+            |t: &str| -> Vec<String> { t.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect() };
+        let (err, std) = (lines(&out.stderr), lines(&out.stdout));
+        let tail = if err.is_empty() { std } else { err };
         let stderr = tail[tail.len().saturating_sub(5)..].join(" | ");
         Err(SshError::Failed { host: m.name.clone(), what: s.what.clone(), status: out.status, stderr })
     }

@@ -12,6 +12,7 @@ mod libvirt;
 mod plan_out;
 mod plugins;
 mod properties;
+mod real_cluster;
 mod real_kubeadm;
 mod real_vms;
 mod robustness;

@@ -32,7 +32,7 @@ const IGNORED: &[&str] = &["CRI", "ContainerRuntimeVersion", "KubeletVersion", "
 const IGNORED_V1_30: &[&str] = &["FileExisting-crictl", "HTTPProxyCIDR"];
 
 /// (version, directory of its binaries), as `scripts/build-k8s --list` prints them.
-fn pinned() -> &'static [(String, PathBuf)] {
+pub(crate) fn pinned() -> &'static [(String, PathBuf)] {
     static PINNED: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
     PINNED.get_or_init(|| {
         let out =

@@ -1,0 +1,286 @@
+//! REAL Kubernetes end to end, on the lab (`scripts/lab`, tests/lab/README.md): nodes that are
+//! Debian roots booting systemd in namespaces of this machine, with real sshd, apt, containerd
+//! 2.4, runc, the kubelet and every control-plane component built from the Kubernetes Go
+//! modules, an apt mirror and an OCI registry as an air-gapped site has them, and the libvirt
+//! plugin's HAProxy + keepalived pair holding the VIP. `hacluster up` runs on the config the lab
+//! prints, unchanged, exactly as a user would; real kubectl, etcd and a workload confirm it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::plugins::Scratch;
+use crate::support::repo;
+
+/// A lab made by `scripts/lab up`, removed (by `scripts/lab down N`) when dropped.
+pub(crate) struct Lab {
+    pub n: u32,
+    pub config: PathBuf,
+}
+
+impl Lab {
+    pub fn up(control_planes: u32, workers: u32) -> Lab {
+        let started = Instant::now();
+        let out = Command::new(repo().join("scripts/lab"))
+            .args(["up", "--control-planes", &control_planes.to_string(), "--workers", &workers.to_string()])
+            .output()
+            .expect("scripts/lab runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "scripts/lab up failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let config = PathBuf::from(stdout.lines().last().expect("the config's path, last").trim());
+        let n = config
+            .parent()
+            .and_then(|d| d.file_name())
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse().ok())
+            .expect("/var/lib/hacluster-lab/<n>/cluster.yaml");
+        eprintln!("real cluster: lab {n} up in {:.0} s", started.elapsed().as_secs_f64());
+        Lab { n, config }
+    }
+
+    /// What of lab `n` is still on this machine: namespaces, cgroups, its directory, the veth.
+    pub fn leftovers(n: u32) -> Vec<String> {
+        let mut left = Vec::new();
+        let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+        for l in String::from_utf8_lossy(&netns.stdout).lines() {
+            if l.starts_with(&format!("hlab{n}-")) {
+                left.push(format!("netns {l}"));
+            }
+        }
+        let cg = Command::new("find")
+            .args(["/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "-name", &format!("hacluster-lab-{n}-*")])
+            .output()
+            .unwrap();
+        left.extend(String::from_utf8_lossy(&cg.stdout).lines().map(|l| format!("cgroup {l}")));
+        if Path::new(&format!("/var/lib/hacluster-lab/{n}")).exists() {
+            left.push(format!("/var/lib/hacluster-lab/{n}"));
+        }
+        if Path::new(&format!("/sys/class/net/hlab{n}")).exists() {
+            left.push(format!("veth hlab{n}"));
+        }
+        left
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("scripts/lab")).args(["down", &self.n.to_string()]).status();
+    }
+}
+
+/// Real kubectl (the default pinned version) with the cluster's kubeconfig.
+fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
+    let dir = crate::real_kubeadm::pinned()
+        .iter()
+        .find(|(v, _)| *v == hacluster::model::version::DEFAULT_VERSION.to_string())
+        .map(|(_, d)| d.clone())
+        .expect("the default version is built");
+    let out = Command::new(dir.join("kubectl")).arg("--kubeconfig").arg(kubeconfig).args(args).output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+fn json(kubeconfig: &Path, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.extend(["-o", "json"]);
+    let (ok, out) = kubectl(kubeconfig, &a);
+    assert!(ok, "kubectl {args:?}: {out}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("kubectl {args:?} is not JSON ({e}): {out}"))
+}
+
+/// Polls `cond` until it returns `Ok`, or fails with its last `Err` after `limit`.
+fn eventually<T>(what: &str, limit: Duration, mut cond: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match cond() {
+            Ok(v) => return v,
+            Err(e) if Instant::now() > deadline => panic!("{what}: not within {limit:?}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_secs(2)),
+        }
+    }
+}
+
+const WEB: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            - labelSelector: {matchLabels: {app: web}}
+              topologyKey: kubernetes.io/hostname
+      containers:
+        - name: web
+          image: registry.lab:5000/hacluster/web:1
+          args: ["serve", ":8080"]
+          ports: [{containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  restartPolicy: Never
+  containers:
+    - name: client
+      image: registry.lab:5000/hacluster/web:1
+      args: ["get", "http://web.default.svc.cluster.local/", "40"]
+"#;
+
+#[test]
+fn real_cluster_three_control_planes_two_workers_a_workload_verify_and_chaos() {
+    let lab = Lab::up(3, 2);
+    let n = lab.n;
+    let s = Scratch::new();
+    let cfg = lab.config.to_str().unwrap();
+    let t0 = Instant::now();
+    let r = s.run(&["up", "-c", cfg]);
+    assert_eq!(r.code, 0, "hacluster up on the lab: {}{}", r.stdout, r.stderr);
+    eprintln!("real cluster: hacluster up (3 control planes, 2 workers) took {:.0} s", t0.elapsed().as_secs_f64());
+    let kc = s.state().join(format!("lab{n}")).join("kubeconfig");
+    let server = std::fs::read_to_string(&kc).unwrap();
+    assert!(server.contains(&format!("server: https://10.232.{n}.200:6443")), "the kubeconfig names the VIP");
+
+    // Every node Ready, every kube-system pod Running where it belongs.
+    let nodes = json(&kc, &["get", "nodes"]);
+    let ready = hacluster::bootstrap::verify::ready_nodes(&nodes.to_string());
+    assert_eq!(ready.len(), 5, "{ready:?}");
+    eventually("every kube-system pod Running", Duration::from_secs(240), || {
+        let pods = json(&kc, &["-n", "kube-system", "get", "pods"]);
+        let items = pods["items"].as_array().cloned().unwrap_or_default();
+        let running = |prefix: &str| {
+            items
+                .iter()
+                .filter(|p| p["metadata"]["name"].as_str().unwrap_or("").starts_with(prefix))
+                .filter(|p| p["status"]["phase"] == "Running")
+                .filter(|p| {
+                    p["status"]["containerStatuses"].as_array().is_some_and(|c| c.iter().all(|c| c["ready"] == true))
+                })
+                .count()
+        };
+        let want = [
+            ("etcd-", 3),
+            ("kube-apiserver-", 3),
+            ("kube-controller-manager-", 3),
+            ("kube-scheduler-", 3),
+            ("kube-proxy-", 5),
+            ("kube-router-", 5),
+            ("coredns-", 2),
+        ];
+        let got: Vec<(&str, usize)> = want.iter().map(|(p, _)| (*p, running(p))).collect();
+        if got.iter().zip(want).all(|((_, g), (_, w))| *g == w) { Ok(()) } else { Err(format!("{got:?}")) }
+    });
+
+    // A workload from the lab registry on both workers, reached by its Service's DNS name.
+    let web = s.write("web.yaml", WEB);
+    let (ok, out) = kubectl(&kc, &["apply", "-f", web.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let (ok, out) = kubectl(&kc, &["rollout", "status", "deployment/web", "--timeout=180s"]);
+    assert!(ok, "{out}");
+    let pods = json(&kc, &["get", "pods", "-l", "app=web"]);
+    let backends: Vec<(String, String)> = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (p["metadata"]["name"].as_str().unwrap().to_string(), p["spec"]["nodeName"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let on: std::collections::BTreeSet<&str> = backends.iter().map(|(_, node)| node.as_str()).collect();
+    assert_eq!(on, [format!("lab{n}-worker-1").as_str(), format!("lab{n}-worker-2").as_str()].into(), "{backends:?}");
+    // Pod routes between nodes come from kube-router's BGP sessions, which converge some
+    // seconds after the nodes are Ready (seen: ~40 s): the client runs until it reaches both
+    // backends, and the time that took is printed.
+    let converging = Instant::now();
+    let answers = eventually("the client pod reached both backends", Duration::from_secs(240), || {
+        let _ = kubectl(&kc, &["delete", "pod", "client", "--ignore-not-found", "--wait=true"]);
+        let (ok, out) = kubectl(&kc, &["apply", "-f", web.to_str().unwrap()]);
+        assert!(ok, "{out}");
+        let logs = eventually("the client pod finished", Duration::from_secs(240), || {
+            let p = json(&kc, &["get", "pod", "client"]);
+            match p["status"]["phase"].as_str() {
+                Some("Succeeded" | "Failed") => Ok(kubectl(&kc, &["logs", "client"]).1),
+                other => Err(format!("{other:?}")),
+            }
+        });
+        let answered = logs.lines().filter(|l| backends.iter().any(|(p, _)| l.trim() == p)).count();
+        let both = backends.iter().all(|(pod, _)| logs.lines().any(|l| l.trim() == pod));
+        if answered == 40 && both { Ok(logs) } else { Err(logs) }
+    });
+    eprintln!(
+        "real cluster: the client pod reached both backends {:.0} s after the rollout ({})",
+        converging.elapsed().as_secs_f64(),
+        answers.lines().last().unwrap_or_default()
+    );
+
+    // etcd: 3 started voting members, and status and verify agree.
+    let st = s.run(&["status", "-c", cfg, "-o", "json"]);
+    assert_eq!(st.code, 0, "{}{}", st.stdout, st.stderr);
+    let members = st.json()["health"]["etcdMemberList"].as_array().unwrap().clone();
+    assert_eq!(members.len(), 3, "{members:?}");
+    assert!(members.iter().all(|m| m["started"] == true && m["learner"] == false), "{members:?}");
+    let v = s.run(&["verify", "-c", cfg, "-o", "json"]);
+    assert_eq!(v.code, 0, "verify: {}{}", v.stdout, v.stderr);
+
+    // One real API server and etcd member stopped: the API keeps answering through the VIP.
+    let c = s.run(&["verify", "-c", cfg, "--chaos", "-o", "json"]);
+    assert_eq!(c.code, 0, "verify --chaos: {}{}", c.stdout, c.stderr);
+    let chaos = &c.json()["chaos"];
+    eprintln!(
+        "real cluster: chaos stopped {}: longest API gap through the VIP {:.1} s, {} of {} samples failed; restored in {:.1} s",
+        chaos["stopped"],
+        chaos["apiGapSecs"].as_f64().unwrap_or(-1.0),
+        chaos["apiFailures"],
+        chaos["apiSamples"],
+        chaos["restoreSecs"].as_f64().unwrap_or(-1.0)
+    );
+    assert!(chaos["apiSamples"].as_u64().unwrap() > 10, "{chaos}");
+    assert_eq!(chaos["quorumKept"], true, "{chaos}");
+
+    // Two control planes down: quorum is lost, and status says so.
+    for cp in [2, 3] {
+        let o = crate::real_cluster::ssh(
+            &lab,
+            &s,
+            &format!("10.232.{n}.1{cp}"),
+            // As verify --chaos does: the static pods go (etcd's port closes), then the kubelet.
+            "sudo bash -c 'mv /etc/kubernetes/manifests /etc/kubernetes/parked; for i in $(seq 240); do (exec 3<>/dev/tcp/127.0.0.1/2381) 2>/dev/null || break; sleep 0.5; done; systemctl stop kubelet'",
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    eventually("status reports quorum lost", Duration::from_secs(120), || {
+        let st = s.run(&["status", "-c", cfg, "-o", "json"]);
+        let h = &st.json()["health"];
+        let healthy = h["etcdHealthy"].as_u64().unwrap_or(99);
+        if healthy < h["quorum"].as_u64().unwrap_or(0) { Ok(()) } else { Err(format!("{h}")) }
+    });
+    drop(lab);
+    assert_eq!(Lab::leftovers(n), Vec::<String>::new(), "scripts/lab down left things behind");
+}
+
+/// An OpenSSH login to a lab node as the operator, checking the pinned host key.
+pub(crate) fn ssh(lab: &Lab, s: &Scratch, ip: &str, cmd: &str) -> std::process::Output {
+    let known = s.state().join(format!("lab{}", lab.n)).join("known_hosts");
+    let key = lab.config.parent().unwrap().join("operator_ed25519");
+    Command::new("ssh")
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o"])
+        .arg(format!("UserKnownHostsFile={}", known.display()))
+        .arg("-i")
+        .arg(key)
+        .arg(format!("k8s@{ip}"))
+        .arg(cmd)
+        .output()
+        .unwrap()
+}

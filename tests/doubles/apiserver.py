@@ -41,6 +41,10 @@ def put(key, value):
     etcd("/v3/kv/put", {"key": b64(key), "value": b64(json.dumps(value))})
 
 
+def delete(key):
+    return int(etcd("/v3/kv/deleterange", {"key": b64(key)}).get("deleted", 0))
+
+
 def etcd_healthy():
     try:
         with urllib.request.urlopen("http://127.0.0.1:2381/health", timeout=2) as r:
@@ -109,6 +113,18 @@ class Handler(BaseHTTPRequestHandler):
                     if o["kind"] == "daemonset" and o["name"] in ("calico-node", "kube-flannel-ds", "cilium"):
                         put("/doubles/cni", {"name": o["name"], "podCidr": body.get("podCidr")})
                 return self.reply(200, {"status": "applied"})
+            self.reply(404, {"message": "not found"})
+        except Exception as e:
+            self.reply(503, {"message": f"etcd unavailable: {e}"})
+
+
+    def do_DELETE(self):
+        try:
+            if self.path.startswith("/api/v1/nodes/"):
+                name = self.path[len("/api/v1/nodes/"):]
+                if delete(f"/doubles/nodes/{name}"):
+                    return self.reply(200, {"status": "deleted"})
+                return self.reply(404, {"message": f'nodes "{name}" not found'})
             self.reply(404, {"message": "not found"})
         except Exception as e:
             self.reply(503, {"message": f"etcd unavailable: {e}"})

@@ -582,6 +582,14 @@ def kubectl(args):
         if code != 200:
             die(f'Error from server (NotFound): nodes "{args[2]}" not found')
         print(f"{args[2]}   registered")
+    elif args[:2] == ["delete", "node"]:
+        code, body = api(server, "DELETE", f"/api/v1/nodes/{args[2]}")
+        if code == 0:
+            die(f"The connection to the server {server} was refused - did you specify the right host or port?")
+        if code == 404 and "--ignore-not-found" not in args:
+            die(f'Error from server (NotFound): nodes "{args[2]}" not found')
+        if code == 200:
+            print(f'node "{args[2]}" deleted')
     elif args[:2] == ["get", "daemonset"]:
         code, body = api(server, "GET", f"/doubles/objects/daemonset/{ns}/{args[2]}")
         if code == 0:

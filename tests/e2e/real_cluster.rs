@@ -289,10 +289,11 @@ pub(crate) fn ssh(lab: &Lab, s: &Scratch, ip: &str, cmd: &str) -> std::process::
 /// `up` killed with SIGKILL at named points, one of them in the middle of a control plane's
 /// real `kubeadm join` (after kubelet.conf, which kubeadm writes before it adds the etcd member
 /// as a learner and promotes it): each next `up` resumes, and the last one ends with 3 started
-/// voting etcd members, no other member, and every node Ready.
+/// voting etcd members, no other member, and every node Ready. Then a worker and a control
+/// plane reset with `kubeadm reset` are joined again by the next `up`.
 #[test]
 #[ignore = "a real cluster takes both cores: scripts/test runs it alone, after the other tests"]
-fn real_cluster_up_killed_at_named_points_resumes_with_three_members() {
+fn real_cluster_up_killed_at_named_points_resumes_and_reset_nodes_join_again() {
     use std::io::{BufRead, BufReader};
     let lab = Lab::up(3, 1);
     let n = lab.n;
@@ -313,14 +314,15 @@ fn real_cluster_up_killed_at_named_points_resumes_with_three_members() {
             .spawn()
             .unwrap();
         let stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut seen = false;
+        let mut said = Vec::new();
         for l in stderr.lines().map_while(Result::ok) {
-            if l.contains(line) {
-                seen = true;
+            let found = l.contains(line);
+            said.push(l);
+            if found {
                 break;
             }
         }
-        assert!(seen, "up ended before {name}");
+        assert!(said.last().is_some_and(|l| l.contains(line)), "up ended before {name}:\n{}", said.join("\n"));
         if name.starts_with("in the middle") {
             // Until kubeadm on master-3 has written kubelet.conf: the join is under way.
             let ip = format!("10.232.{n}.13");
@@ -335,17 +337,31 @@ fn real_cluster_up_killed_at_named_points_resumes_with_three_members() {
     }
     let r = s.run(&["up", "-c", &cfg]);
     assert_eq!(r.code, 0, "the last up: {}{}", r.stdout, r.stderr);
-    let st = s.run(&["status", "-c", &cfg, "-o", "json"]);
-    assert_eq!(st.code, 0, "{}{}", st.stdout, st.stderr);
-    let h = &st.json()["health"];
-    let members = h["etcdMemberList"].as_array().unwrap();
-    let mut names: Vec<&str> = members.iter().map(|m| m["name"].as_str().unwrap_or("")).collect();
-    names.sort();
-    assert_eq!(
-        names,
-        [format!("lab{n}-master-1"), format!("lab{n}-master-2"), format!("lab{n}-master-3")],
-        "{members:?}"
-    );
-    assert!(members.iter().all(|m| m["started"] == true && m["learner"] == false), "{members:?}");
-    assert_eq!(h["nodesReady"].as_array().unwrap().len(), 4, "{h}");
+    let three_members_and_four_ready = || {
+        let st = s.run(&["status", "-c", &cfg, "-o", "json"]);
+        assert_eq!(st.code, 0, "{}{}", st.stdout, st.stderr);
+        let h = &st.json()["health"];
+        let members = h["etcdMemberList"].as_array().unwrap().clone();
+        let mut names: Vec<&str> = members.iter().map(|m| m["name"].as_str().unwrap_or("")).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [format!("lab{n}-master-1"), format!("lab{n}-master-2"), format!("lab{n}-master-3")],
+            "{members:?}"
+        );
+        assert!(members.iter().all(|m| m["started"] == true && m["learner"] == false), "{members:?}");
+        assert_eq!(h["nodesReady"].as_array().unwrap().len(), 4, "{h}");
+    };
+    three_members_and_four_ready();
+
+    // A worker and a control plane reset by hand (kubeadm reset, which leaves their Node
+    // objects behind, Ready for a while): the next up joins both again.
+    for ip in [format!("10.232.{n}.21"), format!("10.232.{n}.13")] {
+        let o = ssh(&lab, &s, &ip, "sudo kubeadm reset -f");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let r = s.run(&["up", "-c", &cfg]);
+    assert_eq!(r.code, 0, "up after the resets: {}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("deleted the Node object an earlier join left"), "{}", r.stderr);
+    three_members_and_four_ready();
 }

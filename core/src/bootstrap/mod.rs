@@ -578,12 +578,31 @@ for id in $ids; do {etcdctl} member remove "$id" >/dev/null; echo "$id"; done
         let step = format!("join:{}", node.name);
         let (owner, adopt_unowned) = self.job_owner(node.name.as_str()).await?;
         let job = jobs::Job { name: JOIN_JOB, proof: KUBELET_CONF, owner: &owner, adopt_unowned };
-        if self.recorded_job(m, &step, &job).await? == Some(jobs::Status::Unrecorded) {
-            return Ok(());
+        let status = match self.recorded_job(m, &step, &job).await? {
+            Some(jobs::Status::Unrecorded) => return Ok(()),
+            Some(s) => s,
+            None => jobs::status(self.exec, m, &job).await?,
+        };
+        if !matches!(status, jobs::Status::Running | jobs::Status::Succeeded) {
+            self.forget_node(node).await?;
         }
         let cfg = kubeadm::join_config(self.spec, self.infra, node, secrets);
         let file = jobs::File { path: JOIN_CONFIG, mode: 0o600, content: cfg.as_bytes() };
         jobs::run(self.exec, m, &job, &scripts::join_job(), &[file], KUBEADM_LIMIT).await?;
+        Ok(())
+    }
+
+    /// Deletes `node`'s Node object before it joins, if one is left: kubeadm refuses to join a
+    /// name whose Node exists and is Ready, and `kubeadm reset` leaves the object behind (seen
+    /// with kubeadm 1.37: a node reset and joined again failed for as long as its old Node
+    /// looked Ready).
+    async fn forget_node(&self, node: &Node) -> Result<(), BootstrapError> {
+        let init = self.machine(self.spec.init_node())?;
+        let script = kubectl(&format!("delete node {} --ignore-not-found --wait=false", node.name));
+        let out = self.exec.run(init, &Script::root("delete a stale Node", script)).await?;
+        if out.stdout.contains("deleted") {
+            self.info(&format!("{}: deleted the Node object an earlier join left, before joining it again", node.name));
+        }
         Ok(())
     }
 

@@ -182,17 +182,27 @@ pause=$(kubeadm config images list --kubernetes-version v{pkg_version}{image_rep
 changed=""
 {files}if [ -n "$changed" ]; then systemctl restart containerd; fi
 systemctl enable --now containerd >/dev/null
-# What containerd really runs with, not what the file says.
-dump=$(containerd config dump)
-printf '%s\n' "$dump" | grep -q 'SystemdCgroup = {systemd}' || {{ echo "containerd $release did not take SystemdCgroup = {systemd} from {config}" >&2; exit 3; }}
-printf '%s\n' "$dump" | grep -qF "$pause" || {{ echo "containerd $release did not take the sandbox image $pause from {config}" >&2; exit 3; }}
-systemctl enable kubelet >/dev/null
+{took}systemctl enable kubelet >/dev/null
 install -d -m 0700 {NODE_DIR}
 echo prepared
 "#,
         repo_key = shell_quote(&format!("{repo}/Release.key")),
         repo_line = shell_quote(&format!("deb [signed-by=/etc/apt/keyrings/hacluster-kubernetes.asc] {repo}/ /")),
-        config = containerd::CONFIG,
+        took = containerd_took(systemd),
+    )
+}
+
+/// Shell that fails unless containerd's effective config (`containerd config dump`) has the
+/// cgroup driver and the sandbox image (`$pause`) hacluster wrote. Matched in the shell: under
+/// `pipefail`, `printf | grep -q` fails whenever grep quits before printf has written the
+/// whole dump (seen in CI, on one node of five).
+fn containerd_took(systemd: bool) -> String {
+    let config = containerd::CONFIG;
+    format!(
+        r#"dump=$(containerd config dump)
+case "$dump" in *"SystemdCgroup = {systemd}"*) ;; *) echo "containerd $release did not take SystemdCgroup = {systemd} from {config}" >&2; exit 3 ;; esac
+case "$dump" in *"$pause"*) ;; *) echo "containerd $release did not take the sandbox image $pause from {config} (its dump: $(printf '%s\n' "$dump" | grep -A1 pinned_images | tr '\n' ' '))" >&2; exit 3 ;; esac
+"#
     )
 }
 
@@ -311,4 +321,31 @@ pub fn init_job() -> String {
 /// The `kubeadm join` job, for control planes and workers alike (the config file says which).
 pub fn join_job() -> String {
     kubeadm_job("kubeadm join", JOIN_CONFIG, &format!("kubeadm join --config {JOIN_CONFIG}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The check of containerd's effective config, run by bash with a dump far larger than a
+    /// pipe's buffer and the sandbox image on its first line: a `printf | grep -q` there failed
+    /// every time under `pipefail`.
+    #[test]
+    fn containerd_check_reads_a_large_dump_whole() {
+        let run = |dump_head: &str| {
+            let script = format!(
+                "set -eu -o pipefail\nrelease=2.4.2\npause=registry.lab:5000/pause:3.10.2\ncontainerd() {{ printf '%s\\n' '{dump_head}'; seq 1 40000; echo 'SystemdCgroup = true'; }}\n{}echo took\n",
+                containerd_took(true)
+            );
+            std::process::Command::new("bash").arg("-c").arg(script).output().unwrap()
+        };
+        let ok = run("sandbox = 'registry.lab:5000/pause:3.10.2'");
+        assert_eq!(String::from_utf8_lossy(&ok.stdout), "took\n", "{}", String::from_utf8_lossy(&ok.stderr));
+        let missing = run("sandbox = 'registry.k8s.io/pause:3.10'");
+        assert_eq!(missing.status.code(), Some(3));
+        assert!(
+            String::from_utf8_lossy(&missing.stderr)
+                .contains("did not take the sandbox image registry.lab:5000/pause:3.10.2")
+        );
+    }
 }

@@ -10,7 +10,7 @@
 //!   secret in them); `sudo -n` when the login user is not root.
 //! - Every line of output and every error is redacted before anyone sees it.
 
-mod redact;
+pub mod redact;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -390,7 +390,7 @@ impl Executor {
             }
             for rest in [pending_out, pending_err] {
                 if !rest.is_empty() {
-                    self.events.log(&m.name, LogLevel::Debug, &self.redactor.redact(&rest), &[]);
+                    self.events.log(&m.name, LogLevel::Debug, &redact::printable(&self.redactor.redact(&rest)), &[]);
                 }
             }
             Ok::<_, SshError>(Output {
@@ -412,7 +412,7 @@ impl Executor {
             let line: String = pending.drain(..=i).collect();
             let line = line.trim_end();
             if !line.is_empty() {
-                self.events.log(source, LogLevel::Debug, &self.redactor.redact(line), &[]);
+                self.events.log(source, LogLevel::Debug, &redact::printable(&self.redactor.redact(line)), &[]);
             }
         }
     }
@@ -475,7 +475,7 @@ impl Executor {
     fn redact_error(&self, e: SshError) -> SshError {
         match e {
             SshError::Failed { host, what, status, stderr } => {
-                SshError::Failed { host, what, status, stderr: self.redactor.redact(&stderr) }
+                SshError::Failed { host, what, status, stderr: redact::printable(&self.redactor.redact(&stderr)) }
             }
             SshError::Connect { host, reason } => SshError::Connect { host, reason: self.redactor.redact(&reason) },
             SshError::Channel { host, reason } => SshError::Channel { host, reason: self.redactor.redact(&reason) },

@@ -50,6 +50,43 @@ impl Redactor {
     }
 }
 
+/// What a node printed, fit for a terminal: escape sequences (kubeadm colours its preflight
+/// output) and other control characters go, tabs become spaces, lines stay. Nothing a node
+/// sends can move the cursor, clear the screen or retitle the window.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                // CSI (`ESC [` … final byte) or OSC (`ESC ]` … BEL or `ESC \\`); else the next char.
+                match chars.next() {
+                    Some('[') => {
+                        while let Some(x) = chars.next() {
+                            if ('@'..='~').contains(&x) {
+                                break;
+                            }
+                        }
+                    }
+                    Some(']') => {
+                        while let Some(x) = chars.next() {
+                            if x == '\u{7}' || (x == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                                break;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            '\n' => out.push('\n'),
+            '\t' => out.push(' '),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Secrets by their shape, for those nobody registered (a token an earlier run created, read
 /// again from a job's log): kubeadm bootstrap tokens (`[a-z0-9]{6}.[a-z0-9]{16}`) and
 /// certificate keys (64 hex digits), but not a `sha256:` CA hash, which is public.
@@ -91,6 +128,13 @@ fn is_certificate_key(w: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_a_node_prints_cannot_drive_the_terminal() {
+        let hostile = "\u{1b}[0;37mCGROUPS\u{1b}[0m: ok\tdone\r\n\u{1b}]0;owned\u{7}title\u{1b}[2J\u{8}end\n";
+        assert_eq!(printable(hostile), "CGROUPS: ok done\ntitleend\n");
+        assert_eq!(printable("plain text\nline two"), "plain text\nline two");
+    }
 
     #[test]
     fn masks_tokens_keys_and_key_lines() {

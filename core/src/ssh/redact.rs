@@ -62,11 +62,8 @@ pub fn printable(text: &str) -> String {
                 // CSI (`ESC [` … final byte) or OSC (`ESC ]` … BEL or `ESC \\`); else the next char.
                 match chars.next() {
                     Some('[') => {
-                        while let Some(x) = chars.next() {
-                            if ('@'..='~').contains(&x) {
-                                break;
-                            }
-                        }
+                        // Parameters, then one final byte in `@`..=`~`.
+                        let _ = chars.by_ref().find(|x| ('@'..='~').contains(x));
                     }
                     Some(']') => {
                         while let Some(x) = chars.next() {

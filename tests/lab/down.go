@@ -55,6 +55,27 @@ func cmdList() error {
 	return nil
 }
 
+// cmdNodes prints lab N's machines, one per line: name, role, address and the host key the
+// lab pinned (`lab1-lb-1 lb 10.232.1.201 ssh-ed25519 AAAA…`), the balancers included, which
+// the cluster.yaml does not list (a test uses one as a jump host).
+func cmdNodes(args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("usage: lab nodes N")
+	}
+	n, err := strconv.Atoi(args[0])
+	if err != nil {
+		return fmt.Errorf("%q is not a lab number", args[0])
+	}
+	l, err := loadLab(n)
+	if err != nil {
+		return err
+	}
+	for _, node := range l.Nodes {
+		fmt.Printf("%s-%s %s %s %s\n", l.Cluster, node.Short, node.Role, node.IP, node.HostKey)
+	}
+	return nil
+}
+
 // sameNetns says whether process pid lives in network namespace ns (so a recorded PID that
 // now belongs to someone else is never killed).
 func sameNetns(pid int, ns string) bool {

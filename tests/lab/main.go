@@ -11,6 +11,7 @@
 //	lab up --control-planes N --workers M [--version v1.N.P]   prints a cluster.yaml path last
 //	lab down [N ...]                                          removes labs (all without N)
 //	lab list
+//	lab nodes N                                               lab N's machines, host keys included
 //
 // See README.md beside this file. scripts/lab builds and runs it.
 package main
@@ -35,6 +36,8 @@ func main() {
 		err = cmdDown(args)
 	case "list":
 		err = cmdList()
+	case "nodes":
+		err = cmdNodes(args)
 	case "serve":
 		err = cmdServe(args)
 	case "node-start":
@@ -51,6 +54,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: lab up --control-planes N --workers M [--version V] | lab down [N ...] | lab list")
+	fmt.Fprintln(os.Stderr, "usage: lab up --control-planes N --workers M [--version V] | lab down [N ...] | lab list | lab nodes N")
 	os.Exit(2)
 }

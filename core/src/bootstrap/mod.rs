@@ -533,12 +533,17 @@ impl<'a> Bootstrap<'a> {
         Ok(s)
     }
 
-    /// Removes etcd members that an earlier, failed join of `m` added but never started.
-    /// etcd refuses a new member while one it counts is missing (3 members, 2 started: no 4th),
-    /// and `kubeadm reset` cannot take it out when the node never got its etcd manifest — the
-    /// manual step kubeadm's docs give, done here. Only after that join is known to have ended:
-    /// a join still running is unstarted for a moment too.
-    async fn remove_unstarted_member(&self, m: &Machine) -> Result<(), BootstrapError> {
+    /// Removes the etcd member that an earlier, failed join of `m` left, whatever became of it:
+    /// added and never started (etcd takes no other learner while it is there, and a voter of
+    /// that kind raises the quorum), or started since — its data goes with the retry's
+    /// `kubeadm reset`, which cannot remove the member itself when the node never registered
+    /// (seen with kubeadm 1.37: the member is added before the kubelet's TLS bootstrap, and a
+    /// learner that started late made the retried join's etcd crash-loop, so the node's API
+    /// server, which its kubelet bootstraps against, never came up). This is the manual
+    /// `etcdctl member remove` kubeadm's docs give; etcd itself refuses a removal that would
+    /// cost quorum. Only after that join is known to have ended: a join still running is
+    /// unstarted for a moment too.
+    async fn remove_member_of_failed_join(&self, m: &Machine) -> Result<(), BootstrapError> {
         // Asked through any other control plane's etcd pod: the first that answers.
         let mut last = None;
         for cp in self.spec.control_planes.iter().filter(|n| n.name.as_str() != m.name) {
@@ -547,16 +552,28 @@ impl<'a> Bootstrap<'a> {
             // `member list` prints `ID, STATUS, NAME, PEER ADDRS, CLIENT ADDRS, IS LEARNER`.
             let script = format!(
                 r#"set -eu
-ids=$({etcdctl} member list | awk -F', ' -v p='{peer}' '$2 == "unstarted" && index($4, p) {{ print $1 }}')
-for id in $ids; do {etcdctl} member remove "$id" >/dev/null; echo "$id"; done
+members=$({etcdctl} member list | awk -F', ' -v p='{peer}' 'index($4, p) {{ print $1, $2, $6 }}')
+printf '%s\n' "$members" | while read -r id status learner; do
+  [ -n "$id" ] || continue
+  {etcdctl} member remove "$id" >/dev/null
+  echo "$id $status $learner"
+done
 "#,
                 peer = kubeadm::etcd_peer_marker(&m.private_address)
             );
-            match self.exec.run(via, &Script::root("remove an unstarted etcd member", script)).await {
+            match self.exec.run(via, &Script::root("remove the etcd member of a failed join", script)).await {
                 Ok(out) => {
-                    for id in out.stdout.split_whitespace() {
+                    for line in out.stdout.lines() {
+                        let mut w = line.split_whitespace();
+                        let (Some(id), Some(status), learner) = (w.next(), w.next(), w.next()) else { continue };
+                        let what = match (status, learner == Some("true")) {
+                            ("unstarted", true) => "a learner that never started",
+                            ("unstarted", false) => "a voting member that never started",
+                            (_, true) => "a learner, never promoted",
+                            (_, false) => "a voting member",
+                        };
                         self.info(&format!(
-                            "removed etcd member {id} that an earlier join of {} added and never started",
+                            "removed etcd member {id} ({what}) that an earlier, failed join of {} left, before joining it again",
                             m.name
                         ));
                     }
@@ -616,7 +633,7 @@ for id in $ids; do {etcdctl} member remove "$id" >/dev/null; echo "$id"; done
             jobs::Status::Succeeded => self.info(&format!("{} has already joined", node.name)),
             status => {
                 if matches!(status, jobs::Status::Failed | jobs::Status::Lost) {
-                    self.remove_unstarted_member(m).await?;
+                    self.remove_member_of_failed_join(m).await?;
                 }
                 let secrets = self.fresh_secrets(true).await?;
                 self.join(node, &secrets).await?;

@@ -436,9 +436,17 @@ pub fn status(spec: &ClusterSpec, infra: &hacluster::infra::Infrastructure, comp
     match &h.etcd_member_list {
         Some(list) => {
             for m in list.iter().filter(|m| !m.started) {
+                // kubeadm adds a joining control plane's member as a learner, which does not
+                // vote; etcd takes one learner at a time, so it blocks every other join.
+                let why = if m.learner { "a learner that never started" } else { "a voting member that never started" };
+                let effect = if m.learner {
+                    "it does not count toward the quorum, but etcd takes no other learner while it is there, so no other control plane can join"
+                } else {
+                    "it raises the quorum"
+                };
                 let _ = writeln!(
                     s,
-                    "  etcd counts a member that never started ({}): it raises the quorum; `hacluster up` removes it before that node joins again",
+                    "  etcd has {why} ({}): {effect}; `hacluster up` removes it before that node joins again",
                     m.peer_urls.join(", ")
                 );
             }

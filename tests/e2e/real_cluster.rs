@@ -64,6 +64,151 @@ impl Lab {
     }
 }
 
+/// One machine of a lab, as `scripts/lab nodes N` prints it.
+#[derive(Debug, Clone)]
+pub(crate) struct LabNode {
+    /// `lab2-master-1`, `lab2-lb-1`.
+    pub name: String,
+    pub ip: String,
+    pub host_key: String,
+}
+
+impl Lab {
+    /// Every machine of the lab, the balancers included.
+    pub fn nodes(&self) -> Vec<LabNode> {
+        let out = Command::new(repo().join("scripts/lab")).args(["nodes", &self.n.to_string()]).output().unwrap();
+        assert!(out.status.success(), "scripts/lab nodes: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                LabNode { name: f[0].into(), ip: f[2].into(), host_key: f[3..].join(" ") }
+            })
+            .collect()
+    }
+
+    /// The machine `short` (`master-1`, `worker-2`, `lb-1`).
+    pub fn node(&self, short: &str) -> LabNode {
+        let name = format!("lab{}-{short}", self.n);
+        self.nodes().into_iter().find(|n| n.name == name).unwrap_or_else(|| panic!("lab {} has no {short}", self.n))
+    }
+
+    /// The operator's key the lab made (the config's `privateKeyPath`).
+    pub fn operator_key(&self) -> PathBuf {
+        self.config.parent().unwrap().join("operator_ed25519")
+    }
+
+    /// The lab's config with only the machines `keep` (`master-1`, `worker-2`), for a cluster
+    /// named `name` (the machines' node names follow it).
+    pub fn config_of(&self, name: &str, keep: &[&str]) -> String {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let prefix = format!("lab{}-", self.n);
+        let (mut out, mut role, mut skip) = (String::new(), "", 0);
+        for line in text.lines() {
+            let t = line.trim();
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            match t {
+                "master:" => role = "master",
+                "worker:" => role = "worker",
+                _ => {}
+            }
+            if let Some(id) = t.strip_prefix("- id: ")
+                && !keep.contains(&format!("{role}-{id}").as_str())
+            {
+                continue;
+            }
+            if let Some(node) = t.strip_prefix("- node: ") {
+                if !keep.contains(&node.trim_start_matches(&prefix)) {
+                    skip = 2; // its address and hostKey lines
+                    continue;
+                }
+                out += &line.replace(&prefix, &format!("{name}-"));
+                out += "\n";
+                continue;
+            }
+            if t == format!("name: lab{}", self.n) {
+                out += &line.replace(&format!("lab{}", self.n), name);
+                out += "\n";
+                continue;
+            }
+            out += line;
+            out += "\n";
+        }
+        // A worker section left without instances goes.
+        let header = "    worker:\n      instances:\n";
+        match out.find(header) {
+            Some(i) if !out[i + header.len()..].starts_with("        - id: ") => out.replacen(header, "", 1),
+            _ => out,
+        }
+    }
+
+    /// Root on the lab's machines through OpenSSH as the operator, checking the host keys the
+    /// lab pinned; its files live in `dir`.
+    pub fn shell(&self, dir: &Path) -> NodeShell {
+        let known = dir.join("lab_known_hosts");
+        let lines: String = self.nodes().iter().map(|n| format!("{} {}\n", n.ip, n.host_key)).collect();
+        std::fs::write(&known, lines).unwrap();
+        NodeShell { known_hosts: known, key: self.operator_key(), jump: None }
+    }
+}
+
+/// Root shells on lab machines (see [`Lab::shell`]).
+pub(crate) struct NodeShell {
+    known_hosts: PathBuf,
+    key: PathBuf,
+    /// A lab machine to go through, as a jump host.
+    jump: Option<String>,
+}
+
+impl NodeShell {
+    /// The same, through the lab machine at `ip` (for nodes that refuse this machine).
+    pub fn through(&self, ip: &str) -> NodeShell {
+        NodeShell { known_hosts: self.known_hosts.clone(), key: self.key.clone(), jump: Some(ip.to_string()) }
+    }
+
+    fn options(&self) -> Vec<String> {
+        let mut o: Vec<String> =
+            ["BatchMode=yes", "StrictHostKeyChecking=yes", "ConnectTimeout=10"].iter().map(|x| x.to_string()).collect();
+        o.push(format!("UserKnownHostsFile={}", self.known_hosts.display()));
+        o.push(format!("IdentityFile={}", self.key.display()));
+        o.push("IdentitiesOnly=yes".into());
+        o
+    }
+
+    /// Runs `script` as root on `ip` (bash, the script on stdin).
+    pub fn run(&self, ip: &str, script: &str) -> std::process::Output {
+        use std::io::Write;
+        let mut cmd = Command::new("ssh");
+        for o in self.options() {
+            cmd.arg("-o").arg(o);
+        }
+        if let Some(jump) = &self.jump {
+            let inner: Vec<String> = self.options().iter().map(|o| format!("-o {o}")).collect();
+            cmd.arg("-o").arg(format!("ProxyCommand=ssh {} -W %h:%p k8s@{jump}", inner.join(" ")));
+        }
+        let mut child = cmd
+            .arg(format!("k8s@{ip}"))
+            .arg("sudo bash -s")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// `run`, which must succeed: its stdout.
+    pub fn ok(&self, ip: &str, script: &str) -> String {
+        let o = self.run(ip, script);
+        assert!(o.status.success(), "on {ip}: {script}\n{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         let _ = Command::new(repo().join("scripts/lab")).args(["down", &self.n.to_string()]).status();
@@ -71,7 +216,7 @@ impl Drop for Lab {
 }
 
 /// Real kubectl (the default pinned version) with the cluster's kubeconfig.
-fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
+pub(crate) fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
     let dir = crate::real_kubeadm::pinned()
         .iter()
         .find(|(v, _)| *v == hacluster::model::version::DEFAULT_VERSION.to_string())
@@ -81,7 +226,7 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
-fn json(kubeconfig: &Path, args: &[&str]) -> Value {
+pub(crate) fn json(kubeconfig: &Path, args: &[&str]) -> Value {
     let mut a = args.to_vec();
     a.extend(["-o", "json"]);
     let (ok, out) = kubectl(kubeconfig, &a);
@@ -90,7 +235,7 @@ fn json(kubeconfig: &Path, args: &[&str]) -> Value {
 }
 
 /// Polls `cond` until it returns `Ok`, or fails with its last `Err` after `limit`.
-fn eventually<T>(what: &str, limit: Duration, mut cond: impl FnMut() -> Result<T, String>) -> T {
+pub(crate) fn eventually<T>(what: &str, limit: Duration, mut cond: impl FnMut() -> Result<T, String>) -> T {
     let deadline = Instant::now() + limit;
     loop {
         match cond() {
@@ -251,15 +396,13 @@ fn real_cluster_three_control_planes_two_workers_a_workload_verify_and_chaos() {
     assert_eq!(chaos["quorumKept"], true, "{chaos}");
 
     // Two control planes down: quorum is lost, and status says so.
+    let root = lab.shell(s.dir.path());
     for cp in [2, 3] {
-        let o = crate::real_cluster::ssh(
-            &lab,
-            &s,
+        // As verify --chaos does: the static pods go (etcd's port closes), then the kubelet.
+        root.ok(
             &format!("10.232.{n}.1{cp}"),
-            // As verify --chaos does: the static pods go (etcd's port closes), then the kubelet.
-            "sudo bash -c 'mv /etc/kubernetes/manifests /etc/kubernetes/parked; for i in $(seq 240); do (exec 3<>/dev/tcp/127.0.0.1/2381) 2>/dev/null || break; sleep 0.5; done; systemctl stop kubelet'",
+            "mv /etc/kubernetes/manifests /etc/kubernetes/parked; for i in $(seq 240); do (exec 3<>/dev/tcp/127.0.0.1/2381) 2>/dev/null || break; sleep 0.5; done; systemctl stop kubelet",
         );
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     eventually("status reports quorum lost", Duration::from_secs(120), || {
         let st = s.run(&["status", "-c", cfg, "-o", "json"]);
@@ -269,21 +412,6 @@ fn real_cluster_three_control_planes_two_workers_a_workload_verify_and_chaos() {
     });
     drop(lab);
     assert_eq!(Lab::leftovers(n), Vec::<String>::new(), "scripts/lab down left things behind");
-}
-
-/// An OpenSSH login to a lab node as the operator, checking the pinned host key.
-pub(crate) fn ssh(lab: &Lab, s: &Scratch, ip: &str, cmd: &str) -> std::process::Output {
-    let known = s.state().join(format!("lab{}", lab.n)).join("known_hosts");
-    let key = lab.config.parent().unwrap().join("operator_ed25519");
-    Command::new("ssh")
-        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o"])
-        .arg(format!("UserKnownHostsFile={}", known.display()))
-        .arg("-i")
-        .arg(key)
-        .arg(format!("k8s@{ip}"))
-        .arg(cmd)
-        .output()
-        .unwrap()
 }
 
 /// `up` killed with SIGKILL at named points, one of them in the middle of a control plane's
@@ -299,6 +427,7 @@ fn real_cluster_up_killed_at_named_points_resumes_and_reset_nodes_join_again() {
     let n = lab.n;
     let s = Scratch::new();
     let cfg = lab.config.to_str().unwrap().to_string();
+    let root = lab.shell(s.dir.path());
     // Step numbers of `up` for 3 control planes and 1 worker (`plan` prints them).
     let points = [
         ("after node preparation", "step 2/10 done"),
@@ -327,7 +456,7 @@ fn real_cluster_up_killed_at_named_points_resumes_and_reset_nodes_join_again() {
             // Until kubeadm on master-3 has written kubelet.conf: the join is under way.
             let ip = format!("10.232.{n}.13");
             eventually("master-3's join under way", Duration::from_secs(180), || {
-                let o = ssh(&lab, &s, &ip, "sudo test -e /etc/kubernetes/kubelet.conf");
+                let o = root.run(&ip, "test -e /etc/kubernetes/kubelet.conf");
                 if o.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&o.stderr).to_string()) }
             });
         }
@@ -357,8 +486,7 @@ fn real_cluster_up_killed_at_named_points_resumes_and_reset_nodes_join_again() {
     // A worker and a control plane reset by hand (kubeadm reset, which leaves their Node
     // objects behind, Ready for a while): the next up joins both again.
     for ip in [format!("10.232.{n}.21"), format!("10.232.{n}.13")] {
-        let o = ssh(&lab, &s, &ip, "sudo kubeadm reset -f");
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        root.ok(&ip, "kubeadm reset -f");
     }
     let r = s.run(&["up", "-c", &cfg]);
     assert_eq!(r.code, 0, "up after the resets: {}{}", r.stdout, r.stderr);

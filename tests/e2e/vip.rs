@@ -1,7 +1,8 @@
 //! The load balancers' HAProxy and keepalived configurations, exactly as the libvirt plugin
 //! renders them into the LB VMs' cloud-init, run for REAL (Debian's haproxy and keepalived) in
-//! network namespaces on a private bridge: 2 LBs holding the VIP, 3 control-plane stand-ins
-//! answering HTTPS on 6443 (tests/doubles/readyz.py), and a client (tests/doubles/api_client.py)
+//! network namespaces on a private bridge: 2 LBs holding the VIP, 3 backends where the
+//! control planes stand, answering HTTPS on 6443 (tests/vip/backend.py), and a client
+//! (tests/vip/client.py)
 //! on the test's side of the bridge, making a fresh TLS request to the VIP every 50 ms.
 //!
 //! Measured: the client-visible outage when (a) keepalived stops on the VIP holder, (b) its
@@ -12,8 +13,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::lab::{cleanup_prefix, must, sh};
 use crate::libvirt::libvirt_plugin;
+use crate::netns::{cleanup_prefix, must, sh};
 use crate::plugins::Scratch;
 use crate::support::repo;
 
@@ -256,7 +257,7 @@ impl VipLab {
     fn start_control_plane(&mut self, i: u32, last: u32) {
         let (ip, ns) = (self.ip(last), self.ns(&format!("m{i}")));
         let d = self.dir.path().display().to_string();
-        let script = repo().join("tests/doubles/readyz.py");
+        let script = repo().join("tests/vip/backend.py");
         let name = format!("master-{i}");
         self.spawn(
             &format!("cp{i}"),
@@ -335,7 +336,7 @@ impl VipLab {
         let stop = self.dir.path().join("client.stop");
         let _ = std::fs::remove_file(&stop);
         let client = Command::new("python3")
-            .arg(repo().join("tests/doubles/api_client.py"))
+            .arg(repo().join("tests/vip/client.py"))
             .args([&self.ip(200), "0.05", "0.5", stop.to_str().unwrap()])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
-"""TEST STAND-IN for a control plane's kube-apiserver behind the load balancers: HTTPS on
-IP:6443 answering GET /readyz (the health check HAProxy makes) and GET /version (what the
-test's client asks, answered with the node's name)."""
+"""A backend of the balancers' test (tests/e2e/vip.rs), where a control plane's API server
+stands: HTTPS on IP:6443 answering GET /readyz (the health check HAProxy makes) and GET
+/version (what the test's client asks, answered with the backend's name). That test measures
+the balancers alone (VIP moves, HAProxy's redispatch); the real API servers behind the same
+balancers are measured by the lab's `verify --chaos` (tests/e2e/real_cluster.rs)."""
 import argparse
 import json
 import ssl

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +39,9 @@ func cmdUp(args []string) error {
 		if v == "" {
 			return fmt.Errorf("%s is not built; built: %s", *version, strings.Join(versions, ", "))
 		}
+	}
+	if err := raiseInotifyLimits(); err != nil {
+		return err
 	}
 	root, err := baseRoot()
 	if err != nil {
@@ -162,4 +166,41 @@ func waitVIP(vip string, limit time.Duration) error {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
+}
+
+// inotifyLimits are what a lab of a dozen nodes needs. Every node's systemd, kubelet,
+// containerd and control-plane components take inotify instances from one pool: root's on
+// this kernel, shared by all nodes. At Debian's default of 128, a lab of 3 control planes
+// and 5 workers ran out, and the kubelets of the last nodes died at start ("error creating
+// fsnotify watcher: too many open files"). kind asks its users for the same settings.
+var inotifyLimits = []struct {
+	key  string
+	want int
+}{
+	{"fs/inotify/max_user_instances", 8192},
+	{"fs/inotify/max_user_watches", 524288},
+}
+
+// raiseInotifyLimits raises this machine's inotify limits to inotifyLimits where they are
+// lower (never lowers one), and says so.
+func raiseInotifyLimits() error {
+	for _, l := range inotifyLimits {
+		path := "/proc/sys/" + l.key
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		have, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			return fmt.Errorf("%s: %v", path, err)
+		}
+		if have >= l.want {
+			continue
+		}
+		if err := os.WriteFile(path, []byte(strconv.Itoa(l.want)), 0o644); err != nil {
+			return fmt.Errorf("raising %s from %d to %d (the lab's nodes share it): %v", strings.ReplaceAll(l.key, "/", "."), have, l.want, err)
+		}
+		say("raised %s from %d to %d: the lab's nodes share this machine's inotify limits", strings.ReplaceAll(l.key, "/", "."), have, l.want)
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ mod netns;
 mod plan_out;
 mod plugins;
 mod properties;
+mod real_bench;
 mod real_bootstrap;
 mod real_cluster;
 mod real_kubeadm;

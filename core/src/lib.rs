@@ -14,3 +14,4 @@ pub mod plugin;
 pub mod session;
 pub mod ssh;
 pub mod state;
+pub mod text;

@@ -314,6 +314,36 @@ fn adversaries_end_in_clear_errors_within_their_limits() {
     }
 }
 
+/// What a plugin says cannot drive the operator's terminal, hide or reorder what is shown,
+/// flood it, or show a private key: escape sequences and bidirectional overrides in messages,
+/// field names and values, progress steps and errors; 2,000 fields of 4 KiB and a 1 MiB
+/// message; 1,000 progress steps; the node's user-data (its private host key) echoed.
+#[test]
+fn what_a_plugin_says_cannot_drive_the_terminal_or_show_a_key() {
+    let s = Scratch::new();
+    let cfg = s.write("terminal.yaml", &adversary_config("terminal", ""));
+    let r = s.run(&["provision", "-c", cfg.to_str().unwrap(), "--backend", "adversary", "-vv"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("failed red"),
+        "the error itself is shown: {}",
+        &r.stderr[r.stderr.len().saturating_sub(2000)..]
+    );
+    for bad in ['\u{1b}', '\u{7}', '\u{202e}'] {
+        assert!(!r.stderr.contains(bad), "{bad:?} reached the terminal");
+    }
+    assert!(r.stderr.len() < 1 << 20, "{} bytes of output", r.stderr.len());
+    assert!(r.stderr.contains("fields-cut"), "the fields beyond the bound are counted");
+    assert!(r.stderr.contains("too many progress steps"), "{}", &r.stderr[..r.stderr.len().min(3000)]);
+    let st = s.state_of("adv").expect("state with the identities");
+    for id in st.identities.values() {
+        for line in id.host_private_key.lines().filter(|l| !l.starts_with("-----")) {
+            assert!(!r.stderr.contains(line), "a line of a private host key reached the terminal");
+        }
+    }
+    assert!(r.stderr.contains("[REDACTED]"), "the key shows as masked");
+}
+
 #[test]
 fn sandbox_gives_no_files_environment_or_sockets() {
     let s = Scratch::new();

@@ -276,7 +276,7 @@ printf '\n{STATUS} %s %s\n' "$s" "$next"
         match state {
             "rc=0" => return Ok(Finished { log, started_here }),
             s if s.starts_with("rc=") => {
-                let shown = crate::ssh::redact::printable(&log);
+                let shown = crate::text::printable(&log);
                 let tail: Vec<&str> = shown.lines().filter(|l| !l.trim().is_empty()).collect();
                 let tail = tail[tail.len().saturating_sub(6)..].join(" | ");
                 return Err(step(

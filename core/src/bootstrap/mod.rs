@@ -398,7 +398,8 @@ impl<'a> Bootstrap<'a> {
             // Resumed after init: compute the hash the way kubeadm's docs do.
             let out = self.exec.run(m, &Script::root("CA hash", scripts::CA_HASH)).await?;
             let Some(hash) = kubeadm::parse_ca_hash(&out.stdout) else {
-                return Err(Self::step_error("CA hash", &m.name, format!("unexpected output `{}`", out.stdout.trim())));
+                let shown = crate::text::bounded(&crate::text::printable(out.stdout.trim()), 200);
+                return Err(Self::step_error("CA hash", &m.name, format!("unexpected output `{shown}`")));
             };
             self.record(|r| r.secrets.ca_cert_hash = Some(hash)).await?;
         }

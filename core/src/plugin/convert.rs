@@ -155,12 +155,21 @@ pub fn cluster(input: &ClusterInput) -> w::Cluster {
     }
 }
 
+/// Sizes of what a plugin describes itself and its work with, as shown.
+const MAX_NAME: usize = 128;
+const MAX_MESSAGE: usize = 8 << 10;
+
+/// Text from the plugin, as it may be shown (see `crate::text::untrusted`).
+fn shown(text: String, max: usize) -> String {
+    crate::text::untrusted(&text, max)
+}
+
 pub fn info(i: w::PluginInfo) -> PluginInfo {
     PluginInfo {
-        name: i.name,
-        version: i.version,
-        contract: i.contract,
-        description: i.description,
+        name: shown(i.name, MAX_NAME),
+        version: shown(i.version, MAX_NAME),
+        contract: shown(i.contract, MAX_NAME),
+        description: shown(i.description, MAX_MESSAGE),
         supports: Capabilities {
             vip: i.supports.contains(w::Capabilities::VIP),
             cloud_lb: i.supports.contains(w::Capabilities::CLOUD_LB),
@@ -171,12 +180,13 @@ pub fn info(i: w::PluginInfo) -> PluginInfo {
 }
 
 pub fn diagnostic(d: w::Diagnostic) -> Diagnostic {
-    let path = FieldPath::parse(&d.path);
+    let path = FieldPath::parse(&shown(d.path, MAX_NAME));
+    let message = shown(d.message, MAX_MESSAGE);
     let mut out = match d.severity {
-        w::Severity::Error => Diagnostic::error("backend", path, d.message),
-        w::Severity::Warning => Diagnostic::warning("backend", path, d.message),
+        w::Severity::Error => Diagnostic::error("backend", path, message),
+        w::Severity::Warning => Diagnostic::warning("backend", path, message),
     };
-    out.help = d.help;
+    out.help = d.help.map(|h| shown(h, MAX_MESSAGE));
     out
 }
 
@@ -188,9 +198,9 @@ pub fn change(c: w::Change) -> Change {
             w::ChangeAction::Delete => ChangeAction::Delete,
             w::ChangeAction::Keep => ChangeAction::Keep,
         },
-        kind: c.kind,
-        name: c.name,
-        detail: c.detail,
+        kind: shown(c.kind, MAX_NAME),
+        name: shown(c.name, MAX_NAME),
+        detail: shown(c.detail, MAX_MESSAGE),
     }
 }
 
@@ -203,7 +213,7 @@ pub fn backend_error(plugin: &str, e: w::Error, denied_egress: Vec<String>) -> P
         w::Error::Transient(m) => ("transient", m),
         w::Error::Internal(m) => ("internal", m),
     };
-    PluginError::Backend { plugin: plugin.into(), kind, message, denied_egress }
+    PluginError::Backend { plugin: plugin.into(), kind, message: shown(message, MAX_MESSAGE), denied_egress }
 }
 
 /// Limits on what a plugin may hand back, so a buggy or hostile one cannot make the host
@@ -305,7 +315,8 @@ pub fn infrastructure(
                 jump,
                 host_public_key: m.ssh.host_public_key.trim().to_string(),
             },
-            provider_id: m.provider_id,
+            // Shown in every machine table: printable, never a way to drive the terminal.
+            provider_id: crate::text::printable(&m.provider_id),
         });
     }
     if let Some(missing) = spec.nodes().find(|n| !machines.iter().any(|m| m.name == n.name.as_str())) {

@@ -43,6 +43,14 @@ pub const MAX_STATE_BYTES: usize = 16 << 20;
 /// Log lines accepted per call; a plugin cannot flood the terminal.
 const MAX_LOG_LINES: u32 = 10_000;
 const MAX_LOG_LINE: usize = 8 << 10;
+/// Fields of one log line, and the size of each key and value.
+const MAX_LOG_FIELDS: usize = 32;
+const MAX_FIELD_KEY: usize = 64;
+const MAX_FIELD_VALUE: usize = 1 << 10;
+/// Progress step names: their size, and how many distinct ones a call may report (each is a
+/// progress bar on the terminal).
+const MAX_STEP_NAME: usize = 120;
+const MAX_STEPS: usize = 32;
 
 pub type CheckpointFn = Box<dyn FnMut(&[u8]) -> Result<(), String> + Send>;
 
@@ -210,6 +218,8 @@ pub(super) struct HostState {
     checkpoint: Option<CheckpointFn>,
     events: Arc<dyn Events>,
     log_lines: u32,
+    /// The progress steps this call reported.
+    steps: std::collections::HashSet<String>,
     host_error: Option<String>,
 }
 
@@ -253,22 +263,40 @@ impl iface::log::Host for HostState {
             iface::log::Level::Warn => LogLevel::Warn,
             iface::log::Level::Error => LogLevel::Error,
         };
-        let mut message = message;
-        message.truncate(floor_char_boundary(&message, MAX_LOG_LINE));
+        // What a plugin says reaches the terminal: printable, secrets by shape masked, bounded.
+        let message = crate::text::untrusted(&message, MAX_LOG_LINE);
+        let cut = fields.len().saturating_sub(MAX_LOG_FIELDS);
+        let mut fields: Vec<(String, String)> = fields
+            .iter()
+            .take(MAX_LOG_FIELDS)
+            .map(|(k, v)| (crate::text::untrusted(k, MAX_FIELD_KEY), crate::text::untrusted(v, MAX_FIELD_VALUE)))
+            .collect();
+        if cut > 0 {
+            fields.push(("fields-cut".into(), cut.to_string()));
+        }
         self.events.log(&self.plugin, level, &message, &fields);
         Ok(())
     }
 }
 
-fn floor_char_boundary(s: &str, max: usize) -> usize {
-    if s.len() <= max {
-        return s.len();
-    }
-    (0..=max).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0)
-}
-
 impl iface::progress::Host for HostState {
     async fn report(&mut self, step: String, done: u64, total: u64) -> wasmtime::Result<()> {
+        let step = crate::text::untrusted(&step, MAX_STEP_NAME).replace('\n', " ");
+        if !self.steps.contains(&step) {
+            if self.steps.len() >= MAX_STEPS {
+                if self.steps.len() == MAX_STEPS {
+                    self.steps.insert(String::new());
+                    self.events.log(
+                        &self.plugin,
+                        LogLevel::Warn,
+                        "too many progress steps; dropping the rest of this call's",
+                        &[],
+                    );
+                }
+                return Ok(());
+            }
+            self.steps.insert(step.clone());
+        }
         self.events.progress(&self.plugin, &step, done, total);
         Ok(())
     }
@@ -609,6 +637,7 @@ impl Runtime {
             checkpoint: setup.checkpoint,
             events: setup.events,
             log_lines: 0,
+            steps: Default::default(),
             host_error: None,
         };
         let mut store = Store::new(&self.engine, state);

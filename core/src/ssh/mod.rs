@@ -10,7 +10,7 @@
 //!   secret in them); `sudo -n` when the login user is not root.
 //! - Every line of output and every error is redacted before anyone sees it.
 
-pub mod redact;
+mod redact;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -390,7 +390,12 @@ impl Executor {
             }
             for rest in [pending_out, pending_err] {
                 if !rest.is_empty() {
-                    self.events.log(&m.name, LogLevel::Debug, &redact::printable(&self.redactor.redact(&rest)), &[]);
+                    self.events.log(
+                        &m.name,
+                        LogLevel::Debug,
+                        &crate::text::printable(&self.redactor.redact(&rest)),
+                        &[],
+                    );
                 }
             }
             Ok::<_, SshError>(Output {
@@ -412,7 +417,7 @@ impl Executor {
             let line: String = pending.drain(..=i).collect();
             let line = line.trim_end();
             if !line.is_empty() {
-                self.events.log(source, LogLevel::Debug, &redact::printable(&self.redactor.redact(line)), &[]);
+                self.events.log(source, LogLevel::Debug, &crate::text::printable(&self.redactor.redact(line)), &[]);
             }
         }
     }
@@ -425,9 +430,10 @@ impl Executor {
         let out = self
             .exec(m, &s.what, cmd, body.into_bytes(), s.timeout.unwrap_or(self.settings.command_timeout), s.quiet)
             .await;
+        // stdout is read by the callers (JSON, versions); stderr only ever reaches a person.
         out.map(|o| Output {
             stdout: self.redactor.redact(&o.stdout),
-            stderr: self.redactor.redact(&o.stderr),
+            stderr: crate::text::printable(&self.redactor.redact(&o.stderr)),
             status: o.status,
         })
         .map_err(|e| self.redact_error(e))
@@ -445,7 +451,7 @@ impl Executor {
             |t: &str| -> Vec<String> { t.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect() };
         let (err, std) = (lines(&out.stderr), lines(&out.stdout));
         let tail = if err.is_empty() { std } else { err };
-        let stderr = tail[tail.len().saturating_sub(5)..].join(" | ");
+        let stderr = crate::text::printable(&tail[tail.len().saturating_sub(5)..].join(" | "));
         Err(SshError::Failed { host: m.name.clone(), what: s.what.clone(), status: out.status, stderr })
     }
 
@@ -466,7 +472,7 @@ impl Executor {
                 host: m.name.clone(),
                 what: format!("upload {path}"),
                 status: out.status,
-                stderr: self.redactor.redact(out.stderr.trim()),
+                stderr: crate::text::printable(&self.redactor.redact(out.stderr.trim())),
             });
         }
         Ok(())
@@ -475,10 +481,15 @@ impl Executor {
     fn redact_error(&self, e: SshError) -> SshError {
         match e {
             SshError::Failed { host, what, status, stderr } => {
-                SshError::Failed { host, what, status, stderr: redact::printable(&self.redactor.redact(&stderr)) }
+                SshError::Failed { host, what, status, stderr: crate::text::printable(&self.redactor.redact(&stderr)) }
             }
-            SshError::Connect { host, reason } => SshError::Connect { host, reason: self.redactor.redact(&reason) },
-            SshError::Channel { host, reason } => SshError::Channel { host, reason: self.redactor.redact(&reason) },
+            // A reason may quote what the other end sent (its version string, a banner).
+            SshError::Connect { host, reason } => {
+                SshError::Connect { host, reason: crate::text::printable(&self.redactor.redact(&reason)) }
+            }
+            SshError::Channel { host, reason } => {
+                SshError::Channel { host, reason: crate::text::printable(&self.redactor.redact(&reason)) }
+            }
             other => other,
         }
     }

@@ -50,44 +50,41 @@ impl Redactor {
     }
 }
 
-/// What a node printed, fit for a terminal: escape sequences (kubeadm colours its preflight
-/// output) and other control characters go, tabs become spaces, lines stay. Nothing a node
-/// sends can move the cursor, clear the screen or retitle the window.
-pub fn printable(text: &str) -> String {
+/// Secrets by their shape, for those nobody registered (a token an earlier run created, read
+/// again from a job's log; a key a plugin echoes): PEM private key blocks, kubeadm bootstrap
+/// tokens (`[a-z0-9]{6}.[a-z0-9]{16}`) and certificate keys (64 hex digits), but not a
+/// `sha256:` CA hash, which is public.
+fn mask_shapes(text: &str) -> String {
+    mask_words(&mask_private_key_blocks(text))
+}
+
+/// The body of every `-----BEGIN … PRIVATE KEY-----` block, up to its `-----END` marker (or the
+/// end of the text), becomes the mask; the markers stay, so a reader sees what was there. Not
+/// line by line: a key inside JSON (cloud-init user-data) has its newlines escaped.
+fn mask_private_key_blocks(text: &str) -> String {
+    const BEGIN: &str = "-----BEGIN ";
     let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{1b}' => {
-                // CSI (`ESC [` … final byte) or OSC (`ESC ]` … BEL or `ESC \\`); else the next char.
-                match chars.next() {
-                    Some('[') => {
-                        // Parameters, then one final byte in `@`..=`~`.
-                        let _ = chars.by_ref().find(|x| ('@'..='~').contains(x));
-                    }
-                    Some(']') => {
-                        while let Some(x) = chars.next() {
-                            if x == '\u{7}' || (x == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
-                                break;
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            '\n' => out.push('\n'),
-            '\t' => out.push(' '),
-            c if c.is_control() => {}
-            c => out.push(c),
+    let mut rest = text;
+    while let Some(i) = rest.find(BEGIN) {
+        let label_start = i + BEGIN.len();
+        let Some(close) = rest[label_start..].find("-----").map(|j| label_start + j) else { break };
+        let body = close + "-----".len();
+        out.push_str(&rest[..body]);
+        if !rest[label_start..close].ends_with("PRIVATE KEY") {
+            rest = &rest[body..];
+            continue;
+        }
+        out.push_str(MASK);
+        match rest[body..].find("-----END") {
+            Some(k) => rest = &rest[body + k..],
+            None => return out,
         }
     }
+    out.push_str(rest);
     out
 }
 
-/// Secrets by their shape, for those nobody registered (a token an earlier run created, read
-/// again from a job's log): kubeadm bootstrap tokens (`[a-z0-9]{6}.[a-z0-9]{16}`) and
-/// certificate keys (64 hex digits), but not a `sha256:` CA hash, which is public.
-fn mask_shapes(text: &str) -> String {
+fn mask_words(text: &str) -> String {
     let is_word = |c: char| c.is_ascii_alphanumeric() || c == '.';
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -127,10 +124,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn what_a_node_prints_cannot_drive_the_terminal() {
-        let hostile = "\u{1b}[0;37mCGROUPS\u{1b}[0m: ok\tdone\r\n\u{1b}]0;owned\u{7}title\u{1b}[2J\u{8}end\n";
-        assert_eq!(printable(hostile), "CGROUPS: ok done\ntitleend\n");
-        assert_eq!(printable("plain text\nline two"), "plain text\nline two");
+    fn masks_private_key_blocks_nobody_registered() {
+        let r = Redactor::new();
+        let text = "before\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\nQyNTUxOQAAACD\n-----END OPENSSH PRIVATE KEY-----\nafter -----BEGIN RSA PRIVATE KEY----- cut off";
+        assert_eq!(
+            r.redact(text),
+            "before\n-----BEGIN OPENSSH PRIVATE KEY-----[REDACTED]-----END OPENSSH PRIVATE KEY-----\nafter -----BEGIN RSA PRIVATE KEY-----[REDACTED]"
+        );
+        // Inside JSON (cloud-init user-data), with its newlines escaped.
+        let json = r#"{"ed25519_private": "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNz\nQyNTUx\n-----END OPENSSH PRIVATE KEY-----\n", "x": 1}"#;
+        assert_eq!(
+            r.redact(json),
+            r#"{"ed25519_private": "-----BEGIN OPENSSH PRIVATE KEY-----[REDACTED]-----END OPENSSH PRIVATE KEY-----\n", "x": 1}"#
+        );
+        // Public material stays.
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
+        assert_eq!(r.redact(cert), cert);
     }
 
     #[test]

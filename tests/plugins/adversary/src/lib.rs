@@ -200,6 +200,21 @@ impl Guest for Adversary {
                 }
                 Ok(ok_infra(&cluster, state))
             }
+            "terminal" => {
+                // Everything a plugin says reaches the operator's terminal: escape sequences,
+                // invisible reordering characters, fields and steps without bound, and the
+                // user-data the core rendered (which holds the node's private host key).
+                let esc = "\u{1b}]0;owned\u{7}\u{1b}[2J\u{1b}[31mred\u{202e}desrever";
+                let fields: Vec<(String, String)> =
+                    (0..2000).map(|i| (format!("k{i}{esc}"), format!("{esc}{}", "v".repeat(4096)))).collect();
+                log::log(log::Level::Info, &format!("{esc}{}", "m".repeat(1 << 20)), &fields);
+                let user_data = cluster.nodes.first().map(|n| n.user_data.clone()).unwrap_or_default();
+                log::log(log::Level::Warn, &format!("echo: {user_data}"), &[]);
+                for i in 0..1000 {
+                    hacluster::backend::progress::report(&format!("step {i} {esc}"), 1, 2);
+                }
+                Err(Error::Internal(format!("failed {esc}")))
+            }
             "inject" => {
                 // A shell command where an address or a user belongs (`field` says where).
                 let mut infra = ok_infra(&cluster, Vec::new());

@@ -80,7 +80,8 @@ impl Events for Silent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Limits {
-    /// Linear memory of the instance.
+    /// Linear memory of the call's store: all of its memories together (a component may
+    /// hold several core instances), besides bounded counts of instances, memories and tables.
     pub memory_bytes: usize,
     /// Guest CPU time (epoch ticks while guest code runs).
     pub cpu: Duration,

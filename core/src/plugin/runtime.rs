@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,10 @@ pub(super) use files::RenderedFile;
 const TICK: Duration = Duration::from_millis(10);
 /// Largest state blob a plugin may checkpoint or return.
 pub const MAX_STATE_BYTES: usize = 16 << 20;
+/// What the host reads (and drops) of a refused request's body before it answers.
+const MAX_REFUSED_BODY: usize = 64 << 20;
+/// Requests of one call under way at once.
+const MAX_IN_FLIGHT: usize = 32;
 /// Log lines accepted per call; a plugin cannot flood the terminal.
 const MAX_LOG_LINES: u32 = 10_000;
 const MAX_LOG_LINE: usize = 8 << 10;
@@ -74,24 +78,78 @@ struct CpuMeter {
     exceeded: bool,
 }
 
-/// Memory limit that remembers whether it refused growth, so a guest abort after a failed
-/// allocation is reported as what it is.
-struct MemoryLimiter {
+/// Core instances, linear memories and tables one call's store may create: what the shipped
+/// plugins need, many times over (a wasm32-wasip2 component has a handful of each).
+const MAX_INSTANCES: usize = 64;
+const MAX_MEMORIES: usize = 8;
+const MAX_TABLES: usize = 64;
+/// Table elements over all of a store's tables.
+const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+/// The memory limit of a plugin: over ALL of its store's linear memories (a component may hold
+/// several core instances, each with memories of its own), with the count of instances,
+/// memories and tables bounded too. Remembers whether it refused growth, so a guest abort
+/// after a failed allocation is reported as what it is.
+pub(super) struct MemoryLimiter {
     max: usize,
+    /// Bytes of linear memory the store holds, and table elements.
+    used: usize,
+    elements: usize,
+    /// Growth allowed and not yet done: given back if it fails after all.
+    pending_bytes: usize,
+    pending_elements: usize,
     denied: bool,
 }
 
+impl MemoryLimiter {
+    pub(super) fn new(max: usize) -> Self {
+        MemoryLimiter { max, used: 0, elements: 0, pending_bytes: 0, pending_elements: 0, denied: false }
+    }
+}
+
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.max || maximum.is_some_and(|m| desired > m) {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let more = desired.saturating_sub(current);
+        if self.used.saturating_add(more) > self.max || maximum.is_some_and(|m| desired > m) {
             self.denied = true;
             return Ok(false);
         }
+        self.used += more;
+        self.pending_bytes = more;
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.used -= std::mem::take(&mut self.pending_bytes);
+        Ok(())
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let more = desired.saturating_sub(current);
+        if self.elements.saturating_add(more) > MAX_TABLE_ELEMENTS || maximum.is_some_and(|m| desired > m) {
+            self.denied = true;
+            return Ok(false);
+        }
+        self.elements += more;
+        self.pending_elements = more;
+        Ok(true)
+    }
+
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.elements -= std::mem::take(&mut self.pending_elements);
+        Ok(())
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
     }
 }
 
@@ -112,6 +170,28 @@ struct Egress {
     denied: Arc<Mutex<Vec<String>>>,
     faults: Option<Arc<Faults>>,
     stats: Arc<HttpStats>,
+    /// Requests of this store under way (until their response body is done).
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// One request under way, counted in `Egress::in_flight` for as long as it lives.
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Reads a request body to its end (or to a bound), keeping none of it.
+async fn drain(mut body: WasiBody) {
+    let mut read = 0usize;
+    while read <= MAX_REFUSED_BODY {
+        match body.frame().await {
+            Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
+            _ => break,
+        }
+    }
 }
 
 impl Egress {
@@ -124,8 +204,9 @@ impl Egress {
         self.denied.lock().expect("denied list lock").push(origin);
         self.stats.denied.fetch_add(1, Ordering::Relaxed);
         Box::new(async move {
-            // Drain the body first; denying mid-upload shows the guest a reset connection.
-            let _ = http_body_util::Limited::new(request.into_body(), 64 << 20).collect().await;
+            // Drain the body first (denying mid-upload shows the guest a reset connection),
+            // frame by frame: nothing of it is kept, and no more than a bound is read.
+            drain(request.into_body()).await;
             Err(wasmtime_wasi_http::Error::HttpRequestDenied)
         })
     }
@@ -147,6 +228,15 @@ impl WasiHttpHooks for Egress {
         if !allowed || test_denied {
             return self.refuse(&uri, request);
         }
+        // A bound on connections at once: the host makes them, the plugin only asks.
+        if self.in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            return Box::new(async move {
+                drain(request.into_body()).await;
+                Err(wasmtime_wasi_http::Error::ConnectionLimitReached)
+            });
+        }
+        let in_flight = InFlight(self.in_flight.clone());
         let stats = self.stats.clone();
         let throttle = faults.as_ref().is_some_and(|f| f.throttle_now());
         let delay = faults.as_ref().and_then(|f| f.delay);
@@ -200,6 +290,11 @@ impl WasiHttpHooks for Egress {
             };
             stats.sent.fetch_add(1, Ordering::Relaxed);
             let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            // Counted until the response body is done, not only its head.
+            let io = async move {
+                let _in_flight = in_flight;
+                io.await
+            };
             Ok((res.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
         })
     }
@@ -619,8 +714,9 @@ impl Runtime {
                 denied,
                 faults: setup.faults.clone(),
                 stats: setup.stats,
+                in_flight: Arc::new(AtomicUsize::new(0)),
             },
-            memory: MemoryLimiter { max: setup.limits.memory_bytes, denied: false },
+            memory: MemoryLimiter::new(setup.limits.memory_bytes),
             cpu: CpuMeter {
                 ticks: 0,
                 budget: (setup.limits.cpu.as_millis() / TICK.as_millis()).max(1) as u64,
@@ -814,4 +910,59 @@ fn classify(plugin: &str, limits: &Limits, _wall: Duration, e: &wasmtime::Error,
         None => format!("{e:#}").lines().next().unwrap_or_default().to_string(),
     };
     PluginError::Trap { plugin, detail, denied_egress: denied }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Instantiates the component `wat` in a store limited by `MemoryLimiter::new(max)`, with
+    /// the engine settings the host uses: whether it was allowed, and whether the limiter
+    /// refused memory.
+    fn instantiate(wat: &str, max: usize) -> (bool, bool) {
+        let mut cfg = Config::new();
+        cfg.cranelift_opt_level(OptLevel::None);
+        let engine = Engine::new(&cfg).unwrap();
+        let component = Component::new(&engine, wat::parse_str(wat).unwrap()).unwrap();
+        let mut store = Store::new(&engine, MemoryLimiter::new(max));
+        store.limiter(|l| l);
+        let linker: Linker<MemoryLimiter> = Linker::new(&engine);
+        let ok = linker.instantiate(&mut store, &component).is_ok();
+        (ok, store.data().denied)
+    }
+
+    /// A component of `instances` core instances of one module with `memories` memories of
+    /// `pages` 64 KiB pages each.
+    fn component(instances: usize, memories: usize, pages: usize) -> String {
+        let mems: String = (0..memories).map(|i| format!("(memory $m{i} {pages})")).collect();
+        let insts: String = (0..instances).map(|i| format!("(core instance $i{i} (instantiate $m))")).collect();
+        format!("(component (core module $m {mems}) {insts})")
+    }
+
+    /// The limit is on all of a store's memory: eight core instances of 60 MiB each are 480
+    /// MiB, whatever the limit of one memory says; so are five memories of one module.
+    #[test]
+    fn the_memory_limit_counts_every_memory_of_the_store() {
+        let mib = 1 << 20;
+        assert_eq!(instantiate(&component(1, 1, 960), 64 * mib), (true, false), "one 60 MiB memory fits 64 MiB");
+        assert_eq!(instantiate(&component(8, 1, 960), 64 * mib), (false, true), "8 x 60 MiB in 64 MiB");
+        assert_eq!(instantiate(&component(8, 1, 960), 512 * mib), (true, false), "8 x 60 MiB in 512 MiB");
+        assert_eq!(instantiate(&component(1, 5, 320), 64 * mib), (false, true), "5 x 20 MiB memories in 64 MiB");
+    }
+
+    /// Counts of instances, memories and tables are bounded too (wasmtime's default is 10,000
+    /// of each), and table elements over all tables.
+    #[test]
+    fn instances_memories_and_tables_are_counted() {
+        assert!(!instantiate(&component(MAX_INSTANCES + 1, 0, 0), usize::MAX).0, "instances");
+        assert!(instantiate(&component(MAX_INSTANCES, 0, 0), usize::MAX).0);
+        assert!(!instantiate(&component(1, MAX_MEMORIES + 1, 0), usize::MAX).0, "memories");
+        let tables = |n: usize, size: usize| {
+            let t: String = (0..n).map(|i| format!("(table $t{i} {size} funcref)")).collect();
+            format!("(component (core module $m {t}) (core instance $i (instantiate $m)))")
+        };
+        assert!(!instantiate(&tables(MAX_TABLES + 1, 1), usize::MAX).0, "tables");
+        assert!(instantiate(&tables(4, MAX_TABLE_ELEMENTS / 4), usize::MAX).0);
+        assert_eq!(instantiate(&tables(4, MAX_TABLE_ELEMENTS / 4 + 1), usize::MAX), (false, true), "elements");
+    }
 }

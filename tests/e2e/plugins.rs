@@ -610,6 +610,23 @@ fn compiled_components_are_cached_by_content() {
     // Named by the component's hash and the engine's compatibility hash.
     assert!(files.iter().any(|f| f.starts_with(&sha) && f.ends_with(".cwasm")), "{files:?}");
     assert_eq!(inspect()["compiledFromCache"], true);
+    // The cache holds native code: a file others may write, or in a directory others may
+    // change, is not loaded (compiled again, and written back with our own modes).
+    use std::os::unix::fs::PermissionsExt;
+    let cached = fresh.join(files.iter().find(|f| f.starts_with(&sha)).unwrap());
+    std::fs::set_permissions(&cached, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert_eq!(inspect()["compiledFromCache"], false, "a world-writable cache file was loaded");
+    assert_eq!(std::fs::metadata(&cached).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(inspect()["compiledFromCache"], true);
+    std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let v = inspect();
+    assert_eq!(v["compiledFromCache"], false, "a cache in a world-writable directory was loaded");
+    assert_eq!(std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777, 0o700);
+    // A link in place of the file is not followed.
+    let elsewhere = s.path("elsewhere.cwasm");
+    std::fs::rename(&cached, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &cached).unwrap();
+    assert_eq!(inspect()["compiledFromCache"], false, "a link was followed");
     // A changed component is a different key: the cache never serves stale code.
     let copy = s.path("copy.wasm");
     let mut bytes = std::fs::read(&wasm).unwrap();

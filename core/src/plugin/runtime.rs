@@ -545,13 +545,9 @@ pub(crate) async fn http_get(
         if status.is_redirection() {
             let next = resp.headers().get(http::header::LOCATION).and_then(|l| l.to_str().ok()).map(str::to_string);
             worker.abort();
-            match next {
-                Some(n) if n.starts_with("http://") || n.starts_with("https://") => {
-                    url = n;
-                    continue;
-                }
-                _ => return Err(format!("{url}: redirect ({status}) without an absolute location")),
-            }
+            let Some(next) = next else { return Err(format!("{url}: redirect ({status}) without a location")) };
+            url = redirect_target(&url, &next)?;
+            continue;
         }
         if !status.is_success() {
             worker.abort();
@@ -567,6 +563,77 @@ pub(crate) async fn http_get(
         return Ok(());
     }
     Err(format!("{url}: too many redirects"))
+}
+
+/// The compiled component cached at `path`, if it can be trusted as our own: a regular file
+/// (not a link) owned by this user and writable by nobody else, in a directory owned by this
+/// user that nobody else may change; read through the handle that was checked. Anything else
+/// is ignored (and compiled again): the file is loaded as native code.
+fn read_own_cache_file(path: &std::path::Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let me = unsafe { libc::geteuid() };
+    let dir = std::fs::symlink_metadata(path.parent()?).ok()?;
+    if !dir.is_dir() || dir.uid() != me || dir.mode() & 0o022 != 0 {
+        return None;
+    }
+    let mut f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path).ok()?;
+    let meta = f.metadata().ok()?;
+    if !meta.is_file() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return None;
+    }
+    let mut code = Vec::with_capacity(meta.len() as usize);
+    f.read_to_end(&mut code).ok()?;
+    Some(code)
+}
+
+/// Writes a compiled component into the cache: the directory made 0700 (and refused if it is
+/// not this user's), the file created new with mode 0600 under a name no one can guess, then
+/// renamed into place.
+fn write_own_cache_file(path: &std::path::Path, code: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let dir = path.parent().expect("cache file has a directory");
+    std::fs::create_dir_all(dir)?;
+    let me = unsafe { libc::geteuid() };
+    if std::fs::symlink_metadata(dir)?.uid() != me {
+        return Err(std::io::Error::other("the cache directory belongs to another user"));
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let tmp = dir.join(format!(
+        ".{}.{}-{:016x}.tmp",
+        std::process::id(),
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        rand_u64()
+    ));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)?;
+    f.write_all(code)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// A random number for a temporary file's name.
+fn rand_u64() -> u64 {
+    use ssh_key::rand_core::{OsRng, RngCore};
+    OsRng.next_u64()
+}
+
+/// Where a redirect from `from` to `location` (absolute or relative) leads: http or https
+/// only, and never from https down to http — an image, or the checksum that vouches for it,
+/// would then travel where anyone on the path can change it.
+fn redirect_target(from: &str, location: &str) -> Result<String, String> {
+    let base = url::Url::parse(from).map_err(|e| format!("{from}: {e}"))?;
+    let next = base.join(location).map_err(|e| format!("{from}: redirect to `{location}`: {e}"))?;
+    match (base.scheme(), next.scheme()) {
+        ("https", "https") | ("http", "http" | "https") => Ok(next.into()),
+        ("https", "http") => Err(format!("{from}: redirected to {next}, from https to plain http: refused")),
+        (_, other) => Err(format!("{from}: redirected to a `{other}` URL: refused")),
+    }
 }
 
 /// A compiled, checked component, ready to instantiate.
@@ -634,13 +701,15 @@ impl Runtime {
 
     fn compile(&self, plugin: &str, bytes: &[u8], sha256: &str) -> Result<(Component, bool), PluginError> {
         let cached = self.cache_path(sha256);
-        if let Some(path) = &cached
-            && matches!(Engine::detect_precompiled_file(path), Ok(Some(wasmtime::Precompiled::Component)))
+        if let Some(code) = cached.as_deref().and_then(read_own_cache_file)
+            && matches!(Engine::detect_precompiled(&code), Some(wasmtime::Precompiled::Component))
         {
-            // SAFETY: the file is machine code we compiled and wrote ourselves into the
-            // user's own cache directory (0700), named by the source's hash and the
-            // engine's compatibility hash; wasmtime re-checks compatibility on load.
-            if let Ok(c) = unsafe { Component::deserialize_file(&self.engine, path) } {
+            // SAFETY: the bytes are machine code we compiled and wrote ourselves: read through
+            // one handle of a regular file that this user owns and nobody else may write, in a
+            // directory that only this user may change (see `read_own_cache_file`), named by
+            // the source's hash and the engine's compatibility hash; wasmtime re-checks
+            // compatibility on load.
+            if let Ok(c) = unsafe { Component::deserialize(&self.engine, &code) } {
                 return Ok((c, true));
             }
         }
@@ -653,16 +722,7 @@ impl Runtime {
         })?;
         if let (Some(path), Ok(code)) = (&cached, component.serialize()) {
             // A cache that cannot be written only costs the next start its compile time.
-            let _ = std::fs::create_dir_all(path.parent().expect("cache file has a directory")).and_then(|_| {
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    let _ = std::fs::set_permissions(path.parent().unwrap(), std::fs::Permissions::from_mode(0o700));
-                }
-                let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-                std::fs::write(&tmp, code)?;
-                std::fs::rename(&tmp, path)
-            });
+            let _ = write_own_cache_file(path, &code);
         }
         Ok((component, false))
     }
@@ -964,5 +1024,20 @@ mod tests {
         assert!(!instantiate(&tables(MAX_TABLES + 1, 1), usize::MAX).0, "tables");
         assert!(instantiate(&tables(4, MAX_TABLE_ELEMENTS / 4), usize::MAX).0);
         assert_eq!(instantiate(&tables(4, MAX_TABLE_ELEMENTS / 4 + 1), usize::MAX), (false, true), "elements");
+    }
+}
+
+#[cfg(test)]
+mod redirect_tests {
+    use super::redirect_target;
+
+    #[test]
+    fn redirects_never_leave_https() {
+        let from = "https://images.example/noble/img.qcow2";
+        assert_eq!(redirect_target(from, "https://mirror.example/img").unwrap(), "https://mirror.example/img");
+        assert_eq!(redirect_target(from, "/other/img").unwrap(), "https://images.example/other/img");
+        assert!(redirect_target(from, "http://mirror.example/img").unwrap_err().contains("from https to plain http"));
+        assert!(redirect_target(from, "file:///etc/shadow").unwrap_err().contains("`file` URL"));
+        assert_eq!(redirect_target("http://a.example/x", "https://b.example/y").unwrap(), "https://b.example/y");
     }
 }

@@ -292,8 +292,10 @@ func cmdNodeStart(args []string) error {
 	if err != nil {
 		return err
 	}
+	// IPC too: the node's SysV IPC objects and message queues are its own (systemd-logind in
+	// a node removes a logged-out user's, by uid).
 	argv := append([]string{"nsenter", "--net=/run/netns/" + *netns, "unshare", "--pid", "--fork", "--mount", "--uts",
-		"--cgroup", "--propagation", "private", self, "node-init"}, fs.Args()...)
+		"--ipc", "--cgroup", "--propagation", "private", self, "node-init"}, fs.Args()...)
 	return syscall.Exec(nsenter, argv, os.Environ())
 }
 
@@ -337,6 +339,9 @@ func cmdNodeInit(args []string) error {
 		if err := mount(s.src, dst, s.fstype, s.flags, s.data); err != nil {
 			return err
 		}
+	}
+	if err := shadowMachineSysctls(m); err != nil {
+		return err
 	}
 	for _, spec := range strings.Split(*hier, ";") {
 		f := strings.SplitN(spec, ":", 3)
@@ -464,4 +469,40 @@ func waitSystem(n *Node, limit time.Duration) error {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
+}
+
+// machineSysctls are kernel settings of this whole machine, not of a namespace, that a node
+// would change: its kubelet sets the first six at start (setupKernelTunables: among them
+// kernel.panic=10 and kernel.panic_on_oops=1, which make any oops reboot the machine), and its
+// systemd and `sysctl --system` apply Debian's sysctl.d (kernel.pid_max, fs.protected_*). Seen
+// on this machine after a lab, before nodes had their own copies.
+var machineSysctls = []string{
+	"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
+	"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes",
+	"kernel/pid_max", "fs/protected_fifos", "fs/protected_hardlinks", "fs/protected_regular", "fs/protected_symlinks",
+}
+
+// shadowMachineSysctls gives the node at root (its /proc mounted) a file of its own over each
+// of machineSysctls, starting at this machine's value: what the node reads and writes there
+// stays in the node, and this machine's settings are never touched.
+func shadowMachineSysctls(root string) error {
+	dir := filepath.Join(root, ".lab-sysctl")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, key := range machineSysctls {
+		proc := filepath.Join(root, "proc/sys", key)
+		value, err := os.ReadFile(proc)
+		if err != nil {
+			continue // not a setting of this kernel
+		}
+		own := filepath.Join(dir, strings.ReplaceAll(key, "/", "."))
+		if err := os.WriteFile(own, value, 0o644); err != nil {
+			return err
+		}
+		if err := syscall.Mount(own, proc, "", syscall.MS_BIND, ""); err != nil {
+			return fmt.Errorf("a copy of %s for the node: %v", key, err)
+		}
+	}
+	return nil
 }

@@ -105,7 +105,9 @@ http:
 
 // waitHTTP waits until every URL answers 200.
 func waitHTTP(urls ...string) error {
-	c := &http.Client{Timeout: 2 * time.Second}
+	// Never through a proxy from the environment: these addresses are the lab's own, and a
+	// request for them must not leave this machine.
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
 	deadline := time.Now().Add(30 * time.Second)
 	for _, u := range urls {
 		for {

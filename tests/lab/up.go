@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -43,15 +44,7 @@ func cmdUp(args []string) error {
 	if err := raiseInotifyLimits(); err != nil {
 		return err
 	}
-	root, err := baseRoot()
-	if err != nil {
-		return err
-	}
-	mirror, err := buildMirror(b)
-	if err != nil {
-		return err
-	}
-	store, err := registryStore(b, root)
+	root, mirror, store, err := cachedParts(b)
 	if err != nil {
 		return err
 	}
@@ -203,4 +196,29 @@ func raiseInotifyLimits() error {
 		say("raised %s from %d to %d: the lab's nodes share this machine's inotify limits", strings.ReplaceAll(l.key, "/", "."), have, l.want)
 	}
 	return nil
+}
+
+// cachedParts makes (or finds in the cache) what every lab shares: the nodes' root, the
+// mirror and the registry's store. One `lab up` at a time: two building the same cache entry
+// at once would remove each other's half-made directory.
+func cachedParts(b Builds) (root, mirror, store string, err error) {
+	if err := os.MkdirAll(labCache(), 0o755); err != nil {
+		return "", "", "", err
+	}
+	lock, err := os.OpenFile(labCache(".build.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return "", "", "", err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", "", "", err
+	}
+	if root, err = baseRoot(); err != nil {
+		return "", "", "", err
+	}
+	if mirror, err = buildMirror(b); err != nil {
+		return "", "", "", err
+	}
+	store, err = registryStore(b, root)
+	return root, mirror, store, err
 }

@@ -63,6 +63,32 @@ fn billion_laughs_is_refused_quickly() {
     assert!(first_error(&r)["message"].as_str().unwrap().contains("more than"), "{}", r.stdout);
 }
 
+/// A 30 MB scalar aliased 1,000 times is 30 GB of text from a 30 MB file. Run with 1 GiB of
+/// address space (the run needs a few hundred MiB): it must end with the byte limit, quickly,
+/// not with a failed allocation.
+#[test]
+fn aliases_of_a_huge_scalar_are_refused_within_a_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.yaml");
+    let mut text = format!("big: &big {}\n", "x".repeat(30_000_000));
+    text.push_str(&format!("cluster: [{}]\n", vec!["*big"; 1000].join(", ")));
+    std::fs::write(&path, text).unwrap();
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new("sh")
+        .args(["-c", "ulimit -v 1048576 && exec \"$0\" validate -c \"$1\" -o json"])
+        .arg(crate::support::bin())
+        .arg(&path)
+        .output()
+        .unwrap();
+    let r = crate::support::Run::from(out);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let e = first_error(&r);
+    assert_eq!(e["code"], "yaml");
+    assert_eq!(e["line"], 2, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("more than 67108864 bytes of text"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "took {:?}", started.elapsed());
+}
+
 #[test]
 fn deep_nesting() {
     let r = validate_bytes("deep.yaml", format!("cluster: {}{}", "[".repeat(5000), "]".repeat(5000)).as_bytes());

@@ -2,9 +2,11 @@
 //!
 //! We parse with `saphyr-parser`'s event stream and build the tree ourselves, because the
 //! diagnostics need a source span for every node, and because the tree builder is where the
-//! resource limits live: a hostile file (alias "billion laughs", deep nesting, millions of
-//! nodes) ends with a clear error instead of exhausting memory or the stack. The builder is
-//! iterative, so nesting depth never touches the Rust stack.
+//! resource limits live: a hostile file (alias "billion laughs", a huge scalar aliased many
+//! times, deep nesting, aliases nested in aliases, millions of nodes) ends with a clear error
+//! instead of exhausting memory or the stack. Limits count what aliases copy, before the copy
+//! is made. The builder is iterative, and the tree it returns is never deeper than the depth
+//! limit, so the functions that recurse on it stay far from the end of the Rust stack.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -124,13 +126,32 @@ impl Node {
             _ => None,
         }
     }
+}
 
-    fn count(&self) -> usize {
-        match &self.kind {
-            NodeKind::Scalar { .. } => 1,
-            NodeKind::Seq(items) => 1 + items.iter().map(Node::count).sum::<usize>(),
-            NodeKind::Map(entries) => 1 + entries.iter().map(|e| 1 + e.value.count()).sum::<usize>(),
-        }
+/// What a finished node costs, tracked while the tree is built (never by walking it, so an
+/// aliased subtree is priced without recursion): its nodes (a mapping's keys count as nodes),
+/// the bytes of its scalars and keys, and its height (0 for a scalar, 1 for a flat list).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Size {
+    nodes: usize,
+    bytes: usize,
+    height: usize,
+}
+
+impl Size {
+    fn scalar(text: &str) -> Size {
+        Size { nodes: 1, bytes: text.len(), height: 0 }
+    }
+
+    fn collection() -> Size {
+        Size { nodes: 1, bytes: 0, height: 1 }
+    }
+
+    /// Adds a child of this collection (a list item, a mapping's key or value).
+    fn add(&mut self, child: Size) {
+        self.nodes = self.nodes.saturating_add(child.nodes);
+        self.bytes = self.bytes.saturating_add(child.bytes);
+        self.height = self.height.max(child.height + 1);
     }
 }
 
@@ -225,17 +246,21 @@ fn is_float(s: &str) -> bool {
 /// Resource limits for reading untrusted YAML.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Nodes in the finished tree, counting every copy an alias makes.
+    /// Nodes in the finished tree, counting every copy an anchor or an alias makes.
     pub max_nodes: usize,
-    /// Nesting of lists and mappings.
+    /// Nesting of lists and mappings, an alias's subtree included where it is used.
     pub max_depth: usize,
+    /// Bytes of scalars and keys, counting every copy an anchor or an alias makes.
+    pub max_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         // A 1,000-node cluster is ~15k YAML nodes; two million leaves room for generated
-        // configs while bounding memory to a few hundred MiB.
-        Limits { max_nodes: 2_000_000, max_depth: 64 }
+        // configs while bounding memory to a few hundred MiB. The text may be as large as
+        // the largest file read, not larger: aliases of a big scalar would otherwise copy it
+        // without bound.
+        Limits { max_nodes: 2_000_000, max_depth: 64, max_bytes: super::MAX_FILE_BYTES }
     }
 }
 
@@ -247,8 +272,10 @@ pub enum YamlError {
     MultipleDocuments { at: Pos },
     #[error("lists and mappings are nested more than {limit} levels deep")]
     TooDeep { limit: usize, at: Pos },
-    #[error("the document expands to more than {limit} YAML nodes (anchors and aliases count once per use)")]
+    #[error("the document expands to more than {limit} YAML nodes (anchors and aliases count once per copy)")]
     TooManyNodes { limit: usize, at: Pos },
+    #[error("the document expands to more than {limit} bytes of text (anchors and aliases count once per copy)")]
+    TooLarge { limit: usize, at: Pos },
     #[error("mapping keys must be plain text, not lists or mappings")]
     ComplexKey { at: Pos },
     #[error("the key `{key}` appears twice in the same mapping")]
@@ -268,6 +295,7 @@ impl YamlError {
             | YamlError::MultipleDocuments { at }
             | YamlError::TooDeep { at, .. }
             | YamlError::TooManyNodes { at, .. }
+            | YamlError::TooLarge { at, .. }
             | YamlError::ComplexKey { at }
             | YamlError::DuplicateKey { at, .. }
             | YamlError::UnknownAnchor { at }
@@ -297,6 +325,12 @@ impl YamlError {
                 "this usually means aliases that expand exponentially (\"billion laughs\"); write the values out"
                     .into(),
             ),
+            YamlError::TooLarge { .. } => Some(
+                "an alias copies its anchor's whole value; write a large value out once instead of aliasing it".into(),
+            ),
+            YamlError::TooDeep { .. } => {
+                Some("an alias nests its anchor's whole value where it is used; flatten the structure".into())
+            }
             YamlError::UnsupportedTag { .. } => Some("remove the tag".into()),
             _ => None,
         }
@@ -308,6 +342,7 @@ enum Frame {
         items: Vec<Node>,
         start: Span,
         anchor: usize,
+        size: Size,
     },
     Map {
         entries: Vec<Entry>,
@@ -316,6 +351,8 @@ enum Frame {
         pending_key: Option<(String, Span)>,
         start: Span,
         anchor: usize,
+        /// Merged keys that explicit ones later replace are still counted: an upper bound.
+        size: Size,
     },
 }
 
@@ -349,10 +386,50 @@ fn path_of(stack: &[Frame]) -> FieldPath {
     p
 }
 
+/// What the builder has allocated so far, against the limits: every node and every byte of
+/// text, each copy an anchor or an alias makes included.
+struct Budget {
+    limits: Limits,
+    nodes: usize,
+    bytes: usize,
+}
+
+impl Budget {
+    /// Takes `size` from the budget, or says which limit it would pass. Called before the copy
+    /// is made, so an exponential alias chain stops at the limit instead of after allocating.
+    fn take(&mut self, size: Size, at: Pos) -> Result<(), YamlError> {
+        self.nodes = self.nodes.saturating_add(size.nodes);
+        self.bytes = self.bytes.saturating_add(size.bytes);
+        if self.nodes > self.limits.max_nodes {
+            return Err(YamlError::TooManyNodes { limit: self.limits.max_nodes, at });
+        }
+        if self.bytes > self.limits.max_bytes {
+            return Err(YamlError::TooLarge { limit: self.limits.max_bytes, at });
+        }
+        Ok(())
+    }
+
+    /// Refuses a collection (or an aliased subtree of `height`) that would end deeper than
+    /// the limit when it starts at nesting `depth`.
+    fn fits(&self, depth: usize, height: usize, at: Pos) -> Result<(), YamlError> {
+        if depth.saturating_add(height) > self.limits.max_depth {
+            return Err(YamlError::TooDeep { limit: self.limits.max_depth, at });
+        }
+        Ok(())
+    }
+}
+
+/// An anchor the document defined: its id, a copy of its node, and what a copy costs.
+struct Anchor {
+    id: usize,
+    node: Node,
+    size: Size,
+}
+
 fn build(text: &str, limits: Limits, stack: &mut Vec<Frame>) -> Result<Option<Node>, YamlError> {
     let mut parser = Parser::new_from_str(text);
-    let mut anchors: Vec<(usize, Node, usize)> = Vec::new(); // (id, node, node count)
-    let mut total = 0usize;
+    let mut anchors: Vec<Anchor> = Vec::new();
+    let mut budget = Budget { limits, nodes: 0, bytes: 0 };
     let mut root: Option<Node> = None;
     let mut documents = 0usize;
 
@@ -369,7 +446,8 @@ fn build(text: &str, limits: Limits, stack: &mut Vec<Frame>) -> Result<Option<No
             YamlError::Syntax { message: e.info().to_string(), at }
         })?;
         let span = Span::from_parser(yspan);
-        let finished: Option<(Node, usize, bool)> = match event {
+        // (node, its anchor id or 0, its size)
+        let finished: Option<(Node, usize, Size)> = match event {
             Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => None,
             Event::DocumentStart(_) => {
                 documents += 1;
@@ -390,105 +468,102 @@ fn build(text: &str, limits: Limits, stack: &mut Vec<Frame>) -> Result<Option<No
                         });
                     }
                 }
+                let size = Size::scalar(&value);
+                budget.take(size, span.start)?;
                 let node = Node { kind: NodeKind::Scalar { text: value.into_owned(), plain }, span };
-                Some((node, anchor, false))
+                Some((node, anchor, size))
             }
             Event::Alias(id) => {
-                let Some((_, node, count)) = anchors.iter().rev().find(|(a, _, _)| *a == id) else {
+                let Some(a) = anchors.iter().rev().find(|a| a.id == id) else {
                     return Err(YamlError::UnknownAnchor { at: span.start });
                 };
-                // Account for the copy before making it, so an exponential alias chain stops
-                // at the limit instead of after allocating it.
-                total = total.saturating_add(*count);
-                if total > limits.max_nodes {
-                    return Err(YamlError::TooManyNodes { limit: limits.max_nodes, at: span.start });
-                }
-                let mut copy = node.clone();
+                budget.fits(stack.len(), a.size.height, span.start)?;
+                budget.take(a.size, span.start)?;
+                let mut copy = a.node.clone();
                 copy.span = span;
-                Some((copy, 0, true))
+                Some((copy, 0, a.size))
             }
             Event::SequenceStart(anchor, tag) => {
                 reject_tag(tag, span)?;
-                if stack.len() >= limits.max_depth {
-                    return Err(YamlError::TooDeep { limit: limits.max_depth, at: span.start });
-                }
-                stack.push(Frame::Seq { items: Vec::new(), start: span, anchor });
+                budget.fits(stack.len(), 1, span.start)?;
+                budget.take(Size::collection(), span.start)?;
+                stack.push(Frame::Seq { items: Vec::new(), start: span, anchor, size: Size::collection() });
                 None
             }
             Event::MappingStart(anchor, tag) => {
                 reject_tag(tag, span)?;
-                if stack.len() >= limits.max_depth {
-                    return Err(YamlError::TooDeep { limit: limits.max_depth, at: span.start });
-                }
+                budget.fits(stack.len(), 1, span.start)?;
+                budget.take(Size::collection(), span.start)?;
                 stack.push(Frame::Map {
                     entries: Vec::new(),
                     merged: Vec::new(),
                     pending_key: None,
                     start: span,
                     anchor,
+                    size: Size::collection(),
                 });
                 None
             }
             Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq { items, start, anchor }) => {
-                    Some((Node { kind: NodeKind::Seq(items), span: start.join(span) }, anchor, false))
+                Some(Frame::Seq { items, start, anchor, size }) => {
+                    Some((Node { kind: NodeKind::Seq(items), span: start.join(span) }, anchor, size))
                 }
                 _ => unreachable!("parser emits balanced sequence events"),
             },
             Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map { mut entries, merged, start, anchor, .. }) => {
+                Some(Frame::Map { mut entries, merged, start, anchor, size, .. }) => {
                     for m in merged {
                         if !entries.iter().any(|e| e.key == m.key) {
                             entries.push(m);
                         }
                     }
-                    Some((Node { kind: NodeKind::Map(entries), span: start.join(span) }, anchor, false))
+                    Some((Node { kind: NodeKind::Map(entries), span: start.join(span) }, anchor, size))
                 }
                 _ => unreachable!("parser emits balanced mapping events"),
             },
         };
 
-        let Some((node, anchor, from_alias)) = finished else {
+        let Some((node, anchor, size)) = finished else {
             continue;
         };
-        if !from_alias {
-            // Aliased copies were counted when made; everything else counts once here.
-            total += 1;
-        }
-        if total > limits.max_nodes {
-            return Err(YamlError::TooManyNodes { limit: limits.max_nodes, at: node.span.start });
-        }
         if anchor != 0 {
-            let count = node.count();
-            anchors.push((anchor, node.clone(), count));
+            // The anchor table keeps a copy of its own: that copy is memory too.
+            budget.take(size, node.span.start)?;
+            anchors.push(Anchor { id: anchor, node: node.clone(), size });
         }
         match stack.last_mut() {
             None => root = Some(node),
-            Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, merged, pending_key, .. }) => match pending_key.take() {
-                None => match node.kind {
-                    NodeKind::Scalar { text, .. } => {
-                        if text != "<<"
-                            && let Some(first) = entries.iter().find(|e| e.key == text)
-                        {
-                            return Err(YamlError::DuplicateKey {
-                                key: text,
-                                at: node.span.start,
-                                first: first.key_span.start,
-                            });
+            Some(Frame::Seq { items, size: parent, .. }) => {
+                parent.add(size);
+                items.push(node);
+            }
+            Some(Frame::Map { entries, merged, pending_key, size: parent, .. }) => {
+                parent.add(size);
+                match pending_key.take() {
+                    None => match node.kind {
+                        NodeKind::Scalar { text, .. } => {
+                            if text != "<<"
+                                && let Some(first) = entries.iter().find(|e| e.key == text)
+                            {
+                                return Err(YamlError::DuplicateKey {
+                                    key: text,
+                                    at: node.span.start,
+                                    first: first.key_span.start,
+                                });
+                            }
+                            *pending_key = Some((text, node.span));
                         }
-                        *pending_key = Some((text, node.span));
-                    }
-                    _ => return Err(YamlError::ComplexKey { at: node.span.start }),
-                },
-                Some((key, key_span)) => {
-                    if key == "<<" {
-                        merge_into(merged, node)?;
-                    } else {
-                        entries.push(Entry { key, key_span, value: node });
+                        _ => return Err(YamlError::ComplexKey { at: node.span.start }),
+                    },
+                    Some((key, key_span)) => {
+                        if key == "<<" {
+                            merge_into(merged, node)?;
+                        } else {
+                            entries.push(Entry { key, key_span, value: node });
+                        }
                     }
                 }
-            },
+            }
         }
     }
     Ok(root)
@@ -602,6 +677,39 @@ mod tests {
         }
         let e = p(&s).unwrap_err();
         assert!(matches!(e, YamlError::TooManyNodes { .. }), "{e:?}");
+    }
+
+    /// A 1 MiB scalar aliased 100 times would be 100 MiB of text from a 1 MiB file.
+    #[test]
+    fn aliases_of_a_large_scalar_are_stopped_by_their_bytes() {
+        let doc = |aliases: usize| {
+            let mut s = format!("big: &big {}\nlist:\n", "x".repeat(1 << 20));
+            s.push_str(&"  - *big\n".repeat(aliases));
+            s
+        };
+        let limits = Limits { max_bytes: 64 << 20, ..Limits::default() };
+        let e = parse(&doc(100), limits).unwrap_err();
+        assert!(matches!(e, YamlError::TooLarge { limit, at } if limit == 64 << 20 && at.line > 2), "{e:?}");
+        assert!(e.to_string().contains("bytes of text"), "{e}");
+        // Well below the limit, the copies are made.
+        let root = parse(&doc(10), limits).unwrap().unwrap();
+        assert!(matches!(&root.get("list").unwrap().kind, NodeKind::Seq(items) if items.len() == 10));
+    }
+
+    /// Each anchor wraps the one before: the nesting grows with every link, though no line
+    /// of the file is nested more than two levels.
+    #[test]
+    fn aliases_cannot_nest_past_the_depth_limit() {
+        let chain = |links: usize| {
+            let mut s = String::from("a0: &a0 [x]\n");
+            for i in 1..links {
+                s.push_str(&format!("a{i}: &a{i} [*a{}]\n", i - 1));
+            }
+            s
+        };
+        let e = p(&chain(70)).unwrap_err();
+        assert!(matches!(e, YamlError::TooDeep { limit: 64, at } if at.line == 64), "{e:?}");
+        assert!(p(&chain(60)).is_ok());
     }
 
     #[test]

@@ -522,6 +522,33 @@ const CASES: &[Case] = &[
         "not an https URL",
     ),
     aws(
+        "AWS endpoint over plain http to a host named like localhost",
+        &[(
+            "    adminCidrs: [203.0.113.0/24]\n",
+            "    adminCidrs: [203.0.113.0/24]\n    endpoint: http://localhost.evil.example #<\n",
+        )],
+        "backends.aws.endpoint",
+        "`localhost.evil.example` is another host",
+    ),
+    aws(
+        "AWS endpoint over plain http to a host named like 127.0.0.1",
+        &[(
+            "    adminCidrs: [203.0.113.0/24]\n",
+            "    adminCidrs: [203.0.113.0/24]\n    endpoint: http://127.0.0.1.evil.example:5000 #<\n",
+        )],
+        "backends.aws.endpoint",
+        "`127.0.0.1.evil.example` is another host",
+    ),
+    aws(
+        "AWS endpoint over plain http to localhostx",
+        &[(
+            "    adminCidrs: [203.0.113.0/24]\n",
+            "    adminCidrs: [203.0.113.0/24]\n    endpoint: http://localhostx #<\n",
+        )],
+        "backends.aws.endpoint",
+        "`localhostx` is another host",
+    ),
+    aws(
         "AWS even control planes",
         &[("        - id: 3\n", ""), ("        - id: 1\n        - id: 2", "        - id: 1 #<\n        - id: 2")],
         "cluster.nodes.master.instances",
@@ -538,6 +565,71 @@ const CASES: &[Case] = &[
         &[("  version: v1.35.0\n", "  version: v1.35.0\n  imageRepository: https://registry.example.com #<\n")],
         "kubernetes.imageRepository",
         "not a registry",
+    ),
+    // Injection through the package mirror: it is written into apt's sources list (as root,
+    // on every node) and into the node's shell.
+    case(
+        "package mirror with a line break: a second, trusted apt source",
+        &[(
+            "  version: v1.35.0\n",
+            "  version: v1.35.0\n  packageMirror: \"http://mirror.example.com/k8s\\ndeb [trusted=yes] http://evil.example/ /\" #<\n",
+        )],
+        "kubernetes.packageMirror",
+        "contains a line break (character 30)",
+    ),
+    case(
+        "package mirror with a space",
+        &[("  version: v1.35.0\n", "  version: v1.35.0\n  packageMirror: \"http://mirror.example.com/a b\" #<\n")],
+        "kubernetes.packageMirror",
+        "contains a space",
+    ),
+    case(
+        "package mirror with a quote",
+        &[(
+            "  version: v1.35.0\n",
+            "  version: v1.35.0\n  packageMirror: \"http://mirror.example.com/'$(reboot)'\" #<\n",
+        )],
+        "kubernetes.packageMirror",
+        "contains `'`",
+    ),
+    case(
+        "package mirror with a command substitution",
+        &[(
+            "  version: v1.35.0\n",
+            "  version: v1.35.0\n  packageMirror: \"http://mirror.example.com/$(reboot)\" #<\n",
+        )],
+        "kubernetes.packageMirror",
+        "contains `$`",
+    ),
+    case(
+        "package mirror with a command substitution in its host",
+        &[(
+            "  version: v1.35.0\n",
+            "  version: v1.35.0\n  packageMirror: \"http://mirror$(reboot).example.com/\" #<\n",
+        )],
+        "kubernetes.packageMirror",
+        "is neither a DNS name nor an IP address",
+    ),
+    case(
+        "package mirror with credentials",
+        &[("  version: v1.35.0\n", "  version: v1.35.0\n  packageMirror: https://me:secret@mirror.example.com #<\n")],
+        "kubernetes.packageMirror",
+        "carries credentials",
+    ),
+    case(
+        "egress origin of a backend with a line break",
+        &[(
+            "kubernetes:\n",
+            "backends:\n  mine:\n    egress:\n      - https://api.example.com\n      - \"https://api.example.com\\nhttps://evil.example\" #<\nkubernetes:\n",
+        )],
+        "backends.mine.egress[1]",
+        "contains a line break",
+    ),
+    case(
+        "egress origin of a backend with credentials",
+        &[("kubernetes:\n", "backends:\n  mine:\n    egress: [\"https://me@api.example.com\"] #<\nkubernetes:\n")],
+        "backends.mine.egress[0]",
+        "carries credentials",
     ),
     case(
         "mirror over plain HTTP without saying so",
@@ -755,4 +847,49 @@ kubernetes: {version: v1.35.0}
         v["warnings"].as_array().unwrap().iter().find(|w| w["code"] == "placement-quorum").expect("placement warning");
     assert!(w["message"].as_str().unwrap().contains("losing host `a` takes 3 of them"), "{w}");
     assert_eq!(v["cluster"]["toleratedFailures"], 2);
+}
+
+/// The local test servers the AWS endpoint may name over plain http (moto, LocalStack).
+#[test]
+fn aws_endpoints_on_this_machine_are_valid() {
+    for endpoint in ["http://127.0.0.1:5000", "http://localhost:4566", "http://[::1]:4566", "https://aws.example.com"] {
+        let text = AWS_BASE.replace(
+            "    adminCidrs: [203.0.113.0/24]\n",
+            &format!("    adminCidrs: [203.0.113.0/24]\n    endpoint: \"{endpoint}\"\n"),
+        );
+        let (_dir, path) = write_config("aws.yaml", text.as_bytes());
+        let r = run(&["validate", "-c", path.to_str().unwrap(), "-o", "json"]);
+        assert_eq!(r.code, 0, "{endpoint}: {}{}", r.stdout, r.stderr);
+    }
+}
+
+/// An injection attempt changes nothing anywhere: every command refuses the config, with the
+/// field, before a file is written or a backend is asked to do anything.
+#[test]
+fn an_injection_attempt_changes_nothing() {
+    let s = crate::plugins::Scratch::new();
+    let text = BASE.replace(
+        "  version: v1.35.0\n",
+        "  version: v1.35.0\n  packageMirror: \"http://mirror.example.com/k8s\\ndeb [trusted=yes] http://evil.example/ /\"\n",
+    );
+    let cfg = s.write("evil.yaml", &text);
+    let out = s.path("out");
+    let (cfg, out_dir) = (cfg.to_str().unwrap(), out.to_str().unwrap());
+    for args in [
+        vec!["validate", "-c", cfg],
+        vec!["plan", "-c", cfg, "--out", out_dir],
+        vec!["provision", "-c", cfg],
+        vec!["up", "-c", cfg],
+        vec!["down", "-c", cfg],
+    ] {
+        let r = s.run(&args);
+        assert_eq!(r.code, 1, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("kubernetes.packageMirror") && r.stderr.contains("line break"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    assert!(!out.exists(), "plan --out wrote files");
+    assert!(!s.state().exists(), "a state directory was made");
 }

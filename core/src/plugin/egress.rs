@@ -4,6 +4,9 @@
 use std::fmt;
 
 use serde::Serialize;
+use url::{Host, Url};
+
+use crate::config::validate::urls::{UrlError, http_url};
 
 /// `scheme://host:port`, lowercase host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -14,21 +17,21 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// Parses `https://host[:port][/...]` or `http://...`.
-    pub fn parse(url: &str) -> Option<Origin> {
-        let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("http://") {
-            (false, r)
-        } else {
-            return None;
+    /// The origin of an http(s) URL the config's URL rule accepted ([`http_url`]).
+    pub fn of(url: &Url) -> Origin {
+        let host = match url.host() {
+            // As a request's authority names it once the brackets are gone (`split_authority`).
+            Some(Host::Ipv6(a)) => a.to_string(),
+            Some(h) => h.to_string(),
+            None => String::new(),
         };
-        let authority = rest.split(['/', '?', '#']).next()?;
-        if authority.contains('@') || authority.is_empty() {
-            return None;
-        }
-        let (host, port) = split_authority(authority, if https { 443 } else { 80 })?;
-        Some(Origin { https, host, port })
+        let https = url.scheme() == "https";
+        Origin { https, host, port: url.port_or_known_default().unwrap_or(if https { 443 } else { 80 }) }
+    }
+
+    /// Parses `https://host[:port][/...]` or `http://...` by the config's URL rule.
+    pub fn parse(text: &str) -> Result<Origin, UrlError> {
+        http_url(text).map(|u| Origin::of(&u))
     }
 }
 
@@ -92,7 +95,11 @@ mod tests {
         assert!(!p.allows(true, "ec2.eu-central-1.amazonaws.com.evil.com"));
         assert!(p.allows(false, "127.0.0.1:5000"));
         assert!(!p.allows(false, "127.0.0.1:5001"));
-        assert!(Origin::parse("https://user@host").is_none());
-        assert!(Origin::parse("ftp://host").is_none());
+        assert_eq!(Origin::parse("https://user@host"), Err(UrlError::Credentials));
+        assert!(Origin::parse("ftp://host").is_err());
+        assert!(Origin::parse("https://host\nevil").is_err());
+        let v6 = EgressPolicy { allowed: vec![Origin::parse("http://[::1]:4566").unwrap()] };
+        assert!(v6.allows(false, "[::1]:4566"));
+        assert!(!v6.allows(false, "[::1]:4567"));
     }
 }

@@ -53,7 +53,7 @@ impl Faults {
                     f.lose_action = action;
                 }
                 Some(("delay", v)) => f.delay = v.trim_end_matches("ms").parse().ok().map(Duration::from_millis),
-                Some(("deny", v)) => f.deny.extend(Origin::parse(v)),
+                Some(("deny", v)) => f.deny.extend(Origin::parse(v).ok()),
                 Some(("seed", v)) => f.state = AtomicU64::new(v.parse::<u64>().unwrap_or(1).max(1)),
                 Some(("hv-fail-at", v)) => f.hv_fail_at = v.parse().ok(),
                 _ => {}

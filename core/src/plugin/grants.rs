@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::egress::{EgressPolicy, Origin};
+use crate::config::validate::urls::{UrlError, credentialed_endpoint, shown};
 use crate::model::ClusterSpec;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -23,12 +24,14 @@ pub struct Grants {
     pub seed_copies: Option<std::path::PathBuf>,
 }
 
+/// An origin the config asks to grant that the config's URL rule refuses. Validation refuses
+/// these first; the grant side checks again, so no path around validation grants them.
 #[derive(Debug, thiserror::Error)]
-#[error("backends.{backend}.egress[{index}]: `{url}` is not an http(s) URL")]
-pub struct BadEgress {
-    pub backend: String,
-    pub index: usize,
-    pub url: String,
+pub enum BadEgress {
+    #[error("backends.{backend}.egress[{index}]: `{url}` is not an http(s) URL: {why}")]
+    Listed { backend: String, index: usize, url: String, why: UrlError },
+    #[error("backends.aws.endpoint: `{url}` is not an https URL: {why}")]
+    AwsEndpoint { url: String, why: UrlError },
 }
 
 impl Grants {
@@ -46,8 +49,13 @@ impl Grants {
             && credentials.iter().any(|c| c == "aws")
             && let Some(aws) = &spec.aws
         {
-            match aws.endpoint.as_deref().and_then(Origin::parse) {
-                Some(o) => g.egress.allowed.push(o),
+            match aws.endpoint.as_deref() {
+                // Signed requests: https, or http to this machine only.
+                Some(url) => {
+                    let u =
+                        credentialed_endpoint(url).map_err(|why| BadEgress::AwsEndpoint { url: shown(url), why })?;
+                    g.egress.allowed.push(Origin::of(&u));
+                }
                 None => {
                     for svc in ["ec2", "elasticloadbalancing"] {
                         g.egress.allowed.push(Origin {
@@ -74,8 +82,12 @@ impl Grants {
         {
             for (index, v) in list.iter().enumerate() {
                 let url = v.as_str().unwrap_or_default();
-                let origin =
-                    Origin::parse(url).ok_or_else(|| BadEgress { backend: backend.into(), index, url: url.into() })?;
+                let origin = Origin::parse(url).map_err(|why| BadEgress::Listed {
+                    backend: backend.into(),
+                    index,
+                    url: shown(url),
+                    why,
+                })?;
                 g.egress.allowed.push(origin);
             }
         }
@@ -157,8 +169,51 @@ fn aws_credentials() -> Result<Vec<(String, String)>, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::credential_providers;
+    use super::{BadEgress, Grants, credential_providers};
+    use crate::config::{Options, check_str};
+    use crate::model::ClusterSpec;
     use crate::plugin::discovery::Origin;
+    use crate::plugin::egress::Origin as HttpOrigin;
+
+    /// A valid AWS cluster, then `endpoint` set behind validation's back.
+    fn aws_spec(endpoint: Option<&str>) -> ClusterSpec {
+        let text = "cluster:\n  name: demo\n  nodes:\n    master:\n      instances: [{id: 1}]\nbackends:\n  aws:\n    region: eu-central-1\n    availabilityZones: [eu-central-1a]\n    ami: ami-0123456789abcdef0\n";
+        let checked = check_str("aws.yaml", text, &Options::default());
+        let mut spec = checked.spec.unwrap_or_else(|| panic!("{:?}", checked.diagnostics));
+        spec.aws.as_mut().expect("aws section").endpoint = endpoint.map(Into::into);
+        spec
+    }
+
+    #[test]
+    fn the_aws_endpoint_is_granted_as_https_or_plain_http_to_this_machine_only() {
+        let aws = ["aws".to_string()];
+        for evil in ["http://localhost.evil.example", "http://127.0.0.1.evil.example:5000", "http://localhostx"] {
+            let e = Grants::for_backend(&aws_spec(Some(evil)), "aws", &aws).unwrap_err();
+            assert!(matches!(e, BadEgress::AwsEndpoint { .. }), "{evil}: {e}");
+            assert!(e.to_string().contains("plain http goes only to this machine"), "{e}");
+        }
+        let local = Grants::for_backend(&aws_spec(Some("http://127.0.0.1:5000")), "aws", &aws).unwrap();
+        assert_eq!(local.egress.allowed, [HttpOrigin { https: false, host: "127.0.0.1".into(), port: 5000 }]);
+        let v6 = Grants::for_backend(&aws_spec(Some("http://[::1]:4566")), "aws", &aws).unwrap();
+        assert!(v6.egress.allows(false, "[::1]:4566"));
+        let default = Grants::for_backend(&aws_spec(None), "aws", &aws).unwrap();
+        assert!(default.egress.allows(true, "ec2.eu-central-1.amazonaws.com"));
+        assert!(!default.egress.allows(false, "ec2.eu-central-1.amazonaws.com"));
+    }
+
+    #[test]
+    fn listed_origins_are_granted_only_by_the_url_rule() {
+        let mut spec = aws_spec(None);
+        let section = |list: serde_json::Value| serde_json::json!({ "egress": list });
+        spec.backend_sections.insert("mine".into(), section(serde_json::json!(["https://api.example.com:8443/v1"])));
+        let g = Grants::for_backend(&spec, "mine", &[]).unwrap();
+        assert_eq!(g.egress.allowed, [HttpOrigin { https: true, host: "api.example.com".into(), port: 8443 }]);
+        for bad in ["https://api.example.com\nhttps://evil.example", "https://me@api.example.com", "file:///etc"] {
+            spec.backend_sections.insert("mine".into(), section(serde_json::json!(["https://ok.example", bad])));
+            let e = Grants::for_backend(&spec, "mine", &[]).unwrap_err();
+            assert!(matches!(e, BadEgress::Listed { index: 1, .. }), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn only_the_built_in_aws_plugin_or_an_explicit_grant_gets_aws_credentials() {

@@ -3,6 +3,7 @@
 use super::Ctx;
 use super::kubernetes::overlaps;
 use super::network::parse_cidr;
+use super::urls::{credentialed_endpoint, shown};
 use crate::config::diagnostic::FieldPath;
 use crate::config::raw::{self, RawConfig};
 use crate::model::{AwsSpec, BackendProfile, KubernetesSpec, NlbScheme};
@@ -212,16 +213,15 @@ pub fn check(
             node_ports.push(net);
         }
     }
-    if let Some(e) = &a.endpoint {
-        let local = ["http://127.", "http://localhost", "http://[::1]"].iter().any(|p| e.starts_with(p));
-        if !(e.starts_with("https://") || local) {
-            cx.error(
-                "aws-endpoint",
-                base.key("endpoint"),
-                format!("`{e}` is not an https URL"),
-                "AWS requests carry signed credentials; plain http is allowed only to a local test server (127.0.0.1 or localhost)",
-            );
-        }
+    if let Some(e) = &a.endpoint
+        && let Err(why) = credentialed_endpoint(e)
+    {
+        cx.error(
+            "aws-endpoint",
+            base.key("endpoint"),
+            format!("`{}` is not an https URL: {why}", shown(e)),
+            "AWS requests carry signed credentials (and user-data with the nodes' host keys): write `https://host[:port][/path]`; plain http is allowed only to a local test server (http://127.0.0.1:PORT, http://[::1]:PORT or http://localhost:PORT)",
+        );
     }
     let errors_after = cx.diags.iter().filter(|d| d.is_error()).count();
     if errors_after > errors_before {

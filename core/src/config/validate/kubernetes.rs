@@ -3,6 +3,7 @@
 use ipnet::Ipv4Net;
 
 use super::network::parse_cidr;
+use super::urls::{http_url, is_dns_label, shown};
 use super::{Ctx, Options};
 use crate::config::diagnostic::FieldPath;
 use crate::config::raw::{self, RawConfig};
@@ -53,13 +54,13 @@ pub fn check(cx: &mut Ctx, raw: &RawConfig, opts: &Options, network: Option<&Net
     };
 
     if let Some(m) = &k.package_mirror
-        && (!(m.starts_with("https://") || m.starts_with("http://")) || m.len() < 10)
+        && let Err(why) = http_url(m)
     {
         cx.error(
             "mirror-url",
             base.key("packageMirror"),
-            format!("`{m}` is not an http(s) URL"),
-            "give the base URL of the mirror, e.g. `https://mirror.example.com/kubernetes`",
+            format!("`{}` is not an http(s) URL: {why}", shown(m)),
+            "give the base URL of the mirror, e.g. `https://mirror.example.com/kubernetes`: letters, digits and `-._~:/` only, without credentials, query or fragment (it is written into apt's sources list on every node)",
         );
     }
 
@@ -225,15 +226,6 @@ pub fn check(cx: &mut Ctx, raw: &RawConfig, opts: &Options, network: Option<&Net
     })
 }
 
-/// A DNS label: letters, digits and inner hyphens, at most 63 characters.
-fn is_dns_label(l: &str) -> bool {
-    !l.is_empty()
-        && l.len() <= 63
-        && !l.starts_with('-')
-        && !l.ends_with('-')
-        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
-
 /// `host[:port]` of a registry, as image names spell it: a DNS name or an IPv4 address, and
 /// an optional port.
 pub fn is_registry_host(s: &str) -> bool {
@@ -270,23 +262,13 @@ fn registry_mirror(cx: &mut Ctx, path: FieldPath, m: &raw::RegistryMirror) -> Op
         );
         ok = false;
     }
-    let endpoint = match url::Url::parse(&m.endpoint) {
-        Ok(u)
-            if matches!(u.scheme(), "http" | "https")
-                && u.host_str().is_some_and(|h| is_registry_host(h) || h.parse::<std::net::Ipv4Addr>().is_ok())
-                && u.username().is_empty()
-                && u.password().is_none()
-                && u.query().is_none()
-                && u.fragment().is_none()
-                && u.path().bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-')) =>
-        {
-            Some(u)
-        }
-        _ => {
+    let endpoint = match http_url(&m.endpoint) {
+        Ok(u) => Some(u),
+        Err(why) => {
             cx.error(
                 "mirror-endpoint",
                 path.key("endpoint"),
-                format!("`{}` is not a registry mirror URL", m.endpoint),
+                format!("`{}` is not a registry mirror URL: {why}", shown(&m.endpoint)),
                 "write `https://host[:port][/path]` (or `http://…` with `plainHttp: true`), without credentials, query or fragment",
             );
             None

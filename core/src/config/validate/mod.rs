@@ -4,10 +4,12 @@
 //! problem.
 
 mod aws;
+mod backends;
 mod hosts;
 mod kubernetes;
 mod network;
 mod nodes;
+pub mod urls;
 
 use std::collections::BTreeMap;
 
@@ -100,6 +102,7 @@ pub fn validate(raw: &RawConfig, root: &YamlNode, opts: &Options) -> (Option<Clu
     let kube = kubernetes::check(&mut cx, raw, opts, network.as_ref());
     let aws = aws::check(&mut cx, raw, &backend, kube.as_ref());
     let nodes = nodes::check(&mut cx, raw, &backend, &hosts, network.as_ref(), name.as_ref(), aws.as_ref());
+    backends::check(&mut cx, raw);
 
     if !backend.uses_hosts && !raw.hosts.is_empty() {
         cx.warn_key(

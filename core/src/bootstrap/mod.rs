@@ -92,7 +92,8 @@ fn kubectl(args: &str) -> String {
 /// health-check client certificate): append the etcdctl command.
 pub(crate) fn etcdctl(node: &str) -> String {
     kubectl(&format!(
-        "-n kube-system exec etcd-{node} -- etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key"
+        "-n kube-system exec {} -- etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key",
+        shell_quote(&format!("etcd-{node}"))
     ))
 }
 
@@ -410,7 +411,7 @@ impl<'a> Bootstrap<'a> {
     /// checks before it sends traffic to a new API server.
     async fn wait_endpoint(&self, m: &Machine) -> Result<(), BootstrapError> {
         let endpoint = kubeadm::endpoint(self.infra);
-        let script = format!("curl -sk --max-time 3 https://{endpoint}/readyz");
+        let script = format!("curl -sk --max-time 3 {}", shell_quote(&format!("https://{endpoint}/readyz")));
         let deadline = tokio::time::Instant::now() + self.timeouts.etcd_healthy;
         loop {
             let out = self.exec.run_unchecked(m, &Script::root("API through the endpoint", script.clone())).await?;
@@ -553,14 +554,14 @@ impl<'a> Bootstrap<'a> {
             // `member list` prints `ID, STATUS, NAME, PEER ADDRS, CLIENT ADDRS, IS LEARNER`.
             let script = format!(
                 r#"set -eu
-members=$({etcdctl} member list | awk -F', ' -v p='{peer}' 'index($4, p) {{ print $1, $2, $6 }}')
+members=$({etcdctl} member list | awk -F', ' -v p={peer} 'index($4, p) {{ print $1, $2, $6 }}')
 printf '%s\n' "$members" | while read -r id status learner; do
   [ -n "$id" ] || continue
   {etcdctl} member remove "$id" >/dev/null
   echo "$id $status $learner"
 done
 "#,
-                peer = kubeadm::etcd_peer_marker(&m.private_address)
+                peer = shell_quote(&kubeadm::etcd_peer_marker(&m.private_address))
             );
             match self.exec.run(via, &Script::root("remove the etcd member of a failed join", script)).await {
                 Ok(out) => {
@@ -616,7 +617,8 @@ done
     /// looked Ready).
     async fn forget_node(&self, node: &Node) -> Result<(), BootstrapError> {
         let init = self.machine(self.spec.init_node())?;
-        let script = kubectl(&format!("delete node {} --ignore-not-found --wait=false", node.name));
+        let script =
+            kubectl(&format!("delete node {} --ignore-not-found --wait=false", shell_quote(node.name.as_str())));
         let out = self.exec.run(init, &Script::root("delete a stale Node", script)).await?;
         if out.stdout.contains("deleted") {
             self.info(&format!("{}: deleted the Node object an earlier join left, before joining it again", node.name));
@@ -643,7 +645,13 @@ done
         // Confirm before the next one: the node is registered and its etcd member healthy.
         let init = self.machine(self.spec.init_node())?;
         self.exec
-            .run(init, &Script::root("check node registered", kubectl(&format!("get node {}", node.name))))
+            .run(
+                init,
+                &Script::root(
+                    "check node registered",
+                    kubectl(&format!("get node {}", shell_quote(node.name.as_str()))),
+                ),
+            )
             .await?;
         let deadline = tokio::time::Instant::now() + self.timeouts.etcd_healthy;
         loop {

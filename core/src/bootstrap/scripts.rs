@@ -208,19 +208,23 @@ case "$dump" in *"$pause"*) ;; *) echo "containerd $release did not take the san
 
 /// Whether the endpoint answers on TCP from this node: a connection, or a refusal from the
 /// other end (nothing behind the load balancer yet), both prove the path; a timeout does not.
+/// The host comes from the backend: it reaches the shell once, quoted, and is used only as
+/// `"$host"` (also inside the inner `bash -c`, as an argument, never pasted into its code).
 pub fn endpoint_check(host: &str, port: u16) -> String {
     format!(
         r#"set -u
-if ! getent hosts {host} >/dev/null 2>&1 && ! printf '%s' {host} | grep -Eq '^[0-9.]+$'; then
-  echo "cannot resolve {host}" >&2; exit 2
+host={host}
+if ! getent hosts "$host" >/dev/null 2>&1 && ! printf '%s' "$host" | grep -Eq '^[0-9.]+$'; then
+  echo "cannot resolve $host" >&2; exit 2
 fi
-out=$(timeout 5 bash -c 'exec 3<>/dev/tcp/{host}/{port}' 2>&1); rc=$?
+out=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/$2"' endpoint-check "$host" {port} 2>&1); rc=$?
 case $rc in
   0) echo open ;;
-  124) echo "no answer from {host}:{port} within 5 s" >&2; exit 1 ;;
+  124) echo "no answer from $host:{port} within 5 s" >&2; exit 1 ;;
   *) case "$out" in *refused*) echo refused ;; *) echo "$out" >&2; exit 1 ;; esac ;;
 esac
-"#
+"#,
+        host = shell_quote(host)
     )
 }
 
@@ -326,6 +330,25 @@ pub fn join_job() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The endpoint's host comes from the backend: whatever it says, the shell reads it as
+    /// data. Run without a network (a namespace of its own), so the lookup goes nowhere.
+    #[test]
+    fn endpoint_check_reads_the_host_as_data() {
+        for host in
+            ["$(printf 'RAN%s' X)", "a'; printf 'RAN%s' X; '", "`printf 'RAN%s' X`", "a\"; printf 'RAN%s' X; \""]
+        {
+            let out = std::process::Command::new("unshare")
+                .args(["--net", "--", "bash", "-c"])
+                .arg(endpoint_check(host, 6443))
+                .output()
+                .unwrap();
+            let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(!stdout.contains("RANX") && !stderr.contains("RANX"), "{host}: ran: {stdout}{stderr}");
+            assert_eq!(out.status.code(), Some(2), "{host}: {stdout}{stderr}");
+            assert_eq!(stderr.trim_end(), format!("cannot resolve {host}"));
+        }
+    }
 
     /// The check of containerd's effective config, run by bash with a dump far larger than a
     /// pipe's buffer and the sandbox image on its first line: a `printf | grep -q` there failed

@@ -11,7 +11,7 @@ use super::ADMIN_CONF;
 use crate::infra::{Infrastructure, Machine};
 use crate::model::ClusterSpec;
 use crate::plugin::{Events, LogLevel};
-use crate::ssh::{Executor, Script};
+use crate::ssh::{Executor, Script, shell_quote};
 
 const MANIFESTS: &str = "/etc/kubernetes/manifests";
 const PARKED: &str = "/etc/kubernetes/manifests.hacluster-chaos";
@@ -149,7 +149,7 @@ async fn member_list(exec: &Executor, m: &Machine) -> Option<Vec<EtcdMember>> {
 
 /// `readyz` through the endpoint, asked from `from`.
 async fn endpoint_ok(exec: &Executor, from: &Machine, endpoint: &str) -> bool {
-    let script = format!("curl -sk --max-time 5 https://{endpoint}/readyz");
+    let script = format!("curl -sk --max-time 5 {}", shell_quote(&format!("https://{endpoint}/readyz")));
     matches!(exec.run_unchecked(from, &Script::root("API through the endpoint", script).timeout(Duration::from_secs(20))).await, Ok(o) if o.status == 0 && o.stdout.trim() == "ok")
 }
 
@@ -241,10 +241,12 @@ pub const API_GAP_LIMIT_SECS: f64 = 10.0;
 const SAMPLES: &str = "/etc/kubernetes/hacluster/chaos-samples";
 const SAMPLER_PID: &str = "/etc/kubernetes/hacluster/chaos-sampler.pid";
 
-/// Starts the sampler on a node, detached: one line per sample, `<unix time> ok|fail`.
+/// Starts the sampler on a node, detached: one line per sample, `<unix time> ok|fail`. The URL
+/// is the inner shell's `$1`, never part of its code.
 fn sampler_start(endpoint: &str) -> String {
     format!(
-        "set -e\nrm -f {SAMPLES}\nsetsid sh -c 'echo $$ > {SAMPLER_PID}; while :; do t=$(date +%s.%N); if [ \"$(curl -sk --max-time 1 https://{endpoint}/readyz)\" = ok ]; then echo \"$t ok\"; else echo \"$t fail\"; fi; sleep 0.2; done' >> {SAMPLES} 2>/dev/null < /dev/null &\n"
+        "set -e\nrm -f {SAMPLES}\nsetsid sh -c 'echo $$ > {SAMPLER_PID}; while :; do t=$(date +%s.%N); if [ \"$(curl -sk --max-time 1 \"$1\")\" = ok ]; then echo \"$t ok\"; else echo \"$t fail\"; fi; sleep 0.2; done' chaos-sampler {url} >> {SAMPLES} 2>/dev/null < /dev/null &\n",
+        url = shell_quote(&format!("https://{endpoint}/readyz"))
     )
 }
 

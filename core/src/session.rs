@@ -293,9 +293,16 @@ fn write_known_hosts(dir: &StateDir, infra: &Infrastructure) -> Result<(), State
     crate::state::write_atomic(&dir.path.join("known_hosts"), text.as_bytes())
 }
 
+/// What `destroy` removed from the operator's machine besides the state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Destroyed {
+    /// The cluster's admin kubeconfig, when there was one.
+    pub kubeconfig: Option<PathBuf>,
+}
+
 /// Removes everything the backend created, then the state. Works without state too: the
 /// backend finds its resources by name or tag.
-pub async fn destroy(plugin: &Plugin<'_>, spec: &ClusterSpec, state_root: &Path) -> Result<(), SessionError> {
+pub async fn destroy(plugin: &Plugin<'_>, spec: &ClusterSpec, state_root: &Path) -> Result<Destroyed, SessionError> {
     let dir = StateDir::new(state_root, spec.name.as_str());
     let lock = Arc::new(dir.lock()?);
     let state = lock.load_or_new(spec.name.as_str(), plugin.name())?;
@@ -317,7 +324,19 @@ pub async fn destroy(plugin: &Plugin<'_>, spec: &ClusterSpec, state_root: &Path)
     lock.remove()?;
     let _ = std::fs::remove_file(dir.path.join("known_hosts"));
     let _ = std::fs::remove_dir_all(dir.path.join("seeds"));
-    Ok(())
+    // Cluster-admin credentials of a cluster that is gone: removed, and a failure is an error,
+    // not a silence.
+    let kubeconfig = remove_file_if_present(&dir.path.join("kubeconfig"))?;
+    Ok(Destroyed { kubeconfig })
+}
+
+/// Removes `path`; `Some(path)` when it was there.
+fn remove_file_if_present(path: &Path) -> Result<Option<PathBuf>, StateError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(Some(path.to_path_buf())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StateError::Io { path: path.to_path_buf(), source }),
+    }
 }
 
 /// Errors of the bootstrap and the checks after it.

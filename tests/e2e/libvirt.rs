@@ -170,7 +170,7 @@ impl Env {
             let opened = session::open(&self.host, cfg, &BackendSel::Path(libvirt_plugin()), true, &Options::default())
                 .await
                 .unwrap();
-            session::destroy(opened.plugin.as_ref().unwrap(), opened.spec().unwrap(), state).await.unwrap()
+            session::destroy(opened.plugin.as_ref().unwrap(), opened.spec().unwrap(), state).await.unwrap();
         })
     }
 

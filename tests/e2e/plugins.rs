@@ -147,10 +147,16 @@ fn static_example_provisions_and_plans() {
     let changes = r.json()["changes"].as_array().unwrap().clone();
     assert!(changes.iter().all(|c| c["action"] == "keep"), "{changes:?}");
 
-    // Down releases and deletes the state.
+    // Down releases and deletes the state, and the admin kubeconfig a bootstrap leaves there
+    // (cluster-admin credentials): written here as `bootstrap` writes it.
+    let kubeconfig = s.state().join("metal/kubeconfig");
+    std::fs::write(&kubeconfig, "apiVersion: v1\nkind: Config\nusers: [{name: admin, user: {token: secret}}]\n")
+        .unwrap();
     let r = s.run(&["down", "-c", cfg, "--plugin", wasm]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(s.state_of("metal").is_none());
+    assert!(!kubeconfig.exists(), "down left the admin kubeconfig behind");
+    assert!(r.stdout.contains("kubectl config delete-context metal"), "{}", r.stdout);
 }
 
 #[test]

@@ -24,13 +24,19 @@ pub fn run(args: &Args, ctx: &Ctx) -> u8 {
         let spec = opened.spec().expect("valid");
         let plugin = opened.plugin.as_ref().expect("required");
         match session::destroy(plugin, spec, &args.host.state_root()).await {
-            Ok(()) => {
+            Ok(gone) => {
                 match ctx.output {
-                    Output::Json => render::print_json(
-                        &serde_json::json!({"cluster": spec.name, "destroyed": true, "http": host.http_counts()}),
-                    ),
+                    Output::Json => render::print_json(&serde_json::json!({
+                        "cluster": spec.name,
+                        "destroyed": true,
+                        "kubeconfigRemoved": gone.kubeconfig,
+                        "http": host.http_counts()
+                    })),
                     Output::Text => {
-                        outln!("Cluster {} removed (backend {}); its state is deleted.", spec.name, plugin.name())
+                        outln!("Cluster {} removed (backend {}); its state is deleted.", spec.name, plugin.name());
+                        if let Some(path) = &gone.kubeconfig {
+                            outln!("{}", kubeconfig_note(spec.name.as_str(), path));
+                        }
                     }
                 }
                 exit::OK
@@ -41,4 +47,13 @@ pub fn run(args: &Args, ctx: &Ctx) -> u8 {
             }
         }
     })
+}
+
+/// The admin kubeconfig went with the state; a copy merged elsewhere (`--merge`, not recorded)
+/// is the user's to remove, by the names `merge_into` gave it.
+fn kubeconfig_note(cluster: &str, path: &std::path::Path) -> String {
+    format!(
+        "Its admin kubeconfig {} is deleted. If you merged it into another kubeconfig (--merge), remove it there: kubectl config delete-context {cluster}; kubectl config delete-cluster {cluster}; kubectl config delete-user {cluster}-admin",
+        path.display()
+    )
 }

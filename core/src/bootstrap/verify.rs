@@ -230,6 +230,10 @@ pub enum ChaosError {
     WouldLoseQuorum { healthy: u32, members: u32, quorum: u32 },
     #[error("no control plane is healthy enough to stop")]
     NoVictim,
+    #[error(
+        "the state records no control plane besides {victim} to watch the endpoint from while {victim} is down (the config has {configured}); run `hacluster provision` or `up` so that the state holds every control plane"
+    )]
+    NoWitness { victim: String, configured: usize },
     #[error("{0}")]
     Ssh(#[from] crate::ssh::SshError),
 }
@@ -336,6 +340,26 @@ async fn restore_leftovers<'m>(spec: &ClusterSpec, infra: &'m Infrastructure, ex
     restored
 }
 
+/// The control planes of the config other than `victim` that the state records: the first
+/// watches the endpoint, all are checked for quorum. The recorded infrastructure may lack the
+/// config's control planes (a config edited since `provision`): then an error, not a panic.
+fn witnesses<'m>(
+    spec: &ClusterSpec,
+    infra: &'m Infrastructure,
+    victim: &str,
+) -> Result<(&'m Machine, Vec<&'m Machine>), ChaosError> {
+    let others: Vec<&Machine> = spec
+        .control_planes
+        .iter()
+        .filter(|n| n.name.as_str() != victim)
+        .filter_map(|n| machine(infra, n.name.as_str()))
+        .collect();
+    let first = *others
+        .first()
+        .ok_or_else(|| ChaosError::NoWitness { victim: victim.into(), configured: spec.control_planes.len() })?;
+    Ok((first, others))
+}
+
 /// Stops one control plane the way an outage would (its static pods, then kubelet), checks the
 /// API through the endpoint and etcd quorum on the others, then brings it back. What an
 /// interrupted earlier run left stopped is put back by [`restore_interrupted`] first, before
@@ -362,12 +386,7 @@ pub async fn chaos(
         .map(|c| c.name.clone())
         .ok_or(ChaosError::NoVictim)?;
     let victim = machine(infra, &victim_name).ok_or(ChaosError::NoVictim)?;
-    let others: Vec<&Machine> = spec
-        .control_planes
-        .iter()
-        .filter(|n| n.name.as_str() != victim_name)
-        .filter_map(|n| machine(infra, n.name.as_str()))
-        .collect();
+    let (asker, others) = witnesses(spec, infra, &victim_name)?;
     let endpoint = super::kubeadm::endpoint(infra);
     events.log(
         "verify",
@@ -377,7 +396,6 @@ pub async fn chaos(
     );
     // The endpoint is sampled all along, from another control plane (no SSH round trip per
     // sample): every 200 ms, /readyz with a 1 s timeout.
-    let asker = others[0];
     exec.run(asker, &Script::root("start sampling the endpoint", sampler_start(&endpoint))).await?;
     // Moving the manifests makes kubelet stop the static pods; kubelet gives the API server
     // its grace period (an API server whose etcd went with it can take all of it), so wait
@@ -421,6 +439,47 @@ pub async fn chaos(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn three_control_planes() -> ClusterSpec {
+        let text = "hosts: [{name: h}]\ncluster:\n  name: demo\n  network: {mode: nat, cidr: 10.20.0.0/24}\n  nodes:\n    loadBalancer: {instances: [{id: 1, ip: 10.20.0.100}]}\n    master: {instances: [{id: 1}, {id: 2}, {id: 3}]}\n";
+        let checked = crate::config::check_str("demo.yaml", text, &crate::config::Options::default());
+        checked.spec.unwrap_or_else(|| panic!("{:?}", checked.diagnostics))
+    }
+
+    fn recorded(names: &[&str]) -> Infrastructure {
+        let machine = |name: &&str| Machine {
+            name: name.to_string(),
+            role: crate::model::NodeRole::ControlPlane,
+            private_address: "10.20.0.10".into(),
+            ssh: crate::infra::SshTarget {
+                address: "10.20.0.10".into(),
+                port: 22,
+                user: "k8s".into(),
+                jump: None,
+                host_public_key: String::new(),
+            },
+            provider_id: String::new(),
+        };
+        Infrastructure {
+            machines: names.iter().map(machine).collect(),
+            endpoint: crate::infra::ApiEndpoint { host: "10.20.0.100".into(), port: 6443 },
+        }
+    }
+
+    /// The state may lack control planes the config names: the chaos run refuses with a
+    /// reason instead of indexing an empty list.
+    #[test]
+    fn chaos_needs_another_recorded_control_plane_to_watch_from() {
+        let spec = three_control_planes();
+        let only_victim = recorded(&["demo-master-3"]);
+        let e = witnesses(&spec, &only_victim, "demo-master-3").unwrap_err();
+        assert!(matches!(e, ChaosError::NoWitness { configured: 3, .. }), "{e}");
+        assert!(e.to_string().contains("hacluster provision"), "{e}");
+        let all = recorded(&["demo-master-1", "demo-master-2", "demo-master-3"]);
+        let (asker, others) = witnesses(&spec, &all, "demo-master-3").unwrap();
+        assert_eq!(asker.name, "demo-master-1");
+        assert_eq!(others.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["demo-master-1", "demo-master-2"]);
+    }
 
     #[test]
     fn member_list_marks_members_that_never_started() {

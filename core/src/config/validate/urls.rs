@@ -31,15 +31,12 @@ pub enum UrlError {
     PlainHttpOffHost(String),
 }
 
-/// Characters a URL may hold besides letters and digits: those of a DNS name, an IP address,
-/// a port and a plain path. No quote, space, `$`, `;`, `%` or `\` can reach a shell or a
-/// sources.list line through a URL.
-const URL_PUNCTUATION: &[u8] = b"-._~:/[]";
-
 /// `https://host[:port][/path]` or `http://…`: a DNS name or an IP address as host, no
-/// credentials, query or fragment, and nothing but letters, digits and `-._~:/[]` (IPv6
-/// brackets) anywhere. The text is checked as written, before the parser's normalisation
-/// (which drops tabs and newlines and percent-encodes spaces) could hide anything.
+/// credentials, query or fragment, and nothing but letters, digits and `-.:[]` in the host and
+/// port (brackets for IPv6), `-._~:/` in the path. The text is checked as written, before the
+/// parser's normalisation (which drops tabs and newlines and percent-encodes spaces) could
+/// hide anything. No quote, space, `$`, `;`, `%` or `\` reaches a shell or a sources.list line
+/// through a URL.
 pub fn http_url(text: &str) -> Result<Url, UrlError> {
     if let Some((at, c)) = text.chars().enumerate().find(|(_, c)| !c.is_ascii_graphic()) {
         return Err(UrlError::Character { what: describe(c), at: at + 1 });
@@ -62,14 +59,25 @@ pub fn http_url(text: &str) -> Result<Url, UrlError> {
     if u.fragment().is_some() {
         return Err(UrlError::Fragment);
     }
-    if let Some((at, c)) = text
-        .chars()
-        .enumerate()
-        .find(|(_, c)| !(c.is_ascii_alphanumeric() || c.is_ascii() && URL_PUNCTUATION.contains(&(*c as u8))))
-    {
+    if let Some((at, c)) = first_unsafe(text) {
         return Err(UrlError::Character { what: describe(c), at: at + 1 });
     }
     Ok(u)
+}
+
+/// The first character (of ASCII text) outside the allow-list of its part: the scheme and its
+/// `://`, the authority, the path.
+fn first_unsafe(text: &str) -> Option<(usize, char)> {
+    let authority = text.find("://").map_or(0, |i| i + 3);
+    let path = text[authority..].find('/').map_or(text.len(), |i| authority + i);
+    text.char_indices().find(|&(i, c)| {
+        let punctuation = match i {
+            i if i < authority => "://",
+            i if i < path => "-.:[]",
+            _ => "-._~:/",
+        };
+        !(c.is_ascii_alphanumeric() || punctuation.contains(c))
+    })
 }
 
 /// An endpoint that receives signed requests (the AWS endpoint): https, or plain http only to
@@ -149,6 +157,7 @@ mod tests {
             "https://mirror.example.com",
             "http://mirror.example.com/kubernetes/",
             "https://registry.example.com:5000/a_b/c-d/e.f~g",
+            "https://mirror.example.com/core:/stable:",
             "http://192.168.1.10:8080",
             "http://[::1]:4566",
             "HTTPS://Mirror.Example.COM",
@@ -177,6 +186,8 @@ mod tests {
         assert!(matches!(why("http://example.com./"), UrlError::Host(_)));
         assert!(matches!(why("http://bücher.example"), UrlError::Character { .. }));
         assert!(matches!(why("mirror.example.com"), UrlError::Parse(_)));
+        assert_eq!(why("http://a/[x]").to_string(), "it contains `[` (character 10)");
+        assert_eq!(why("http://a/b;c").to_string(), "it contains `;` (character 11)");
     }
 
     #[test]

@@ -245,17 +245,61 @@ pub const API_GAP_LIMIT_SECS: f64 = 10.0;
 const SAMPLES: &str = "/etc/kubernetes/hacluster/chaos-samples";
 const SAMPLER_PID: &str = "/etc/kubernetes/hacluster/chaos-sampler.pid";
 
+/// How long a sampler runs at most: a chaos run that died before stopping it (killed, its SSH
+/// gone) does not leave it sampling, and its file growing, for ever.
+const SAMPLER_LIFE_SECS: u32 = 900;
+
 /// Starts the sampler on a node, detached: one line per sample, `<unix time> ok|fail`. The URL
 /// is the inner shell's `$1`, never part of its code.
 fn sampler_start(endpoint: &str) -> String {
     format!(
-        "set -e\nrm -f {SAMPLES}\nsetsid sh -c 'echo $$ > {SAMPLER_PID}; while :; do t=$(date +%s.%N); if [ \"$(curl -sk --max-time 1 \"$1\")\" = ok ]; then echo \"$t ok\"; else echo \"$t fail\"; fi; sleep 0.2; done' chaos-sampler {url} >> {SAMPLES} 2>/dev/null < /dev/null &\n",
+        "set -e\nrm -f {SAMPLES}\nsetsid timeout {SAMPLER_LIFE_SECS} sh -c 'echo $$ > {SAMPLER_PID}; while :; do t=$(date +%s.%N); if [ \"$(curl -sk --max-time 1 \"$1\")\" = ok ]; then echo \"$t ok\"; else echo \"$t fail\"; fi; sleep 0.2; done' chaos-sampler {url} >> {SAMPLES} 2>/dev/null < /dev/null &\n",
         url = shell_quote(&format!("https://{endpoint}/readyz"))
     )
 }
 
 /// Stops the sampler and prints its samples.
-const SAMPLER_STOP: &str = "if [ -f /etc/kubernetes/hacluster/chaos-sampler.pid ]; then kill \"$(cat /etc/kubernetes/hacluster/chaos-sampler.pid)\" 2>/dev/null || true; fi\ncat /etc/kubernetes/hacluster/chaos-samples 2>/dev/null || true\nrm -f /etc/kubernetes/hacluster/chaos-samples /etc/kubernetes/hacluster/chaos-sampler.pid";
+fn sampler_stop() -> String {
+    format!(
+        "if [ -f {SAMPLER_PID} ]; then kill \"$(cat {SAMPLER_PID})\" 2>/dev/null || true; fi\ncat {SAMPLES} 2>/dev/null || true\nrm -f {SAMPLES} {SAMPLER_PID}"
+    )
+}
+
+/// Stops control plane `victim` (its static pods, then its kubelet), checks the others' etcd
+/// members while it is down, and starts it again: (healthy members meanwhile, how long it took
+/// to come back if it did, when the restore began).
+async fn stop_and_restore(
+    exec: &Executor,
+    events: &dyn Events,
+    victim: &Machine,
+    victim_name: &str,
+    others: &[&Machine],
+) -> Result<(u32, Option<Duration>, Instant), ChaosError> {
+    // Moving the manifests makes kubelet stop the static pods; kubelet gives the API server
+    // its grace period (an API server whose etcd went with it can take all of it), so wait
+    // until both have let go of their ports before kubelet itself goes: a kubelet started
+    // again later takes a container still shutting down for the running pod (seen: the API
+    // server stayed in shutdown for minutes).
+    let stop = format!(
+        "set -e\nmv {MANIFESTS} {PARKED}\nfor i in $(seq 240); do\n  gone=1\n  for port in 6443 2381; do if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then gone=\"\"; fi; done\n  [ -z \"$gone\" ] || break\n  sleep 0.5\ndone\nsystemctl stop kubelet\n"
+    );
+    exec.run(victim, &Script::root("stop control plane", stop).timeout(Duration::from_secs(180))).await?;
+    let during = join_all(others.iter().map(|m| check_cp(exec, m))).await;
+    let etcd_healthy_during = during.iter().filter(|c| c.etcd).count() as u32;
+    events.log("verify", LogLevel::Info, &format!("restoring {victim_name}"), &[]);
+    let restore = format!("set -e\n{PUT_BACK}\nsystemctl start kubelet\n");
+    let restored_at = Instant::now();
+    exec.run(victim, &Script::root("restore control plane", restore)).await?;
+    let back = wait_for(
+        async || {
+            let c = check_cp(exec, victim).await;
+            c.apiserver && c.etcd
+        },
+        Duration::from_secs(180),
+    )
+    .await;
+    Ok((etcd_healthy_during, back, restored_at))
+}
 
 /// (samples, failed samples, longest time without an `ok`): from the last `ok` before a run of
 /// failures to the first `ok` after it (or the end).
@@ -328,7 +372,8 @@ async fn restore_leftovers<'m>(spec: &ClusterSpec, infra: &'m Infrastructure, ex
             // The manifests back before kubelet starts (it then finds them at once), and a
             // sampler the interrupted run left behind stopped.
             let script = format!(
-                "set -e\n{SAMPLER_STOP} >/dev/null\nif [ -d {PARKED} ]; then {PUT_BACK}; systemctl start kubelet; echo restored; fi"
+                "set -e\n{} >/dev/null\nif [ -d {PARKED} ]; then {PUT_BACK}; systemctl start kubelet; echo restored; fi",
+                sampler_stop()
             );
             if let Ok(o) = exec.run_unchecked(m, &Script::root("restore after chaos", script)).await
                 && o.stdout.trim() == "restored"
@@ -397,31 +442,11 @@ pub async fn chaos(
     // The endpoint is sampled all along, from another control plane (no SSH round trip per
     // sample): every 200 ms, /readyz with a 1 s timeout.
     exec.run(asker, &Script::root("start sampling the endpoint", sampler_start(&endpoint))).await?;
-    // Moving the manifests makes kubelet stop the static pods; kubelet gives the API server
-    // its grace period (an API server whose etcd went with it can take all of it), so wait
-    // until both have let go of their ports before kubelet itself goes: a kubelet started
-    // again later takes a container still shutting down for the running pod (seen: the API
-    // server stayed in shutdown for minutes).
-    let stop = format!(
-        "set -e\nmv {MANIFESTS} {PARKED}\nfor i in $(seq 240); do\n  gone=1\n  for port in 6443 2381; do if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then gone=\"\"; fi; done\n  [ -z \"$gone\" ] || break\n  sleep 0.5\ndone\nsystemctl stop kubelet\n"
-    );
-    exec.run(victim, &Script::root("stop control plane", stop).timeout(Duration::from_secs(180))).await?;
-    let during = join_all(others.iter().map(|m| check_cp(exec, m))).await;
-    let etcd_healthy_during = during.iter().filter(|c| c.etcd).count() as u32;
-    events.log("verify", LogLevel::Info, &format!("restoring {victim_name}"), &[]);
-    let restore = format!("set -e\n{PUT_BACK}\nsystemctl start kubelet\n");
-    let restored_at = Instant::now();
-    exec.run(victim, &Script::root("restore control plane", restore)).await?;
-    let back = wait_for(
-        async || {
-            let c = check_cp(exec, victim).await;
-            c.apiserver && c.etcd
-        },
-        Duration::from_secs(180),
-    )
-    .await;
-    let samples = exec.run(asker, &Script::root("stop sampling the endpoint", SAMPLER_STOP)).await?;
-    let (count, failures, gap) = longest_gap(&samples.stdout);
+    let outcome = stop_and_restore(exec, events, victim, &victim_name, &others).await;
+    // Stopped whatever happened to the victim (its SSH may be gone): the sampler ends here.
+    let samples = exec.run(asker, &Script::root("stop sampling the endpoint", sampler_stop())).await;
+    let (etcd_healthy_during, back, restored_at) = outcome?;
+    let (count, failures, gap) = longest_gap(&samples?.stdout);
     Ok(Chaos {
         stopped: victim_name,
         api_answered: count > 0 && gap <= API_GAP_LIMIT_SECS,

@@ -79,6 +79,44 @@ fn http_get(url: &str) -> Result<String, String> {
     Ok(format!("{status} {}", String::from_utf8_lossy(&out)))
 }
 
+/// One hypervisor call described in JSON (`call`, `uri`, `name`, `pool`, `xml`, `files`,
+/// `source`), performed as asked; its outcome as `ok` or `<kind>: <message>`.
+fn hv_call(c: &serde_json::Value, default_uri: &str) -> String {
+    use hacluster::backend::hypervisor as hv;
+    let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+    let uri = c["uri"].as_str().unwrap_or(default_uri).to_string();
+    let (name, pool, xml) = (s("name"), s("pool"), s("xml"));
+    let files: Vec<(String, Vec<u8>)> = c["files"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|f| (f[0].as_str().unwrap_or_default().to_string(), f[1].as_str().unwrap_or_default().as_bytes().to_vec()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let r: Result<(), hv::HvError> = match s("call").as_str() {
+        "define-domain" => hv::define_domain(&uri, &xml),
+        "start-domain" => hv::start_domain(&uri, &name),
+        "delete-domain" => hv::delete_domain(&uri, &name),
+        "domain-addresses" => hv::domain_addresses(&uri, &name).map(|_| ()),
+        "create-network" => hv::create_network(&uri, &xml),
+        "delete-network" => hv::delete_network(&uri, &name),
+        "create-pool" => hv::create_pool(&uri, &xml),
+        "delete-pool" => hv::delete_pool(&uri, &name),
+        "create-volume" => hv::create_volume(&uri, &pool, &xml),
+        "create-seed-volume" => hv::create_seed_volume(&uri, &pool, &name, &files),
+        "import-image" => hv::import_image(&uri, &pool, &name, &s("source"), None),
+        "delete-volume" => hv::delete_volume(&uri, &pool, &name),
+        other => return format!("unknown call `{other}`"),
+    };
+    match r {
+        Ok(()) => "ok".into(),
+        Err(hv::HvError::Denied(m)) => format!("denied: {m}"),
+        Err(hv::HvError::NotFound(m)) => format!("not found: {m}"),
+        Err(hv::HvError::Failed(m)) => format!("failed: {m}"),
+    }
+}
+
 struct Adversary;
 
 impl Guest for Adversary {
@@ -167,6 +205,20 @@ impl Guest for Adversary {
                     out.push(format!("import: {}", import.map(|_| "ok".into()).unwrap_or_else(show)));
                 }
                 Err(Error::Internal(out.join("\n")))
+            }
+            "hv-abuse" => {
+                // Every call in `calls`, in order, each on its own; the outcomes are the state
+                // this apply returns, so the test reads them whatever the terminal shows.
+                let calls = cfg["calls"].as_array().cloned().unwrap_or_default();
+                let default_uri = cluster.hosts.first().map(|h| h.uri.clone()).unwrap_or_default();
+                let outcomes: Vec<serde_json::Value> = calls
+                    .iter()
+                    .map(|c| {
+                        let outcome = hv_call(c, &default_uri);
+                        serde_json::json!({"label": c["label"], "outcome": outcome})
+                    })
+                    .collect();
+                Ok(ok_infra(&cluster, serde_json::to_vec(&outcomes).expect("JSON")))
             }
             "huge" => {
                 // 64 MiB of state: more than the host accepts back from a plugin.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use hacluster::config::Options;
 use hacluster::plugin::hypervisor::Hypervisor;
+use hacluster::plugin::hypervisor::policy::{HostGrant, Policy};
 use hacluster::plugin::{Limits, PluginHost, Silent};
 use hacluster::session::{self, BackendSel};
 
@@ -48,7 +49,12 @@ struct Inventory {
 }
 
 async fn inventory() -> Inventory {
-    let hv = Hypervisor { uris: vec![TEST_URI.into()], ..Default::default() };
+    inventory_at(TEST_URI).await
+}
+
+/// Everything on `uri`, read through the host's own connection (the host lets anyone read).
+async fn inventory_at(uri: &str) -> Inventory {
+    let hv = reader(uri);
     let mut inv = Inventory {
         domains: BTreeMap::new(),
         uuids: BTreeMap::new(),
@@ -56,15 +62,15 @@ async fn inventory() -> Inventory {
         pools: BTreeMap::new(),
         volumes: BTreeMap::new(),
     };
-    for d in hv.list_domains(TEST_URI).await.unwrap() {
+    for d in hv.list_domains(uri).await.unwrap() {
         inv.uuids.insert(d.name.clone(), d.uuid);
         inv.domains.insert(d.name, d.xml);
     }
-    for n in hv.list_networks(TEST_URI).await.unwrap() {
+    for n in hv.list_networks(uri).await.unwrap() {
         inv.networks.insert(n.name, n.xml);
     }
-    for p in hv.list_pools(TEST_URI).await.unwrap() {
-        for v in hv.list_volumes(TEST_URI, p.name.clone()).await.unwrap() {
+    for p in hv.list_pools(uri).await.unwrap() {
+        for v in hv.list_volumes(uri, p.name.clone()).await.unwrap() {
             inv.volumes.insert((p.name.clone(), v.name), v.capacity_bytes);
         }
         inv.pools.insert(p.name, p.xml);
@@ -72,17 +78,24 @@ async fn inventory() -> Inventory {
     inv
 }
 
+/// A host handle that may only read (lists) on `uri`.
+fn reader(uri: &str) -> Hypervisor {
+    Hypervisor::new(Policy::read_only(vec![uri.to_string()]))
+}
+
 impl Inventory {
     /// Only what belongs to `cluster` (the test driver has its own `test` domain, `default`
     /// network and `default-pool`, which must survive).
     fn of(&self, cluster: &str) -> Inventory {
+        // Domains are `<cluster>-…`, pools and networks `<cluster>.<host>.…`.
         let mine = |n: &String| n.starts_with(&format!("{cluster}-"));
+        let ours = |n: &String| n.starts_with(&format!("{cluster}."));
         Inventory {
             domains: self.domains.iter().filter(|(k, _)| mine(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
             uuids: self.uuids.iter().filter(|(k, _)| mine(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
-            networks: self.networks.iter().filter(|(k, _)| mine(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
-            pools: self.pools.iter().filter(|(k, _)| mine(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
-            volumes: self.volumes.iter().filter(|((p, _), _)| mine(p)).map(|(k, v)| (k.clone(), *v)).collect(),
+            networks: self.networks.iter().filter(|(k, _)| ours(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            pools: self.pools.iter().filter(|(k, _)| ours(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            volumes: self.volumes.iter().filter(|((p, _), _)| ours(p)).map(|(k, v)| (k.clone(), *v)).collect(),
         }
     }
 
@@ -198,14 +211,14 @@ fn libvirt_test_driver_seed_000_multi_master_nat() {
     let inv = env.inventory(c);
 
     // One main pool in its own directory under the host's mainResourcePoolPath.
-    assert_eq!(inv.pools.keys().collect::<Vec<_>>(), [&format!("{c}-localhost-main")]);
-    let pool = xml_doc(&inv.pools[&format!("{c}-localhost-main")]);
+    assert_eq!(inv.pools.keys().collect::<Vec<_>>(), [&format!("{c}.localhost.main")]);
+    let pool = xml_doc(&inv.pools[&format!("{c}.localhost.main")]);
     let path = pool.descendants().find(|n| n.has_tag_name("path")).unwrap().text().unwrap();
-    assert_eq!(path, format!("/var/lib/libvirt/images/{c}-localhost-main"));
+    assert_eq!(path, format!("/var/lib/libvirt/images/{c}.localhost.main"));
 
     // The NAT network of seed 000 with the gateway at .1.
-    assert_eq!(inv.networks.keys().collect::<Vec<_>>(), [&format!("{c}-localhost-net")]);
-    let net = xml_doc(&inv.networks[&format!("{c}-localhost-net")]);
+    assert_eq!(inv.networks.keys().collect::<Vec<_>>(), [&format!("{c}.localhost.net")]);
+    let net = xml_doc(&inv.networks[&format!("{c}.localhost.net")]);
     let fwd = net.descendants().find(|n| n.has_tag_name("forward")).unwrap();
     assert_eq!(fwd.attribute("mode"), Some("nat"));
     let ip = net.descendants().find(|n| n.has_tag_name("ip")).unwrap();
@@ -215,7 +228,7 @@ fn libvirt_test_driver_seed_000_multi_master_nat() {
 
     // Volumes: the base image, a 32 GiB disk (Kubitect's default size) and a seed per node.
     let names = ["lb-1", "master-1", "master-2", "master-3", "worker-1", "worker-2", "worker-3"];
-    let pool_name = format!("{c}-localhost-main");
+    let pool_name = format!("{c}.localhost.main");
     let mut want: Vec<String> = vec![format!("{c}-base.qcow2")];
     for n in names {
         want.push(format!("{c}-{n}.qcow2"));
@@ -244,7 +257,7 @@ fn libvirt_test_driver_seed_000_multi_master_nat() {
         );
         assert_eq!(nics.len(), 1);
         assert_eq!(nics[0].0, "network");
-        assert_eq!(nics[0].1, format!("{c}-localhost-net"));
+        assert_eq!(nics[0].1, format!("{c}.localhost.net"));
         assert!(inv.domains[&name].contains(&format!(">{c}</hac:cluster>")), "cluster mark in metadata");
     }
     // Distinct MACs.
@@ -320,20 +333,20 @@ fn libvirt_test_driver_seed_002_five_hosts_vip_data_disks_and_lost_state() {
     // Bridge mode: the existing br0 is used, no network is created.
     assert!(inv.networks.is_empty(), "{:?}", inv.networks.keys());
     // A main pool on each of the 5 hosts, a data pool on hosts 3-5 (where the workers are).
-    let mut want_pools: Vec<String> = (1..=5).map(|h| format!("{c}-host{h}-main")).collect();
-    want_pools.extend((3..=5).map(|h| format!("{c}-host{h}-data-pool")));
+    let mut want_pools: Vec<String> = (1..=5).map(|h| format!("{c}.host{h}.main")).collect();
+    want_pools.extend((3..=5).map(|h| format!("{c}.host{h}.data-pool")));
     want_pools.sort();
     assert_eq!(inv.pools.keys().cloned().collect::<Vec<_>>(), want_pools);
-    let dp = xml_doc(&inv.pools[&format!("{c}-host4-data-pool")]);
+    let dp = xml_doc(&inv.pools[&format!("{c}.host4.data-pool")]);
     assert_eq!(
         dp.descendants().find(|n| n.has_tag_name("path")).unwrap().text().unwrap(),
-        format!("/mnt/libvirt/pools/{c}-host4-data-pool")
+        format!("/mnt/libvirt/pools/{c}.host4.data-pool")
     );
 
     // Placement as the config says: LBs on hosts 1-2, masters and workers on 3-5.
     let placed = |node: &str, host: &str| {
         let (_, _, disks, nics) = domain_shape(&inv.domains[&format!("{c}-{node}")]);
-        assert_eq!(disks[0].0, format!("{c}-{host}-main"), "{node} on {host}");
+        assert_eq!(disks[0].0, format!("{c}.{host}.main"), "{node} on {host}");
         assert_eq!((nics[0].0.as_str(), nics[0].1.as_str()), ("bridge", "br0"));
         disks
     };
@@ -346,13 +359,13 @@ fn libvirt_test_driver_seed_002_five_hosts_vip_data_disks_and_lost_state() {
         assert_eq!(
             disks[1],
             (
-                format!("{c}-host{h}-data-pool"),
+                format!("{c}.host{h}.data-pool"),
                 format!("{c}-worker-{i}-rook.qcow2"),
                 "vdb".to_string(),
                 "disk".to_string()
             )
         );
-        assert_eq!(inv.volumes[&(format!("{c}-host{h}-data-pool"), format!("{c}-worker-{i}-rook.qcow2"))], 512 * GIB);
+        assert_eq!(inv.volumes[&(format!("{c}.host{h}.data-pool"), format!("{c}-worker-{i}-rook.qcow2"))], 512 * GIB);
     }
     assert_eq!(inv.domains.len(), 8);
 
@@ -400,8 +413,8 @@ fn libvirt_failed_apply_is_resumed_by_the_next_and_removed_by_destroy() {
     assert!(err.to_string().contains("injected fault"), "{err}");
     let partial = broken.inventory(c);
     assert_eq!(partial.domains.keys().cloned().collect::<Vec<_>>(), [format!("{c}-master-1"), format!("{c}-master-2")]);
-    assert!(partial.volumes.contains_key(&(format!("{c}-localhost-main"), format!("{c}-master-3.qcow2"))));
-    assert!(!partial.volumes.contains_key(&(format!("{c}-localhost-main"), format!("{c}-master-3-seed.iso"))));
+    assert!(partial.volumes.contains_key(&(format!("{c}.localhost.main"), format!("{c}-master-3.qcow2"))));
+    assert!(!partial.volumes.contains_key(&(format!("{c}.localhost.main"), format!("{c}-master-3-seed.iso"))));
     // The state recorded every create before the failure.
     let state = hacluster::state::StateDir::new(&s.state(), c).read().unwrap().expect("state saved");
     let blob: serde_json::Value = serde_json::from_slice(&state.backend_state.expect("backend state saved")).unwrap();
@@ -496,7 +509,11 @@ fn hypervisor_import_refuses_what_the_config_does_not_name() {
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("define: denied: domain XML refused: disk type `file`"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("define: denied: domain XML refused: <disk>: type='file' is not allowed"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("import: denied: image `/etc/shadow` is not one the config names"), "{}", r.stderr);
 }
 
@@ -602,10 +619,28 @@ fn base_image_from_a_url_is_checked_against_its_sha256() {
     let sha: String = sha2::Sha256::digest(&image).iter().map(|b| format!("{b:02x}")).collect();
     let server = FileServer::start(vec![("/images/base.qcow2", image.clone())]);
     let url = server.url("/images/base.qcow2");
-    let hv = Hypervisor { uris: vec![TEST_URI.into()], images: vec![url.clone()], ..Default::default() };
+    // Cluster `imgurl` on host `lab`: its base image goes into its own main pool.
+    let hv = Hypervisor::new(Policy {
+        cluster: "imgurl".into(),
+        uris: vec![TEST_URI.into()],
+        images: vec![url.clone()],
+        hosts: vec![HostGrant {
+            name: "lab".into(),
+            uri: TEST_URI.into(),
+            pools: vec![("main".into(), "/var/lib/libvirt/images".into())],
+        }],
+        ..Policy::default()
+    });
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let pool = "default-pool".to_string();
-    let vol = format!("hac-url-{}.qcow2", std::process::id());
+    let pool = "imgurl.lab.main".to_string();
+    let vol = "imgurl-base.qcow2".to_string();
+    rt.block_on(hv.create_pool(
+        TEST_URI,
+        format!(
+            "<pool type='dir'><name>{pool}</name><target><path>/var/lib/libvirt/images/{pool}</path></target></pool>"
+        ),
+    ))
+    .unwrap();
     let leftovers = || {
         std::fs::read_dir(std::env::temp_dir())
             .unwrap()
@@ -642,8 +677,9 @@ fn base_image_from_a_url_is_checked_against_its_sha256() {
 
     // A URL the config does not name is refused, whatever its hash.
     let other = server.url("/images/other.qcow2");
-    let e = rt.block_on(hv.import_image(TEST_URI, pool, vol, other, Some(sha))).unwrap_err();
+    let e = rt.block_on(hv.import_image(TEST_URI, pool.clone(), vol, other, Some(sha))).unwrap_err();
     assert!(e.to_string().contains("is not one the config names"), "{e}");
+    rt.block_on(hv.delete_pool(TEST_URI, pool)).unwrap();
 }
 
 /// The libvirt plugin's own checks of its section, reported with the line like the core's.
@@ -695,7 +731,7 @@ fn nodes_land_on_their_own_hosts_uri_and_down_empties_every_host() {
     let state = s.state();
     env.provision(&cfg, &state);
     let on = |uri: &str| -> (Vec<String>, Vec<String>) {
-        let hv = Hypervisor { uris: vec![uri.to_string()], ..Default::default() };
+        let hv = reader(uri);
         env.rt.block_on(async {
             let mut doms: Vec<String> = hv
                 .list_domains(uri)
@@ -711,7 +747,7 @@ fn nodes_land_on_their_own_hosts_uri_and_down_empties_every_host() {
                 .unwrap()
                 .into_iter()
                 .map(|p| p.name)
-                .filter(|n| n.starts_with("two-"))
+                .filter(|n| n.starts_with("two."))
                 .collect();
             doms.sort();
             pools.sort();
@@ -722,8 +758,8 @@ fn nodes_land_on_their_own_hosts_uri_and_down_empties_every_host() {
     let (doms_b, pools_b) = on(&uri_b);
     assert_eq!(doms_a, ["two-master-1", "two-master-3"]);
     assert_eq!(doms_b, ["two-lb-1", "two-master-2"]);
-    assert_eq!(pools_a, ["two-a-main"]);
-    assert_eq!(pools_b, ["two-b-main"]);
+    assert_eq!(pools_a, ["two.a.main"]);
+    assert_eq!(pools_b, ["two.b.main"]);
     env.destroy(&cfg, &state);
     assert_eq!(on(TEST_URI), (vec![], vec![]));
     assert_eq!(on(&uri_b), (vec![], vec![]));
@@ -749,7 +785,7 @@ fn dhcp_leases_avoid_static_addresses_and_the_vip() {
     let env = env();
     env.provision(&cfg, &s.state());
     let inv = env.inventory("dh");
-    let xml = inv.networks.get("dh-lab-net").expect("the cluster's network").clone();
+    let xml = inv.networks.get("dh.lab.net").expect("the cluster's network").clone();
     let doc = xml_doc(&xml);
     let leases: Vec<u32> = doc
         .descendants()
@@ -790,4 +826,490 @@ fn dhcp_leases_avoid_static_addresses_and_the_vip() {
         "{}",
         r.stdout
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A hostile plugin against the hypervisor capability. Each test runs on a private instance of
+// libvirt's test driver (`test:///<file>`: its own objects, seeded from the file, kept for the
+// life of this process), so an inventory before and after sees only what the test did.
+
+/// The driver's own kind of objects (as `test:///default` has them: a running `test` domain,
+/// the `default` NAT network, `default-pool` with a volume), plus `extra` (more `<domain>`s).
+fn private_driver(s: &Scratch, name: &str, extra: &str) -> String {
+    let path = s.path(&format!("{name}.xml"));
+    let node = format!(
+        "<node>
+  <domain type='test'><name>test</name><memory>1048576</memory><os><type>hvm</type></os></domain>
+  <network><name>default</name><bridge name='virbr0'/><forward/><ip address='192.168.122.1' netmask='255.255.255.0'/></network>
+  <pool type='dir'><name>default-pool</name><target><path>/default-pool</path></target>
+    <volume><name>victim.img</name><capacity>1000</capacity></volume>
+  </pool>
+{extra}</node>
+"
+    );
+    std::fs::write(&path, node).unwrap();
+    format!("test://{}", path.display())
+}
+
+/// A libvirt-plugin cluster `name` on `uri` (host `host`, an isolated network).
+fn lv_config(s: &Scratch, name: &str, host: &str, uri: &str, net: u8) -> PathBuf {
+    s.write(
+        &format!("{name}.yaml"),
+        &format!(
+            "hosts:\n  - name: {host}\n    connection: {{type: local, uri: \"{uri}\"}}\ncluster:\n  name: {name}\n  network: {{mode: isolated, cidr: 10.231.{net}.0/24}}\n  nodeTemplate: {{ssh: {{privateKeyPath: OPKEY}}}}\n  nodes:\n    master: {{instances: [{{id: 1, ip: 10.231.{net}.10}}]}}\n    worker: {{instances: [{{id: 1, ip: 10.231.{net}.20}}]}}\nkubernetes: {{version: v1.35.0}}\nbackends:\n  libvirt: {{domainType: test}}\n"
+        ),
+    )
+}
+
+/// Cluster `adv` on `uri` run by the adversary plugin, which makes `calls` (a JSON list) one by
+/// one; the outcome of each, by label.
+fn hv_abuse(env: &Env, s: &Scratch, uri: &str, calls: &serde_json::Value) -> BTreeMap<String, String> {
+    let cfg = s.write(
+        "adv.yaml",
+        &format!(
+            "hosts:\n  - name: lab\n    connection: {{type: local, uri: \"{uri}\"}}\n    dataResourcePools: [{{name: data, path: /srv/pools}}]\ncluster:\n  name: adv\n  network: {{mode: isolated, cidr: 10.231.97.0/24}}\n  nodeTemplate: {{ssh: {{privateKeyPath: OPKEY}}}}\n  nodes:\n    master: {{instances: [{{id: 1, ip: 10.231.97.10}}, {{id: 2, ip: 10.231.97.11}}, {{id: 3, ip: 10.231.97.12}}]}}\nkubernetes: {{version: v1.35.0}}\nbackends:\n  adversary:\n    mode: hv-abuse\n    calls: {calls}\n"
+        ),
+    );
+    let adversary = plugin("hacluster_plugin_adversary.wasm");
+    env.rt.block_on(async {
+        let opened =
+            session::open(&env.host, &cfg, &BackendSel::Path(adversary), true, &Options::default()).await.unwrap();
+        assert!(opened.checked.is_valid(), "{:?}", opened.checked.diagnostics);
+        session::provision(opened.plugin.as_ref().unwrap(), opened.spec().unwrap(), &s.state()).await.unwrap();
+    });
+    let state = hacluster::state::StateDir::new(&s.state(), "adv").read().unwrap().expect("state saved");
+    let outcomes: Vec<serde_json::Value> = serde_json::from_slice(&state.backend_state.unwrap()).unwrap();
+    outcomes
+        .into_iter()
+        .map(|o| (o["label"].as_str().unwrap().to_string(), o["outcome"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// libvirt's names for the bridge of a network (as the plugin derives them: FNV-1a).
+fn bridge_of(network: &str) -> String {
+    let h = network.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+    format!("hac{:08x}", h as u32)
+}
+
+/// A domain of `adv` as the plugin would render it, with `extra` inside `<devices>`.
+fn adv_domain(name: &str, os_extra: &str, extra: &str) -> String {
+    format!(
+        "<domain type='test'><name>{name}</name><metadata><hac:cluster xmlns:hac='https://hacluster.dev/xmlns/1'>adv</hac:cluster></metadata><memory unit='GiB'>1</memory><vcpu>1</vcpu><os><type arch='i686'>hvm</type>{os_extra}</os><devices>{extra}</devices></domain>"
+    )
+}
+
+/// Every hypervisor call a hostile plugin could abuse, each refused by the host, and nothing
+/// outside the cluster's own objects changed: not the driver's own `test` domain, `default`
+/// network or `default-pool`, not another cluster's (`vic`) domains, pools, volumes and network,
+/// not a pre-existing domain that merely has a node's name (`adv-master-1`, unmarked).
+#[test]
+fn hostile_hypervisor_calls_are_denied_and_change_nothing_outside_the_cluster() {
+    let s = Scratch::new();
+    let unmarked =
+        "<domain type='test'><name>adv-master-1</name><memory>1048576</memory><os><type>hvm</type></os></domain>\n";
+    let uri = private_driver(&s, "hv-abuse", unmarked);
+    let env = env();
+    let vic = lv_config(&s, "vic", "lab", &uri, 98);
+    let vic_state = s.path("vic-state");
+    env.provision(&vic, &vic_state);
+    let before = env.rt.block_on(inventory_at(&uri));
+    let vic_uuid = before.uuids["vic-master-1"].clone();
+    assert!(before.pools.contains_key("vic.lab.main") && before.networks.contains_key("vic.lab.net"), "{before:?}");
+
+    let own_pool = "<pool type='dir'><name>adv.lab.main</name><target><path>/var/lib/libvirt/images/adv.lab.main</path></target></pool>";
+    let good_volume = "<volume><name>adv-master-2.qcow2</name><capacity unit='GiB'>1</capacity><allocation>0</allocation><target><format type='qcow2'/></target></volume>";
+    let net = |inner: &str| {
+        format!(
+            "<network><name>adv.lab.net</name>{inner}<bridge name='{}' stp='on' delay='0'/><ip address='10.231.97.1' netmask='255.255.255.0'></ip></network>",
+            bridge_of("adv.lab.net")
+        )
+    };
+    let dev = |extra: &str| adv_domain("adv-master-2", "", extra);
+    let seed = |name: &str, files: serde_json::Value| serde_json::json!({"call": "create-seed-volume", "pool": "adv.lab.main", "name": name, "files": files});
+    let meta = serde_json::json!([["meta-data", "instance-id: x\n"]]);
+    // (label, call, phrase the refusal names); `ok` rows show the policy is not deny-all.
+    let table: Vec<(&str, serde_json::Value, &str)> = vec![
+        ("own pool", serde_json::json!({"call": "create-pool", "xml": own_pool}), "ok"),
+        (
+            "pool at /etc",
+            serde_json::json!({"call": "create-pool", "xml": "<pool type='dir'><name>adv.lab.data</name><target><path>/etc</path></target></pool>"}),
+            "/etc",
+        ),
+        (
+            "pool of another cluster",
+            serde_json::json!({"call": "create-pool", "xml": "<pool type='dir'><name>vic.lab.data</name><target><path>/srv/pools/vic.lab.data</path></target></pool>"}),
+            "vic.lab.data",
+        ),
+        (
+            "disk pool on a device",
+            serde_json::json!({"call": "create-pool", "xml": "<pool type='disk'><name>adv.lab.data</name><source><device path='/dev/sda'/></source><target><path>/srv/pools/adv.lab.data</path></target></pool>"}),
+            "type='disk'",
+        ),
+        (
+            "volume backed by /dev/sda",
+            serde_json::json!({"call": "create-volume", "pool": "adv.lab.main", "xml": "<volume><name>adv-master-2.qcow2</name><capacity unit='GiB'>1</capacity><target><format type='qcow2'/></target><backingStore><path>/dev/sda</path><format type='qcow2'/></backingStore></volume>"}),
+            "/dev/sda",
+        ),
+        (
+            "raw backing store",
+            serde_json::json!({"call": "create-volume", "pool": "adv.lab.main", "xml": "<volume><name>adv-master-2.qcow2</name><capacity unit='GiB'>1</capacity><target><format type='qcow2'/></target><backingStore><path>/var/lib/libvirt/images/adv.lab.main/adv-base.qcow2</path><format type='raw'/></backingStore></volume>"}),
+            "type='raw'",
+        ),
+        (
+            "volume at a host path",
+            serde_json::json!({"call": "create-volume", "pool": "adv.lab.main", "xml": "<volume><name>adv-master-2.qcow2</name><capacity unit='GiB'>1</capacity><target><path>/etc/passwd</path><format type='qcow2'/></target></volume>"}),
+            "<path>",
+        ),
+        (
+            "volume in the driver's pool",
+            serde_json::json!({"call": "create-volume", "pool": "default-pool", "xml": good_volume}),
+            "default-pool",
+        ),
+        (
+            "volume in another cluster's pool",
+            serde_json::json!({"call": "create-volume", "pool": "vic.lab.main", "xml": good_volume}),
+            "vic.lab.main",
+        ),
+        (
+            "volume not named after a node",
+            serde_json::json!({"call": "create-volume", "pool": "adv.lab.main", "xml": good_volume.replace("adv-master-2.qcow2", "loot.qcow2")}),
+            "loot.qcow2",
+        ),
+        (
+            "forward on an isolated network",
+            serde_json::json!({"call": "create-network", "xml": net("<forward mode='nat'/>")}),
+            "<forward>",
+        ),
+        (
+            "network onto a host bridge",
+            serde_json::json!({"call": "create-network", "xml": "<network><name>adv.lab.net</name><forward mode='bridge'/><bridge name='virbr0'/></network>"}),
+            "<forward>",
+        ),
+        (
+            "network with a DNS forwarder",
+            serde_json::json!({"call": "create-network", "xml": net("<dns><forwarder addr='203.0.113.1'/></dns>")}),
+            "<dns>",
+        ),
+        (
+            "network named default",
+            serde_json::json!({"call": "create-network", "xml": net("").replace("adv.lab.net", "default")}),
+            "`default`",
+        ),
+        (
+            "emulator",
+            serde_json::json!({"call": "define-domain", "xml": dev("<emulator>/tmp/evil</emulator>")}),
+            "<emulator>",
+        ),
+        (
+            "no confinement",
+            serde_json::json!({"call": "define-domain", "xml": adv_domain("adv-master-2", "", "").replace("</devices>", "</devices><seclabel type='none'/>")}),
+            "<seclabel>",
+        ),
+        (
+            "static DAC label",
+            serde_json::json!({"call": "define-domain", "xml": adv_domain("adv-master-2", "", "").replace("</devices>", "</devices><seclabel type='static' model='dac'><label>0:0</label></seclabel>")}),
+            "<seclabel>",
+        ),
+        (
+            "serial to a file",
+            serde_json::json!({"call": "define-domain", "xml": dev("<serial type='file'><source path='/etc/cron.d/x'/></serial>")}),
+            "type='file'",
+        ),
+        (
+            "serial with a log file",
+            serde_json::json!({"call": "define-domain", "xml": dev("<serial type='pty'><log file='/etc/x'/></serial>")}),
+            "<log>",
+        ),
+        (
+            "console on a host socket",
+            serde_json::json!({"call": "define-domain", "xml": dev("<console type='unix'><source mode='bind' path='/tmp/sock'/></console>")}),
+            "type='unix'",
+        ),
+        (
+            "parallel port to a file",
+            serde_json::json!({"call": "define-domain", "xml": dev("<parallel type='file'><source path='/tmp/x'/></parallel>")}),
+            "<parallel>",
+        ),
+        (
+            "host input device",
+            serde_json::json!({"call": "define-domain", "xml": dev("<input type='evdev'><source dev='/dev/input/event0'/></input>")}),
+            "<input>",
+        ),
+        (
+            "TPM passthrough",
+            serde_json::json!({"call": "define-domain", "xml": dev("<tpm model='tpm-tis'><backend type='passthrough'><device path='/dev/tpm0'/></backend></tpm>")}),
+            "<tpm>",
+        ),
+        (
+            "ACPI table from a host file",
+            serde_json::json!({"call": "define-domain", "xml": adv_domain("adv-master-2", "<acpi><table type='slic'>/etc/shadow</table></acpi>", "")}),
+            "<acpi>",
+        ),
+        (
+            "kernel the config does not name",
+            serde_json::json!({"call": "define-domain", "xml": adv_domain("adv-master-2", "<kernel>/etc/shadow</kernel>", "")}),
+            "/etc/shadow",
+        ),
+        (
+            "disk of another cluster",
+            serde_json::json!({"call": "define-domain", "xml": dev("<disk type='volume' device='disk'><source pool='vic.lab.main' volume='vic-master-1.qcow2'/><target dev='vda' bus='virtio'/></disk>")}),
+            "vic.lab.main",
+        ),
+        (
+            "nested backing file",
+            serde_json::json!({"call": "define-domain", "xml": dev("<disk type='volume' device='disk'><source pool='adv.lab.main' volume='adv-master-2.qcow2'/><backingStore type='file'><format type='raw'/><source file='/etc/shadow'/></backingStore><target dev='vda' bus='virtio'/></disk>")}),
+            "<backingStore>",
+        ),
+        (
+            "NIC on the default network",
+            serde_json::json!({"call": "define-domain", "xml": dev("<interface type='network'><source network='default'/></interface>")}),
+            "default",
+        ),
+        (
+            "NIC on a host bridge",
+            serde_json::json!({"call": "define-domain", "xml": dev("<interface type='bridge'><source bridge='virbr0'/></interface>")}),
+            "virbr0",
+        ),
+        (
+            "RNG from a host device",
+            serde_json::json!({"call": "define-domain", "xml": dev("<rng model='virtio'><backend model='random'>/dev/sda</backend></rng>")}),
+            "/dev/sda",
+        ),
+        (
+            "VNC on every address",
+            serde_json::json!({"call": "define-domain", "xml": dev("<graphics type='vnc' listen='0.0.0.0'/>")}),
+            "<graphics>",
+        ),
+        (
+            "hostdev",
+            serde_json::json!({"call": "define-domain", "xml": dev("<hostdev mode='subsystem' type='usb'><source><vendor id='0x1'/><product id='0x2'/></source></hostdev>")}),
+            "<hostdev>",
+        ),
+        (
+            "QEMU override",
+            serde_json::json!({"call": "define-domain", "xml": adv_domain("adv-master-2", "", "").replace("</domain>", "<qemu:override xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'><qemu:device alias='x'/></qemu:override></domain>")}),
+            "override",
+        ),
+        (
+            "QEMU arguments",
+            serde_json::json!({"call": "define-domain", "xml": adv_domain("adv-master-2", "", "").replace("</domain>", "<qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'><qemu:arg value='-x'/></qemu:commandline></domain>")}),
+            "commandline",
+        ),
+        (
+            "a victim's UUID",
+            serde_json::json!({"call": "define-domain", "xml": adv_domain("adv-master-2", "", "").replace("<metadata>", &format!("<uuid>{vic_uuid}</uuid><metadata>"))}),
+            "<uuid>",
+        ),
+        (
+            "a victim's name",
+            serde_json::json!({"call": "define-domain", "xml": adv_domain("vic-master-1", "", "")}),
+            "vic-master-1",
+        ),
+        (
+            "the driver's domain",
+            serde_json::json!({"call": "define-domain", "xml": adv_domain("test", "", "")}),
+            "`test`",
+        ),
+        (
+            "no ownership mark",
+            serde_json::json!({"call": "define-domain", "xml": adv_domain("adv-master-3", "", "").replace("<metadata><hac:cluster xmlns:hac='https://hacluster.dev/xmlns/1'>adv</hac:cluster></metadata>", "")}),
+            "mark",
+        ),
+        (
+            "over an unmarked domain",
+            serde_json::json!({"call": "define-domain", "xml": adv_domain("adv-master-1", "", "")}),
+            "mark",
+        ),
+        ("start the driver's domain", serde_json::json!({"call": "start-domain", "name": "test"}), "`test`"),
+        ("start an unmarked domain", serde_json::json!({"call": "start-domain", "name": "adv-master-1"}), "mark"),
+        ("delete the driver's domain", serde_json::json!({"call": "delete-domain", "name": "test"}), "`test`"),
+        (
+            "delete a victim's domain",
+            serde_json::json!({"call": "delete-domain", "name": "vic-master-1"}),
+            "vic-master-1",
+        ),
+        ("delete an unmarked domain", serde_json::json!({"call": "delete-domain", "name": "adv-master-1"}), "mark"),
+        ("delete the default network", serde_json::json!({"call": "delete-network", "name": "default"}), "`default`"),
+        (
+            "delete a victim's network",
+            serde_json::json!({"call": "delete-network", "name": "vic.lab.net"}),
+            "vic.lab.net",
+        ),
+        (
+            "delete the driver's pool",
+            serde_json::json!({"call": "delete-pool", "name": "default-pool"}),
+            "default-pool",
+        ),
+        ("delete a victim's pool", serde_json::json!({"call": "delete-pool", "name": "vic.lab.main"}), "vic.lab.main"),
+        (
+            "delete a volume of the driver",
+            serde_json::json!({"call": "delete-volume", "pool": "default-pool", "name": "victim.img"}),
+            "default-pool",
+        ),
+        (
+            "delete a victim's volume",
+            serde_json::json!({"call": "delete-volume", "pool": "vic.lab.main", "name": "vic-master-1.qcow2"}),
+            "vic.lab.main",
+        ),
+        ("seed of another cluster's node", seed("vic-master-1-seed.iso", meta.clone()), "vic-master-1-seed.iso"),
+        (
+            "seed with an option for a name",
+            seed("adv-master-2-seed.iso", serde_json::json!([["-path-list", "x"], ["list", "/etc/shadow\n"]])),
+            "-path-list",
+        ),
+        (
+            "seed file outside the seed",
+            seed("adv-master-2-seed.iso", serde_json::json!([["../../kubeconfig", "x"]])),
+            "../../kubeconfig",
+        ),
+        (
+            "import a host file",
+            serde_json::json!({"call": "import-image", "pool": "adv.lab.main", "name": "adv-base.qcow2", "source": "/etc/shadow"}),
+            "/etc/shadow",
+        ),
+    ];
+    let calls: Vec<serde_json::Value> = table
+        .iter()
+        .map(|(label, call, _)| {
+            let mut c = call.clone();
+            c["label"] = serde_json::json!(label);
+            c["uri"] = serde_json::json!(uri);
+            c
+        })
+        .collect();
+    let outcomes = hv_abuse(&env, &s, &uri, &serde_json::Value::Array(calls));
+    let mut wrong = Vec::new();
+    for (label, _, phrase) in &table {
+        let got = &outcomes[*label];
+        let fine = if *phrase == "ok" { got == "ok" } else { got.starts_with("denied: ") && got.contains(phrase) };
+        if !fine {
+            wrong.push(format!(
+                "{label}: want {}, got {got}",
+                if *phrase == "ok" { "ok".into() } else { format!("denied naming {phrase:?}") }
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{} of {} calls:\n{}", wrong.len(), table.len(), wrong.join("\n"));
+
+    // Nothing changed but the cluster's own pool.
+    let mut after = env.rt.block_on(inventory_at(&uri));
+    assert!(after.pools.remove("adv.lab.main").is_some(), "the allowed call happened");
+    assert_eq!(after, before);
+}
+
+/// A seed volume's name becomes a directory under `<state>/<cluster>/seeds`; names that would
+/// climb out of it (`...iso` is `..` once `.iso` is cut) are refused, and nothing lands in the
+/// state directory (a planted kubeconfig could carry an `exec` credential plugin).
+#[test]
+fn seed_volume_names_cannot_climb_out_of_the_seed_directory() {
+    let s = Scratch::new();
+    let uri = private_driver(&s, "seed-names", "");
+    let env = env();
+    let files = serde_json::json!([["kubeconfig", "planted"], ["known_hosts", "planted"]]);
+    let calls: Vec<serde_json::Value> = ["...iso", "..iso", ".iso", "adv-master-1-seed/../../x.iso"]
+        .iter()
+        .map(|n| {
+            serde_json::json!({"label": n, "call": "create-seed-volume", "uri": uri, "pool": "adv.lab.main", "name": n, "files": files})
+        })
+        .collect();
+    let outcomes = hv_abuse(&env, &s, &uri, &serde_json::Value::Array(calls));
+    let dir = s.state().join("adv");
+    assert!(!dir.join("kubeconfig").exists(), "a kubeconfig was planted in the state directory: {outcomes:?}");
+    for (name, got) in &outcomes {
+        assert!(got.starts_with("denied: ") && got.contains(name.as_str()), "{name}: {got}");
+    }
+    let known = std::fs::read_to_string(dir.join("known_hosts")).unwrap_or_default();
+    assert!(!known.contains("planted"), "{known}");
+    let mut files_written = Vec::new();
+    let mut stack = vec![s.state()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                files_written.push(e.path().strip_prefix(s.state()).unwrap().display().to_string());
+            }
+        }
+    }
+    files_written.sort();
+    assert_eq!(files_written, ["adv/known_hosts", "adv/state.json", "adv/state.lock"], "only the host's own files");
+}
+
+/// Names cannot collide across clusters: cluster `a` on host `b-lab` and cluster `a-b` on host
+/// `lab` both had the pool `a-b-lab-main` and the network `a-b-lab-net` under the old names,
+/// so `down` of one destroyed the other's disks. Now each `down` removes only its own.
+#[test]
+fn down_of_one_cluster_leaves_a_cluster_with_a_similar_name_intact() {
+    let s = Scratch::new();
+    let uri = private_driver(&s, "collide", "");
+    let env = env();
+    let ab = lv_config(&s, "a-b", "lab", &uri, 101);
+    env.provision(&ab, &s.path("ab-state"));
+    let with_ab = env.rt.block_on(inventory_at(&uri));
+    let a = lv_config(&s, "a", "b-lab", &uri, 102);
+    env.provision(&a, &s.path("a-state"));
+    assert!(env.rt.block_on(inventory_at(&uri)).domains.contains_key("a-master-1"));
+    env.destroy(&a, &s.path("a-state"));
+    assert_eq!(env.rt.block_on(inventory_at(&uri)), with_ab, "down of `a` took something of `a-b`");
+    env.destroy(&ab, &s.path("ab-state"));
+}
+
+/// `down` removes domains that carry the cluster's mark, never one that merely has a node's
+/// name (made by someone else before the cluster existed).
+#[test]
+fn down_leaves_an_unmarked_domain_that_has_a_nodes_name() {
+    let s = Scratch::new();
+    let squatter =
+        "<domain type='test'><name>pre-master-1</name><memory>1048576</memory><os><type>hvm</type></os></domain>\n";
+    let uri = private_driver(&s, "squatter", squatter);
+    let env = env();
+    let cfg = lv_config(&s, "pre", "lab", &uri, 103);
+    let before = env.rt.block_on(inventory_at(&uri));
+    env.destroy(&cfg, &s.state());
+    assert_eq!(env.rt.block_on(inventory_at(&uri)), before);
+}
+
+/// The XML the plugin renders for real VMs (`domainType: qemu` with direct kernel boot, a
+/// console and an RNG, as the real-VM test runs it; `kvm` with the host's CPU; NAT, isolated
+/// and bridge networks; DHCP reservations; data disks) passes the host's policy: libvirt's test
+/// driver takes domains of any type, so the whole of `up`'s infrastructure and `down` run here
+/// on those renderings.
+#[test]
+fn the_plugins_renderings_for_real_vms_pass_the_hosts_policy() {
+    let s = Scratch::new();
+    let uri = private_driver(&s, "real-renderings", "");
+    for f in ["debian.qcow2", "vmlinuz", "initrd.img"] {
+        std::fs::write(s.path(f), b"not really an image").unwrap();
+    }
+    let env = env();
+    let before = env.rt.block_on(inventory_at(&uri));
+    let image = |extra: &str| format!("    image: {{path: {}{extra}}}\n", s.path("debian.qcow2").display());
+    let direct_boot =
+        image(&format!(", kernel: {}, initrd: {}", s.path("vmlinuz").display(), s.path("initrd.img").display()));
+    let cases = [
+        ("rq", "qemu", "isolated, cidr: 10.231.104.0/24", direct_boot.as_str()),
+        ("rk", "kvm", "nat, cidr: 10.231.105.0/24", &image("")),
+        ("rb", "kvm", "bridge, cidr: 10.231.106.0/24, bridge: br0", &image("")),
+    ];
+    for (name, domain_type, network, image) in cases {
+        let net = &network[network.find("10.").unwrap()..network.find(".0/24").unwrap()];
+        let cfg = s.write(
+            &format!("{name}.yaml"),
+            &format!(
+                "hosts:\n  - name: lab\n    connection: {{type: local, uri: \"{uri}\"}}\n    dataResourcePools: [{{name: data, path: /srv/pools/}}]\ncluster:\n  name: {name}\n  network: {{mode: {network}}}\n  nodeTemplate: {{ssh: {{privateKeyPath: OPKEY}}}}\n  nodes:\n    loadBalancer:\n      instances: [{{id: 1, ip: {net}.100, cpu: 1, ram: 1}}]\n    master:\n      instances: [{{id: 1, cpu: 1, ram: 1}}]\n    worker:\n      instances: [{{id: 1, ip: {net}.20, dataDisks: [{{name: rook, pool: data, size: 8}}, {{name: scratch, size: 2}}]}}]\nkubernetes: {{version: v1.35.0}}\nbackends:\n  libvirt:\n    domainType: {domain_type}\n{image}"
+            ),
+        );
+        let state = s.path(&format!("{name}-state"));
+        let infra = env.provision(&cfg, &state);
+        assert_eq!(infra.machines.len(), 3, "{name}");
+        let inv = env.rt.block_on(inventory_at(&uri));
+        let dom = &inv.domains[&format!("{name}-worker-1")];
+        assert!(dom.contains(&format!("type='{domain_type}'")), "{dom}");
+        assert!(inv.volumes.contains_key(&(format!("{name}.lab.data"), format!("{name}-worker-1-rook.qcow2"))));
+        if domain_type == "qemu" {
+            assert!(dom.contains("<kernel>") && dom.contains("<rng model='virtio'>"), "{dom}");
+        }
+        env.destroy(&cfg, &state);
+        assert_eq!(env.rt.block_on(inventory_at(&uri)), before, "{name}: down leaves what was there before");
+    }
 }

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::egress::{EgressPolicy, Origin};
+use super::hypervisor::policy::Policy;
 use crate::config::validate::urls::{UrlError, credentialed_endpoint, shown};
 use crate::model::ClusterSpec;
 
@@ -14,11 +15,9 @@ pub struct Grants {
     pub egress: EgressPolicy,
     /// Credential providers the plugin may read (e.g. "aws").
     pub credentials: Vec<String>,
-    /// libvirt URIs the hypervisor import may open.
-    pub hypervisor_uris: Vec<String>,
-    /// Files and URLs the hypervisor import may read from: the configured base image,
-    /// kernel and initrd.
-    pub images: Vec<String>,
+    /// What the hypervisor import may do: the libvirt URIs of the config's hosts, the
+    /// cluster's own objects there, the configured base image, kernel and initrd.
+    pub hypervisor: Policy,
     /// Where the host keeps a copy of each cloud-init seed it makes (the state directory).
     #[serde(skip)]
     pub seed_copies: Option<std::path::PathBuf>,
@@ -67,16 +66,10 @@ impl Grants {
                 }
             }
         }
-        // The config's hypervisor hosts, to whichever backend asks for libvirt (a plugin that
-        // does not import `hypervisor` cannot use them), and the image files its section names.
-        g.hypervisor_uris = spec.hosts.iter().map(|h| h.libvirt_uri()).collect();
-        if let Some(image) = spec.backend_sections.get(backend).and_then(|s| s.get("image")) {
-            for key in ["url", "path", "kernel", "initrd"] {
-                if let Some(v) = image.get(key).and_then(|v| v.as_str()) {
-                    g.images.push(v.to_string());
-                }
-            }
-        }
+        // The config's hypervisor hosts and the cluster's objects there, to whichever backend
+        // asks for libvirt (a plugin that does not import `hypervisor` cannot use them), and
+        // the image files its section names.
+        g.hypervisor = Policy::from_spec(spec, backend);
         // Any backend's section may list extra origins it needs: `egress: [https://api.example.com]`.
         if let Some(list) = spec.backend_sections.get(backend).and_then(|s| s.get("egress")).and_then(|e| e.as_array())
         {

@@ -1,16 +1,20 @@
 //! The host's side of the `hypervisor` import: libvirt through its C library (`virt`), on the
 //! URIs the config's hosts lead to and on nothing else.
 //!
-//! What the host checks, since libvirt itself is root-equivalent on a hypervisor host:
-//! - the URI is one the config names (`Denied` otherwise);
-//! - a domain uses only storage volumes, networks or bridges for its disks and NICs: no host
-//!   files or block devices, no device passthrough, no raw QEMU arguments; a direct-boot
-//!   kernel or initrd must be one the config names;
-//! - a base image comes only from the config's `image.url` / `image.path`.
+//! libvirt is root on a hypervisor host, and the plugin is untrusted, so every call goes
+//! through the policy (`hypervisor/policy.rs`) built from the validated config: changes touch
+//! only the cluster's own objects, named as the cluster names them and carrying its mark; XML
+//! of every kind passes an allow-list of what hacluster's plugin renders (`hypervisor/schema.rs`);
+//! seeds take only NoCloud's files (`hypervisor/seed.rs`); a base image comes only from the
+//! config's `image.url` / `image.path`. Lists are not restricted.
 //!
 //! libvirt calls block, so each runs on tokio's blocking pool. Connections stay open for the
 //! life of the process: opening `qemu:///system` costs seconds, and the `test:///default`
 //! driver keeps its (in-memory) objects only while a connection is open.
+
+pub mod policy;
+mod schema;
+mod seed;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -59,13 +63,12 @@ pub struct VolumeInfo {
     pub capacity_bytes: u64,
 }
 
-/// What one plugin call may do: the URIs and image sources the config names, and where the
-/// host keeps a copy of every seed it makes (for inspection; they hold private host keys,
-/// so the directory is 0700 and the files 0600).
+/// What one plugin call may do (the policy derived from the config), and where the host keeps
+/// a copy of every seed it makes (for inspection; they hold private host keys, so the
+/// directory is 0700 and the files 0600).
 #[derive(Debug, Clone, Default)]
 pub struct Hypervisor {
-    pub uris: Vec<String>,
-    pub images: Vec<String>,
+    pub policy: Arc<policy::Policy>,
     pub seed_copies: Option<PathBuf>,
     /// Test mode: fail one changing call (`hv-fail-at=N`).
     pub faults: Option<Arc<super::faults::Faults>>,
@@ -74,14 +77,12 @@ pub struct Hypervisor {
 type HvResult<T> = Result<T, HvError>;
 
 impl Hypervisor {
+    pub fn new(policy: policy::Policy) -> Hypervisor {
+        Hypervisor { policy: Arc::new(policy), ..Hypervisor::default() }
+    }
+
     fn check(&self, uri: &str) -> HvResult<()> {
-        if self.uris.iter().any(|u| u == uri) {
-            return Ok(());
-        }
-        Err(HvError::Denied(format!(
-            "`{uri}` is not one of the hypervisor hosts in the config ({}); add it under `hosts` or use one of those",
-            if self.uris.is_empty() { "there are none".to_string() } else { self.uris.join(", ") }
-        )))
+        self.policy.check_uri(uri)
     }
 
     /// For calls that change something: the injected failure, if this is the one.
@@ -113,20 +114,40 @@ impl Hypervisor {
         self.with(uri, imp::list_domains).await
     }
 
+    /// Defines a node's domain; one that exists already under that name must be the cluster's.
     pub async fn define_domain(&self, uri: &str, xml: String) -> HvResult<()> {
         self.change(uri)?;
-        check_domain_xml(&xml, &self.images)?;
-        self.with(uri, move |c| imp::define_domain(c, &xml)).await
+        let name = self.policy.check_domain_xml(uri, &xml)?;
+        let (policy, u) = (self.policy.clone(), uri.to_string());
+        self.with(uri, move |c| {
+            if let Some(existing) = imp::domain_xml(c, &name)? {
+                policy.owns_domain(&u, &name, &existing)?;
+            }
+            imp::define_domain(c, &xml)
+        })
+        .await
     }
 
     pub async fn start_domain(&self, uri: &str, name: String) -> HvResult<()> {
         self.change(uri)?;
-        self.with(uri, move |c| imp::start_domain(c, &name)).await
+        self.policy.node(uri, &name)?;
+        let (policy, u) = (self.policy.clone(), uri.to_string());
+        self.with(uri, move |c| {
+            policy.owns_domain(&u, &name, &imp::domain_xml(c, &name)?.ok_or_else(|| missing("domain", &name))?)?;
+            imp::start_domain(c, &name)
+        })
+        .await
     }
 
     pub async fn delete_domain(&self, uri: &str, name: String) -> HvResult<()> {
         self.change(uri)?;
-        self.with(uri, move |c| imp::delete_domain(c, &name)).await
+        self.policy.removable_domain(uri, &name)?;
+        let (policy, u) = (self.policy.clone(), uri.to_string());
+        self.with(uri, move |c| {
+            policy.owns_domain(&u, &name, &imp::domain_xml(c, &name)?.ok_or_else(|| missing("domain", &name))?)?;
+            imp::delete_domain(c, &name)
+        })
+        .await
     }
 
     pub async fn domain_addresses(&self, uri: &str, name: String) -> HvResult<Vec<String>> {
@@ -139,12 +160,19 @@ impl Hypervisor {
 
     pub async fn create_network(&self, uri: &str, xml: String) -> HvResult<()> {
         self.change(uri)?;
+        self.policy.check_network_xml(uri, &xml)?;
         self.with(uri, move |c| imp::create_network(c, &xml)).await
     }
 
     pub async fn delete_network(&self, uri: &str, name: String) -> HvResult<()> {
         self.change(uri)?;
-        self.with(uri, move |c| imp::delete_network(c, &name)).await
+        self.policy.network(uri, &name)?;
+        let (policy, u) = (self.policy.clone(), uri.to_string());
+        self.with(uri, move |c| {
+            policy.owns_network(&u, &name, &imp::network_xml(c, &name)?)?;
+            imp::delete_network(c, &name)
+        })
+        .await
     }
 
     pub async fn list_pools(&self, uri: &str) -> HvResult<Vec<PoolInfo>> {
@@ -153,12 +181,19 @@ impl Hypervisor {
 
     pub async fn create_pool(&self, uri: &str, xml: String) -> HvResult<()> {
         self.change(uri)?;
+        self.policy.check_pool_xml(uri, &xml)?;
         self.with(uri, move |c| imp::create_pool(c, &xml)).await
     }
 
     pub async fn delete_pool(&self, uri: &str, name: String) -> HvResult<()> {
         self.change(uri)?;
-        self.with(uri, move |c| imp::delete_pool(c, &name)).await
+        self.policy.pool(uri, &name)?;
+        let (policy, u) = (self.policy.clone(), uri.to_string());
+        self.with(uri, move |c| {
+            policy.owns_pool(&u, &name, &imp::pool_xml(c, &name)?)?;
+            imp::delete_pool(c, &name)
+        })
+        .await
     }
 
     pub async fn list_volumes(&self, uri: &str, pool: String) -> HvResult<Vec<VolumeInfo>> {
@@ -167,17 +202,32 @@ impl Hypervisor {
 
     pub async fn create_volume(&self, uri: &str, pool: String, xml: String) -> HvResult<()> {
         self.change(uri)?;
-        self.with(uri, move |c| imp::create_volume(c, &pool, &xml)).await
+        self.policy.check_volume_xml(uri, &pool, &xml)?;
+        let (policy, u) = (self.policy.clone(), uri.to_string());
+        self.with(uri, move |c| {
+            policy.owns_pool(&u, &pool, &imp::pool_xml(c, &pool)?)?;
+            imp::create_volume(c, &pool, &xml)
+        })
+        .await
     }
 
+    /// Removes a volume from one of the cluster's own pools (everything in them is the
+    /// cluster's, also volumes of nodes the config no longer has).
     pub async fn delete_volume(&self, uri: &str, pool: String, name: String) -> HvResult<()> {
         self.change(uri)?;
-        self.with(uri, move |c| imp::delete_volume(c, &pool, &name)).await
+        self.policy.pool(uri, &pool)?;
+        let (policy, u) = (self.policy.clone(), uri.to_string());
+        self.with(uri, move |c| {
+            policy.owns_pool(&u, &pool, &imp::pool_xml(c, &pool)?)?;
+            imp::delete_volume(c, &pool, &name)
+        })
+        .await
     }
 
     /// Makes the NoCloud ISO (volume id `cidata`) with genisoimage and stores it as a raw
-    /// volume. libvirt's test driver cannot take uploads: there the volume is created empty
-    /// and the copy under the state directory is what shows the content.
+    /// volume `<node>-seed.iso` in the main pool of the node's host. libvirt's test driver
+    /// cannot take uploads: there the volume is created empty and the copy under the state
+    /// directory is what shows the content.
     pub async fn create_seed_volume(
         &self,
         uri: &str,
@@ -186,22 +236,18 @@ impl Hypervisor {
         files: Vec<(String, Vec<u8>)>,
     ) -> HvResult<()> {
         self.change(uri)?;
-        for (f, _) in &files {
-            if f.is_empty() || f.contains('/') || f.starts_with('.') {
-                return Err(HvError::Failed(format!("seed file name `{f}` is not a plain file name")));
-            }
-        }
-        if !name.ends_with(".iso") || name.contains('/') {
-            return Err(HvError::Failed(format!("seed volume `{name}` must be a plain name ending in .iso")));
-        }
+        let stem = self.policy.seed_volume(uri, &pool, &name)?;
+        seed::check_files(&files)?;
         let copies = self.seed_copies.clone();
         let test_driver = uri.starts_with("test:");
+        let (policy, u) = (self.policy.clone(), uri.to_string());
         self.with(uri, move |c| {
+            policy.owns_pool(&u, &pool, &imp::pool_xml(c, &pool)?)?;
             if let Some(dir) = &copies {
-                keep_copy(dir, &name, &files)
+                seed::keep_copy(dir, &stem, &files)
                     .map_err(|e| HvError::Failed(format!("keeping a copy of seed `{name}`: {e}")))?;
             }
-            let iso = make_iso(&files)?;
+            let iso = seed::make_iso(&files)?;
             imp::create_volume_with(c, &pool, &name, "raw", &mut &iso[..], iso.len() as u64, test_driver)
         })
         .await
@@ -219,12 +265,14 @@ impl Hypervisor {
         sha256: Option<String>,
     ) -> HvResult<()> {
         self.change(uri)?;
-        if !self.images.iter().any(|i| i == &source) {
+        let images = &self.policy.images;
+        if !images.iter().any(|i| i == &source) {
             return Err(HvError::Denied(format!(
                 "image `{source}` is not one the config names in the backend's `image` section ({})",
-                if self.images.is_empty() { "none set".to_string() } else { self.images.join(", ") }
+                if images.is_empty() { "none set".to_string() } else { images.join(", ") }
             )));
         }
+        self.policy.base_volume(uri, &pool, &name)?;
         let test_driver = uri.starts_with("test:");
         let (path, temp) = if source.starts_with("http://") || source.starts_with("https://") {
             let want = match sha256 {
@@ -260,8 +308,10 @@ impl Hypervisor {
             }
             (p, None)
         };
+        let (policy, u) = (self.policy.clone(), uri.to_string());
         let res = self
             .with(uri, move |c| {
+                policy.owns_pool(&u, &pool, &imp::pool_xml(c, &pool)?)?;
                 let mut f =
                     std::fs::File::open(&path).map_err(|e| HvError::Failed(format!("{}: {e}", path.display())))?;
                 let len = f.metadata().map_err(|e| HvError::Failed(e.to_string()))?.len();
@@ -359,101 +409,9 @@ async fn download(url: &str, to: &Path, want: &str) -> HvResult<()> {
     res
 }
 
-fn keep_copy(dir: &Path, name: &str, files: &[(String, Vec<u8>)]) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    let sub = dir.join(name.trim_end_matches(".iso"));
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&sub)?;
-    for (f, content) in files {
-        crate::state::write_atomic(&sub.join(f), content).map_err(std::io::Error::other)?;
-    }
-    Ok(())
-}
-
-/// The NoCloud ISO from `genisoimage` (Debian's cdrkit), in a private temporary directory.
-fn make_iso(files: &[(String, Vec<u8>)]) -> HvResult<Vec<u8>> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let dir = temp_path("seed");
-    let fail = |what: &str, e: &dyn std::fmt::Display| HvError::Failed(format!("making the seed ISO: {what}: {e}"));
-    std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| fail("temporary directory", &e))?;
-    let result = (|| {
-        let mut args: Vec<String> = ["-quiet", "-output", "seed.iso", "-volid", "cidata", "-joliet", "-rock"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        for (name, content) in files {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(dir.join(name))
-                .map_err(|e| fail(name, &e))?;
-            f.write_all(content).map_err(|e| fail(name, &e))?;
-            args.push(name.clone());
-        }
-        let out = std::process::Command::new("genisoimage")
-            .args(&args)
-            .current_dir(&dir)
-            .output()
-            .map_err(|e| fail("running genisoimage (install the `genisoimage` package)", &e))?;
-        if !out.status.success() {
-            return Err(fail("genisoimage", &String::from_utf8_lossy(&out.stderr).trim()));
-        }
-        std::fs::read(dir.join("seed.iso")).map_err(|e| fail("reading the ISO", &e))
-    })();
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-/// Refuses domain XML that reaches past volumes and networks: host files or devices as
-/// disks, passthrough, shared host directories, raw QEMU arguments, or a kernel/initrd the
-/// config does not name.
-pub fn check_domain_xml(xml: &str, allowed_files: &[String]) -> HvResult<()> {
-    let doc =
-        roxmltree::Document::parse(xml).map_err(|e| HvError::Failed(format!("domain XML does not parse: {e}")))?;
-    let deny = |why: String| Err(HvError::Denied(format!("domain XML refused: {why}")));
-    for n in doc.descendants().filter(|n| n.is_element()) {
-        let tag = n.tag_name().name();
-        let parent = n.parent_element().map(|p| p.tag_name().name()).unwrap_or("");
-        match tag {
-            "hostdev" | "filesystem" | "smartcard" | "redirdev" | "shmem" => {
-                return deny(format!("<{tag}> gives the guest host resources"));
-            }
-            "commandline" | "capabilities" if n.tag_name().namespace().is_some_and(|ns| ns.contains("qemu")) => {
-                return deny("raw QEMU arguments".into());
-            }
-            "disk" if !matches!(n.attribute("type"), Some("volume")) => {
-                return deny(format!("disk type `{}`; only storage-pool volumes", n.attribute("type").unwrap_or("?")));
-            }
-            "interface" if !matches!(n.attribute("type"), Some("network" | "bridge")) => {
-                return deny(format!(
-                    "interface type `{}`; only libvirt networks and bridges",
-                    n.attribute("type").unwrap_or("?")
-                ));
-            }
-            "kernel" | "initrd" | "loader" | "nvram" | "dtb" if parent == "os" => {
-                let path = n.text().unwrap_or("").trim();
-                if !allowed_files.iter().any(|a| a == path) {
-                    return deny(format!("<{tag}>{path}</{tag}> is not a file the config names"));
-                }
-            }
-            "serial" | "console" | "channel" | "parallel"
-                if parent == "devices"
-                    && !matches!(n.attribute("type"), Some("pty" | "unix" | "null" | "spicevmc")) =>
-            {
-                return deny(format!("<{tag} type='{}'>", n.attribute("type").unwrap_or("?")));
-            }
-            "channel"
-                if parent == "devices" && n.attribute("type") == Some("unix")
-                // Guest agent sockets are placed by libvirt; a path would be a host file.
-                && n.children().any(|c| c.tag_name().name() == "source" && c.attribute("path").is_some()) =>
-            {
-                return deny("a channel with a host socket path".into());
-            }
-            _ => {}
-        }
-    }
-    Ok(())
+/// A lookup that found nothing, for calls that need the object to exist.
+fn missing(kind: &str, name: &str) -> HvError {
+    HvError::NotFound(format!("no {kind} named `{name}`"))
 }
 
 #[cfg(feature = "libvirt")]
@@ -520,6 +478,25 @@ mod imp {
                 xml: d.get_xml_desc(0).map_err(failed("domain XML"))?,
             })
         }))
+    }
+
+    /// A domain's XML, or `None` when there is no domain of that name.
+    pub fn domain_xml(c: &Connect, name: &str) -> HvResult<Option<String>> {
+        match Domain::lookup_by_name(c, name) {
+            Ok(d) => d.get_xml_desc(0).map(Some).map_err(failed(name)),
+            Err(e) if e.code() == ErrorNumber::NoDomain => Ok(None),
+            Err(e) => Err(failed(name)(e)),
+        }
+    }
+
+    pub fn network_xml(c: &Connect, name: &str) -> HvResult<String> {
+        let n = Network::lookup_by_name(c, name).map_err(failed(name))?;
+        n.get_xml_desc(0).map_err(failed(name))
+    }
+
+    pub fn pool_xml(c: &Connect, name: &str) -> HvResult<String> {
+        let p = StoragePool::lookup_by_name(c, name).map_err(failed(&format!("pool {name}")))?;
+        p.get_xml_desc(0).map_err(failed(&format!("pool {name}")))
     }
 
     pub fn define_domain(c: &Connect, xml: &str) -> HvResult<()> {
@@ -712,6 +689,15 @@ mod imp {
     pub fn list_domains(_: &Connect) -> HvResult<Vec<DomainInfo>> {
         unreachable!()
     }
+    pub fn domain_xml(_: &Connect, _: &str) -> HvResult<Option<String>> {
+        unreachable!()
+    }
+    pub fn network_xml(_: &Connect, _: &str) -> HvResult<String> {
+        unreachable!()
+    }
+    pub fn pool_xml(_: &Connect, _: &str) -> HvResult<String> {
+        unreachable!()
+    }
     pub fn define_domain(_: &Connect, _: &str) -> HvResult<()> {
         unreachable!()
     }
@@ -779,44 +765,65 @@ mod tests {
         assert_eq!(sums_entry(&text, "noble"), None, "whole names only");
     }
 
-    #[test]
-    fn domain_xml_may_use_volumes_and_networks_only() {
-        let ok = "<domain type='qemu'><os><kernel>/img/vmlinuz</kernel></os><devices><disk type='volume' device='disk'><source pool='p' volume='v'/><serial>data</serial></disk><interface type='network'><source network='n'/></interface><serial type='pty'/></devices></domain>";
-        assert_eq!(check_domain_xml(ok, &["/img/vmlinuz".into()]), Ok(()));
-        let bad_kernel = check_domain_xml(ok, &[]).unwrap_err();
-        assert!(bad_kernel.to_string().contains("/img/vmlinuz"), "{bad_kernel}");
-        for (xml, why) in [
-            (
-                "<domain><devices><disk type=\"file\"><source file='/etc/shadow'/></disk></devices></domain>",
-                "disk type `file`",
-            ),
-            (
-                "<domain><devices><disk type='block'><source dev='/dev/sda'/></disk></devices></domain>",
-                "disk type `block`",
-            ),
-            ("<domain><devices><hostdev mode='subsystem'/></devices></domain>", "<hostdev>"),
-            ("<domain><devices><filesystem type='mount'/></devices></domain>", "<filesystem>"),
-            ("<domain><devices><interface type='direct'/></devices></domain>", "interface type `direct`"),
-            ("<domain><devices><serial type='file'/></devices></domain>", "<serial type='file'>"),
-            (
-                "<domain xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'><qemu:commandline><qemu:arg value='-x'/></qemu:commandline></domain>",
-                "raw QEMU",
-            ),
-        ] {
-            let e = check_domain_xml(xml, &[]).unwrap_err();
-            assert!(matches!(e, HvError::Denied(_)) && e.to_string().contains(why), "{xml}: {e}");
+    /// Cluster `c` on host `h` (`test:///default`) with node `c-master-1`.
+    fn policy() -> policy::Policy {
+        policy::Policy {
+            cluster: "c".into(),
+            uris: vec!["test:///default".into()],
+            hosts: vec![policy::HostGrant {
+                name: "h".into(),
+                uri: "test:///default".into(),
+                pools: vec![("main".into(), "/var/lib/libvirt/images/".into())],
+            }],
+            nodes: vec![policy::NodeGrant { name: "c-master-1".into(), host: "h".into(), disks: vec![] }],
+            ..Default::default()
         }
-        assert!(matches!(check_domain_xml("<domain>", &[]), Err(HvError::Failed(_))));
+    }
+
+    /// A seed volume's name becomes the directory of its copy (`...iso` was `..` once `.iso`
+    /// was cut: the files landed in the cluster's state directory), and its files' names reach
+    /// genisoimage's argv: only `<node>-seed.iso` and NoCloud's file names pass, and a refused
+    /// call writes nothing.
+    #[tokio::test]
+    async fn seed_volumes_take_only_nocloud_file_names_and_node_seed_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let hv = Hypervisor { seed_copies: Some(dir.path().join("c/seeds")), ..Hypervisor::new(policy()) };
+        let seed = |name: &str, files: Vec<(String, Vec<u8>)>| {
+            hv.create_seed_volume("test:///default", "c.h.main".into(), name.into(), files)
+        };
+        let ok_files = vec![("meta-data".to_string(), b"instance-id: x\n".to_vec())];
+        for name in ["...iso", ".iso", "..iso", "c-master-2-seed.iso", "c-master-1-seed.iso/../x.iso"] {
+            let e = seed(name, ok_files.clone()).await.unwrap_err();
+            assert!(matches!(&e, HvError::Denied(m) if m.contains(name)), "{name}: {e}");
+        }
+        for bad in ["-path-list", "list", "user-data.bak", ".hidden", "meta-data/../x"] {
+            let e = seed("c-master-1-seed.iso", vec![(bad.to_string(), b"x".to_vec())]).await.unwrap_err();
+            assert!(matches!(&e, HvError::Denied(m) if m.contains(bad)), "{bad}: {e}");
+        }
+        let e = seed("c-master-1-seed.iso", vec![ok_files[0].clone(), ok_files[0].clone()]).await.unwrap_err();
+        assert!(matches!(&e, HvError::Denied(m) if m.contains("twice")), "{e}");
+        let e = seed("c-master-1-seed.iso", vec![("user-data".to_string(), vec![b'x'; 2 << 20])]).await.unwrap_err();
+        assert!(matches!(&e, HvError::Denied(m) if m.contains("1 MiB")), "{e}");
+        let e = hv
+            .create_seed_volume("test:///default", "default-pool".into(), "c-master-1-seed.iso".into(), ok_files)
+            .await
+            .unwrap_err();
+        assert!(matches!(&e, HvError::Denied(m) if m.contains("default-pool")), "{e}");
+        // Nothing was written anywhere: not even the seed directory.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[tokio::test]
-    async fn uris_the_config_does_not_name_are_refused() {
-        let hv = Hypervisor { uris: vec!["test:///default".into()], ..Default::default() };
+    async fn uris_the_config_does_not_name_are_refused_and_a_reader_only_reads() {
+        let hv = Hypervisor::new(policy::Policy::read_only(vec!["test:///default".into()]));
         let e = hv.list_domains("qemu:///system").await.unwrap_err();
         assert!(
             matches!(&e, HvError::Denied(m) if m.contains("qemu:///system") && m.contains("test:///default")),
             "{e}"
         );
+        assert!(hv.list_domains("test:///default").await.is_ok());
+        let e = hv.delete_domain("test:///default", "test".into()).await.unwrap_err();
+        assert!(matches!(&e, HvError::Denied(m) if m.contains("may only read")), "{e}");
         let e =
             hv.import_image("test:///default", "p".into(), "v".into(), "/etc/shadow".into(), None).await.unwrap_err();
         assert!(matches!(&e, HvError::Denied(m) if m.contains("/etc/shadow")), "{e}");

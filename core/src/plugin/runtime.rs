@@ -784,8 +784,7 @@ impl Runtime {
             },
             plugin: setup.plugin.clone(),
             hv: Hypervisor {
-                uris: setup.grants.hypervisor_uris.clone(),
-                images: setup.grants.images.clone(),
+                policy: Arc::new(setup.grants.hypervisor.clone()),
                 seed_copies: setup.grants.seed_copies.clone(),
                 faults: setup.faults.clone(),
             },

@@ -119,11 +119,17 @@ struct Inventory {
     networks: BTreeSet<(String, String)>,
     /// (uri, pool) → volume name → path.
     volumes: BTreeMap<(String, String), BTreeMap<String, String>>,
-    /// (uri, domain) → active.
-    domains: BTreeMap<(String, String), bool>,
+    /// (uri, domain) → (active, carries this cluster's mark).
+    domains: BTreeMap<(String, String), (bool, bool)>,
 }
 
-fn inventory(plans: &[HostPlan]) -> Result<Inventory, Error> {
+/// This cluster's ownership mark as libvirt shows it in a domain's metadata (the host checks
+/// the parsed XML before any change; this finds candidates).
+fn marked(cfg: &Config, domain_xml: &str) -> bool {
+    domain_xml.contains(&format!(">{}</hac:cluster>", xml::esc(&cfg.cluster)))
+}
+
+fn inventory(cfg: &Config, plans: &[HostPlan]) -> Result<Inventory, Error> {
     let mut inv = Inventory {
         pools: BTreeSet::new(),
         networks: BTreeSet::new(),
@@ -139,7 +145,8 @@ fn inventory(plans: &[HostPlan]) -> Result<Inventory, Error> {
             inv.networks.insert((uri.to_string(), n.name));
         }
         for d in hv::list_domains(uri).map_err(hv_err(uri))? {
-            inv.domains.insert((uri.to_string(), d.name), d.active);
+            let ours = marked(cfg, &d.xml);
+            inv.domains.insert((uri.to_string(), d.name), (d.active, ours));
         }
     }
     for plan in plans {
@@ -246,7 +253,7 @@ fn exists(inv: &Inventory, s: &Step) -> bool {
 
 pub fn plan(cfg: &Config, cluster: &Cluster, _prior: Option<Vec<u8>>) -> Result<Vec<Change>, Error> {
     let plans = host_plans(cfg, cluster)?;
-    let inv = inventory(&plans)?;
+    let inv = inventory(cfg, &plans)?;
     Ok(steps(cfg, cluster, &plans)
         .into_iter()
         .map(|s| Change {
@@ -271,7 +278,7 @@ pub fn apply(cfg: &Config, cluster: &Cluster, prior: Option<Vec<u8>>) -> Result<
     };
     let mut state = State::load(prior);
     let plans = host_plans(cfg, cluster)?;
-    let inv = inventory(&plans)?;
+    let inv = inventory(cfg, &plans)?;
     let all = steps(cfg, cluster, &plans);
     let total = all.len() as u64;
     let mut created = 0;
@@ -279,8 +286,17 @@ pub fn apply(cfg: &Config, cluster: &Cluster, prior: Option<Vec<u8>>) -> Result<
         progress::report("libvirt resources", i as u64, total);
         let plan = &plans[s.host];
         if exists(&inv, s) {
-            if s.kind == "domain" && inv.domains.get(&(s.uri.clone(), s.name.clone())) == Some(&false) {
-                hv::start_domain(&s.uri, &s.name).map_err(hv_err(&s.name))?;
+            match inv.domains.get(&(s.uri.clone(), s.name.clone())) {
+                Some((_, false)) if s.kind == "domain" => {
+                    return Err(Error::Conflict(format!(
+                        "a domain named {} exists on {} but is not this cluster's (it lacks the cluster's mark); hacluster does not adopt or touch it: rename or remove it, or change the node's id",
+                        s.name, plan.host.name
+                    )));
+                }
+                Some((false, true)) if s.kind == "domain" => {
+                    hv::start_domain(&s.uri, &s.name).map_err(hv_err(&s.name))?;
+                }
+                _ => {}
             }
             continue;
         }
@@ -292,14 +308,14 @@ pub fn apply(cfg: &Config, cluster: &Cluster, prior: Option<Vec<u8>>) -> Result<
     progress::report("libvirt resources", total, total);
     let others: Vec<String> = inv
         .domains
-        .keys()
-        .filter(|(_, d)| d.starts_with(&format!("{}-", cfg.cluster)) && !cluster.nodes.iter().any(|n| &n.name == d))
-        .map(|(_, d)| d.clone())
+        .iter()
+        .filter(|((_, d), (_, ours))| *ours && !cluster.nodes.iter().any(|n| &n.name == d))
+        .map(|((_, d), _)| d.clone())
         .collect();
     if !others.is_empty() {
         crate::log::log(
             crate::log::Level::Warn,
-            "domains named after this cluster that the config no longer has; `hacluster down` removes them",
+            "domains of this cluster that the config no longer has; `hacluster down` removes them",
             &[("domains".into(), others.join(","))],
         );
     }
@@ -431,70 +447,85 @@ fn dhcp_address(cfg: &Config, uri: &str, name: &str) -> Result<String, Error> {
     )))
 }
 
-/// Removes what the cluster owns: its domains (by name, or by the cluster mark in their
-/// metadata), every volume in its own pools and the pools themselves, its networks. An
-/// existing bridge or a pool the cluster did not create is never touched.
+/// Removes what the cluster owns on the config's hosts: the domains that carry the cluster's
+/// mark in their metadata (also nodes the config no longer has), every volume in the cluster's
+/// own pools and the pools themselves, its networks (named after it, on the bridge derived
+/// from the name). Nothing goes by its name alone: a domain without the mark stays, whatever
+/// it is called. Pools and networks under the names of earlier releases
+/// (`<cluster>-<host>-<pool>`, which another cluster's could share) are left, with a warning.
 pub fn destroy(cfg: &Config, cluster: &Cluster, state: Option<Vec<u8>>) -> Result<(), Error> {
     let mut state = State::load(state);
-    let plans = host_plans(cfg, cluster)?;
-    let mark = format!(">{}</hac:cluster>", xml::esc(&cfg.cluster));
-    let mut uris: BTreeSet<String> = plans.iter().map(|p| p.host.uri.clone()).collect();
-    uris.extend(state.created.iter().map(|c| c.uri.clone()).filter(|u| cluster.hosts.iter().any(|h| &h.uri == u)));
-    // Domains first: they hold the volumes.
+    let uris: BTreeSet<String> = cluster.hosts.iter().map(|h| h.uri.clone()).collect();
     let mut removed = 0u64;
+    // Domains first: they hold the volumes.
     for uri in &uris {
         for d in hv::list_domains(uri).map_err(hv_err(uri))? {
-            let ours = d.xml.contains(&mark)
-                || cluster.nodes.iter().any(|n| n.name == d.name)
-                || state.created.iter().any(|c| c.kind == "domain" && &c.uri == uri && c.name == d.name);
-            if ours {
-                hv::delete_domain(uri, &d.name).map_err(hv_err(&d.name))?;
-                removed += 1;
-                info("removed", &[("kind", "domain".into()), ("name", d.name.clone())]);
-                progress::report("libvirt destroy", removed, 0);
+            if !marked(cfg, &d.xml) {
+                continue;
             }
+            if !names::is_node_name(&cfg.cluster, &d.name) {
+                warn_left("a domain of this cluster named outside its node names", "domain", uri, &d.name);
+                continue;
+            }
+            hv::delete_domain(uri, &d.name).map_err(hv_err(&d.name))?;
+            removed += 1;
+            info("removed", &[("kind", "domain".into()), ("name", d.name.clone())]);
+            progress::report("libvirt destroy", removed, 0);
         }
-    }
-    // Pools: ours by name, from the config or the state; all their volumes go with them.
-    let mut pools: BTreeSet<(String, String)> =
-        plans.iter().flat_map(|p| p.pools.values().map(|(n, _)| (p.host.uri.clone(), n.clone()))).collect();
-    pools.extend(
-        state
-            .created
-            .iter()
-            .filter(|c| c.kind == "pool" && uris.contains(&c.uri))
-            .map(|c| (c.uri.clone(), c.name.clone())),
-    );
-    // Data pools of hosts in the config, under names this cluster would give them.
-    for h in &cluster.hosts {
-        for (p, _) in &h.data_pools {
-            pools.insert((h.uri.clone(), names::pool(&cfg.cluster, &h.name, p)));
-        }
-        pools.insert((h.uri.clone(), names::pool(&cfg.cluster, &h.name, "main")));
     }
     for uri in &uris {
-        let existing: BTreeSet<String> =
-            hv::list_pools(uri).map_err(hv_err(uri))?.into_iter().map(|p| p.name).collect();
-        for (_, pool) in pools.iter().filter(|(u, p)| u == uri && existing.contains(p)) {
-            for v in hv::list_volumes(uri, pool).map_err(hv_err(pool))? {
-                hv::delete_volume(uri, pool, &v.name).map_err(hv_err(&v.name))?;
-                removed += 1;
-                progress::report("libvirt destroy", removed, 0);
+        let hosts: Vec<&HypervisorHost> = cluster.hosts.iter().filter(|h| &h.uri == uri).collect();
+        let pools: BTreeSet<String> = hv::list_pools(uri).map_err(hv_err(uri))?.into_iter().map(|p| p.name).collect();
+        for h in &hosts {
+            let keys = std::iter::once("main").chain(h.data_pools.iter().map(|(k, _)| k.as_str()));
+            for key in keys {
+                let pool = names::pool(&cfg.cluster, &h.name, key);
+                if pools.contains(&pool) {
+                    for v in hv::list_volumes(uri, &pool).map_err(hv_err(&pool))? {
+                        hv::delete_volume(uri, &pool, &v.name).map_err(hv_err(&v.name))?;
+                        removed += 1;
+                        progress::report("libvirt destroy", removed, 0);
+                    }
+                    hv::delete_pool(uri, &pool).map_err(hv_err(&pool))?;
+                    info("removed", &[("kind", "pool".into()), ("name", pool.clone())]);
+                }
+                let legacy = names::legacy_pool(&cfg.cluster, &h.name, key);
+                if pools.contains(&legacy) {
+                    warn_left("a pool under the name of an earlier release", "pool", uri, &legacy);
+                }
             }
-            hv::delete_pool(uri, pool).map_err(hv_err(pool))?;
-            info("removed", &[("kind", "pool".into()), ("name", pool.clone())]);
         }
-        // Networks: only ours, recognised by name and by the bridge name derived from it.
+        // Networks: ours by name and by the bridge derived from it.
         for n in hv::list_networks(uri).map_err(hv_err(uri))? {
-            let named = cluster.hosts.iter().any(|h| names::network(&cfg.cluster, &h.name) == n.name)
-                || state.created.iter().any(|c| c.kind == "network" && &c.uri == uri && c.name == n.name);
-            if named && n.xml.contains(&format!("name='{}'", names::bridge(&n.name))) {
+            if hosts.iter().any(|h| names::legacy_network(&cfg.cluster, &h.name) == n.name) {
+                warn_left("a network under the name of an earlier release", "network", uri, &n.name);
+            }
+            if !hosts.iter().any(|h| names::network(&cfg.cluster, &h.name) == n.name) {
+                continue;
+            }
+            if n.xml.contains(&format!("name='{}'", names::bridge(&n.name))) {
                 hv::delete_network(uri, &n.name).map_err(hv_err(&n.name))?;
                 info("removed", &[("kind", "network".into()), ("name", n.name.clone())]);
+            } else {
+                warn_left("a network with this cluster's name on a bridge of someone else's", "network", uri, &n.name);
             }
         }
         state.created.retain(|c| &c.uri != uri);
         checkpoint::save(&state.bytes()).map_err(|e| Error::Internal(format!("checkpoint: {e}")))?;
     }
     Ok(())
+}
+
+/// What `destroy` leaves on purpose, and how the operator removes it after checking it.
+fn warn_left(what: &str, kind: &str, uri: &str, name: &str) {
+    let how = match kind {
+        "domain" => format!("virsh -c {uri} undefine {name}"),
+        "pool" => format!("virsh -c {uri} pool-destroy {name}; virsh -c {uri} pool-undefine {name}"),
+        _ => format!("virsh -c {uri} net-destroy {name}; virsh -c {uri} net-undefine {name}"),
+    };
+    crate::log::log(
+        crate::log::Level::Warn,
+        &format!("left in place: {what}; if it is this cluster's, remove it by hand"),
+        &[("name".into(), name.into()), ("remove".into(), how)],
+    );
 }

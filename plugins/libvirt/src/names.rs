@@ -1,13 +1,29 @@
 //! Names of everything the cluster owns. Derived from the cluster and its config alone, so that
-//! `destroy` finds them without state.
+//! `destroy` finds them without state. The host allows these names and no others (its
+//! `hypervisor/policy.rs`), so they are the contract of the `hypervisor` import.
+//!
+//! Pools and networks join cluster, host and pool with `.`, which none of them may contain:
+//! `a` on host `b-lab` and `a-b` on host `lab` cannot meet on one name, as they did when `-`
+//! joined them (`a-b-lab-main`). Node names are `<cluster>-<role>-<id>` with ids that have no
+//! `-`, unique for the same reason.
 
 use crate::NodeSpec;
 
 pub fn network(cluster: &str, host: &str) -> String {
-    format!("{cluster}-{host}-net")
+    format!("{cluster}.{host}.net")
 }
 
 pub fn pool(cluster: &str, host: &str, pool: &str) -> String {
+    format!("{cluster}.{host}.{pool}")
+}
+
+/// The names earlier releases gave pools and networks. They could belong to another cluster
+/// as well, so `destroy` leaves them and says so.
+pub fn legacy_network(cluster: &str, host: &str) -> String {
+    format!("{cluster}-{host}-net")
+}
+
+pub fn legacy_pool(cluster: &str, host: &str, pool: &str) -> String {
     format!("{cluster}-{host}-{pool}")
 }
 
@@ -25,6 +41,18 @@ pub fn data_disk(node: &NodeSpec, disk: &str) -> String {
 
 pub fn seed(node: &NodeSpec) -> String {
     format!("{}-seed.iso", node.name)
+}
+
+/// Whether `name` is one of the cluster's node names, `<cluster>-<master|worker|lb>-<id>` with
+/// an id of lowercase letters and digits: what the host lets this cluster remove.
+pub fn is_node_name(cluster: &str, name: &str) -> bool {
+    name.strip_prefix(cluster).and_then(|r| r.strip_prefix('-')).and_then(|r| r.split_once('-')).is_some_and(
+        |(role, id)| {
+            matches!(role, "master" | "worker" | "lb")
+                && (1..=20).contains(&id.len())
+                && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        },
+    )
 }
 
 /// FNV-1a, for short stable suffixes.
@@ -51,6 +79,17 @@ pub fn mac(node: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_of_two_clusters_never_meet() {
+        assert_ne!(pool("a", "b-lab", "main"), pool("a-b", "lab", "main"));
+        assert_ne!(network("a", "b-lab"), network("a-b", "lab"));
+        assert!(is_node_name("a", "a-master-1"));
+        assert!(!is_node_name("a", "a-b-master-1"), "cluster a-b's");
+        assert!(!is_node_name("a", "a-master-master-1"), "ids have no `-`");
+        assert!(!is_node_name("a", "a-etcd-1"));
+        assert!(!is_node_name("a", "test"));
+    }
 
     #[test]
     fn bridge_names_fit_and_macs_are_stable() {

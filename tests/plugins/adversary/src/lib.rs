@@ -90,7 +90,12 @@ fn hv_call(c: &serde_json::Value, default_uri: &str) -> String {
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|f| (f[0].as_str().unwrap_or_default().to_string(), f[1].as_str().unwrap_or_default().as_bytes().to_vec()))
+                .map(|f| {
+                    (
+                        f[0].as_str().unwrap_or_default().to_string(),
+                        f[1].as_str().unwrap_or_default().as_bytes().to_vec(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();

@@ -405,6 +405,90 @@ const CASES: &[Case] = &[
         "connection.ip",
     ),
     case(
+        "a node id with a dash (another cluster's node could have the same name)",
+        &[("        - id: 1\n          ip: 192.168.113.20", "        - id: worker-1 #<\n          ip: 192.168.113.20")],
+        "cluster.nodes.worker.instances[0].id",
+        "another cluster's node",
+    ),
+    case(
+        "a pool directory that climbs",
+        &[("      type: local\n", "      type: local\n    mainResourcePoolPath: /var/lib/libvirt/../../etc #<\n")],
+        "hosts[0].mainResourcePoolPath",
+        "plain absolute directory",
+    ),
+    case(
+        "a relative data pool directory",
+        &[(
+            "      type: local\n",
+            "      type: local\n    dataResourcePools:\n      - name: data\n        path: pools/data #<\n",
+        )],
+        "hosts[0].dataResourcePools[0].path",
+        "plain absolute directory",
+    ),
+    case(
+        "a libvirt URI that runs a program",
+        &[("      type: local\n", "      type: local\n      uri: \"qemu+ext:///system?command=/bin/x\" #<\n")],
+        "hosts[0].connection.uri",
+        "transport `qemu+ext`",
+    ),
+    case(
+        "a libvirt URI that skips the host key check",
+        &[(
+            "      type: local\n",
+            "      type: local\n      uri: \"qemu+ssh://k8s@10.10.0.5/system?no_verify=1\" #<\n",
+        )],
+        "hosts[0].connection.uri",
+        "`no_verify` is not allowed",
+    ),
+    case(
+        "a libvirt URI over TLS instead of SSH",
+        &[("      type: local\n", "      type: local\n      uri: \"qemu://10.10.0.5/system\" #<\n")],
+        "hosts[0].connection.uri",
+        "over SSH",
+    ),
+    case(
+        "a libvirt URI for an embedded driver",
+        &[("      type: local\n", "      type: local\n      uri: \"qemu:///embed?root=/tmp/x\" #<\n")],
+        "hosts[0].connection.uri",
+        "not /system or /session",
+    ),
+    case(
+        "a keyfile that adds a URI parameter",
+        &[(
+            "      type: local\n",
+            "      type: remote\n      user: kubitect\n      ip: 10.10.0.5\n      ssh:\n        keyfile: \"/k&command=/bin/x\" #<\n",
+        )],
+        "hosts[0].connection.ssh.keyfile",
+        "not a plain path",
+    ),
+    case(
+        "an SSH user that is an option",
+        &[(
+            "      type: local\n",
+            "      type: remote\n      user: \"-oProxyCommand=x\" #<\n      ip: 10.10.0.5\n      ssh:\n        keyfile: ~/.ssh/id\n",
+        )],
+        "hosts[0].connection.user",
+        "not a user name",
+    ),
+    case(
+        "a host address that is an option",
+        &[(
+            "      type: local\n",
+            "      type: remote\n      user: kubitect\n      ip: \"-oProxyCommand=touch /tmp/x\" #<\n      ssh:\n        keyfile: ~/.ssh/id\n",
+        )],
+        "hosts[0].connection.ip",
+        "not an IP address or a DNS name",
+    ),
+    case(
+        "host key check turned off",
+        &[(
+            "      type: local\n",
+            "      type: remote\n      user: kubitect\n      ip: 10.10.0.5\n      ssh:\n        keyfile: ~/.ssh/id\n        verify: false #<\n",
+        )],
+        "hosts[0].connection.ssh.verify",
+        "always checks",
+    ),
+    case(
         "two default hosts",
         &[("      type: local\n", "      type: local\n    default: true\n  - name: other\n    default: true #<\n")],
         "hosts[1].default",

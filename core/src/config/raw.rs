@@ -79,7 +79,8 @@ pub struct ConnectionSsh {
     /// SSH port of the remote host. Default: 22.
     #[schemars(range(min = 1, max = 65535))]
     pub port: Option<u32>,
-    /// Verify the remote host's SSH key against known_hosts. Default: true.
+    /// Kubitect's switch for the remote host's SSH key check. hacluster always checks it
+    /// (against known_hosts): only `true` is accepted.
     pub verify: Option<bool>,
 }
 

@@ -2,6 +2,7 @@
 //! derived only from a config that passed validation. Everything downstream — plans, backend
 //! plugins, the bootstrap — reads this, never the YAML.
 
+pub mod libvirt_uri;
 pub mod placement;
 pub mod ports;
 pub mod quorum;
@@ -334,7 +335,6 @@ pub struct HostSpec {
     pub address: Option<String>,
     pub ssh_port: u16,
     pub ssh_keyfile: Option<String>,
-    pub verify_host_key: bool,
     pub main_pool_path: String,
     /// Data pools: name → path.
     pub data_pools: BTreeMap<String, String>,
@@ -350,15 +350,12 @@ impl HostSpec {
         }
         match self.connection {
             HostConnection::Local => "qemu:///system".to_string(),
-            HostConnection::Remote => {
-                let user = self.user.as_deref().unwrap_or("root");
-                let addr = self.address.as_deref().unwrap_or("localhost");
-                let mut uri = format!("qemu+ssh://{user}@{addr}:{}/system", self.ssh_port);
-                if let Some(k) = &self.ssh_keyfile {
-                    uri.push_str(&format!("?keyfile={k}"));
-                }
-                uri
-            }
+            HostConnection::Remote => libvirt_uri::remote(
+                self.user.as_deref().unwrap_or("root"),
+                self.address.as_deref().unwrap_or("localhost"),
+                self.ssh_port,
+                self.ssh_keyfile.as_deref(),
+            ),
         }
     }
 }

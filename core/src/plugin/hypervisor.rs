@@ -13,7 +13,7 @@
 //! driver keeps its (in-memory) objects only while a connection is open.
 
 pub mod policy;
-mod schema;
+pub(crate) mod schema;
 mod seed;
 
 use std::collections::HashMap;

@@ -80,8 +80,11 @@ impl Registry<'_> {
     }
 }
 
+/// Lowercase letters and digits: with a `-`, two clusters' node names could meet (`a` with id
+/// `master-1` and `a-master` with id `1` both name `a-master-master-1`), and the hypervisor
+/// host tells the cluster's domains from others' by that name.
 fn node_id_ok(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// Whether a kubelet may put label `key` on its own Node (`--node-labels`): anything outside
@@ -136,7 +139,9 @@ fn check_instance(
             p.key("id"),
             format!("`{}` cannot be a node id", inst.id),
             format!(
-                "the id becomes part of the node name `<cluster>-{}-<id>`, which Kubernetes requires to be lowercase letters, digits and `-` (at most 20 here)",
+                "use lowercase letters and digits (at most 20): the id ends the node name `<cluster>-{}-<id>`, and a `-` in it would let another cluster's node have the same name (cluster `a` with id `{}-1` and cluster `a-{}` with id `1`)",
+                role.config_name(),
+                role.config_name(),
                 role.config_name()
             ),
         );

@@ -131,7 +131,7 @@ fn real_vms_provision_pin_host_keys_and_destroy() {
     let octet: u8 = master_ip.strip_prefix(&format!("{NET}.")).and_then(|o| o.parse().ok()).unwrap_or(0);
     assert!(octet >= 192, "a lease from the DHCP range, got {master_ip}");
     // The network is isolated: no <forward> at all.
-    let net = virsh(&format!("net-dumpxml {CLUSTER}-local-net"));
+    let net = virsh(&format!("net-dumpxml {CLUSTER}.local.net"));
     assert!(!net.contains("<forward"), "{net}");
     eprintln!("real VMs: provision (image upload, volumes, seeds, 2 domains) took {:.1} s", provisioned.as_secs_f64());
 

@@ -1254,10 +1254,10 @@ fn down_of_one_cluster_leaves_a_cluster_with_a_similar_name_intact() {
     env.destroy(&ab, &s.path("ab-state"));
 }
 
-/// `down` removes domains that carry the cluster's mark, never one that merely has a node's
-/// name (made by someone else before the cluster existed).
+/// A domain that merely has a node's name (made by someone else before the cluster existed) is
+/// not the cluster's: `up` refuses to adopt it, `down` leaves it; both go by the mark.
 #[test]
-fn down_leaves_an_unmarked_domain_that_has_a_nodes_name() {
+fn an_unmarked_domain_that_has_a_nodes_name_is_neither_adopted_nor_removed() {
     let s = Scratch::new();
     let squatter =
         "<domain type='test'><name>pre-master-1</name><memory>1048576</memory><os><type>hvm</type></os></domain>\n";
@@ -1265,6 +1265,14 @@ fn down_leaves_an_unmarked_domain_that_has_a_nodes_name() {
     let env = env();
     let cfg = lv_config(&s, "pre", "lab", &uri, 103);
     let before = env.rt.block_on(inventory_at(&uri));
+    let err = env.rt.block_on(async {
+        let opened = session::open(&env.host, &cfg, &BackendSel::Path(libvirt_plugin()), true, &Options::default())
+            .await
+            .unwrap();
+        session::provision(opened.plugin.as_ref().unwrap(), opened.spec().unwrap(), &s.state()).await.err().unwrap()
+    });
+    assert!(err.to_string().contains("pre-master-1 exists on lab but is not this cluster's"), "{err}");
+    assert_eq!(env.rt.block_on(inventory_at(&uri)).domains, before.domains, "the squatter is untouched");
     env.destroy(&cfg, &s.state());
     assert_eq!(env.rt.block_on(inventory_at(&uri)), before);
 }

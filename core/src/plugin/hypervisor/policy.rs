@@ -592,3 +592,555 @@ fn mark<'a>(root: Node<'a, '_>) -> Option<&'a str> {
         .text()
         .map(str::trim)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const URI: &str = "qemu:///system";
+    const FAR: &str = "qemu+ssh://k8s@10.10.0.6:22/system";
+
+    /// Cluster `c`: host h1 (this machine, a data pool) with c-master-1 (a data disk), host h2
+    /// (remote) with c-worker-1; the base image, kernel and initrd the config names.
+    fn policy(mode: NetworkMode) -> Policy {
+        Policy {
+            cluster: "c".into(),
+            uris: vec![URI.into(), FAR.into()],
+            images: vec!["/img/base.qcow2".into()],
+            kernels: vec!["/img/vmlinuz".into()],
+            initrds: vec!["/img/initrd.img".into()],
+            hosts: vec![
+                HostGrant {
+                    name: "h1".into(),
+                    uri: URI.into(),
+                    pools: vec![
+                        ("main".into(), "/var/lib/libvirt/images/".into()),
+                        ("data".into(), "/srv/pools".into()),
+                    ],
+                },
+                HostGrant {
+                    name: "h2".into(),
+                    uri: FAR.into(),
+                    pools: vec![("main".into(), "/var/lib/libvirt/images/".into())],
+                },
+            ],
+            network: Some(NetGrant {
+                mode,
+                cidr: "10.0.0.0/24".parse().unwrap(),
+                gateway: "10.0.0.1".parse().unwrap(),
+                bridge: (mode == NetworkMode::Bridge).then(|| "br0".into()),
+            }),
+            nodes: vec![
+                NodeGrant { name: "c-master-1".into(), host: "h1".into(), disks: vec![("rook".into(), "data".into())] },
+                NodeGrant { name: "c-worker-1".into(), host: "h2".into(), disks: vec![] },
+            ],
+        }
+    }
+
+    // The shapes the libvirt plugin renders (plugins/libvirt/src/xml.rs); the e2e tests run
+    // its real output through the host.
+    const POOL: &str = "<pool type='dir'>\n  <name>c.h1.main</name>\n  <target>\n    <path>/var/lib/libvirt/images/c.h1.main</path>\n  </target>\n</pool>\n";
+    const DISK: &str = "<volume>\n  <name>c-master-1.qcow2</name>\n  <capacity unit='GiB'>32</capacity>\n  <allocation>0</allocation>\n  <target>\n    <format type='qcow2'/>\n  </target>\n  <backingStore>\n    <path>/var/lib/libvirt/images/c.h1.main/c-base.qcow2</path>\n    <format type='qcow2'/>\n  </backingStore>\n</volume>\n";
+    const DOMAIN: &str = "<domain type='qemu'>
+  <name>c-master-1</name>
+  <metadata>
+    <hac:cluster xmlns:hac='https://hacluster.dev/xmlns/1'>c</hac:cluster>
+  </metadata>
+  <memory unit='GiB'>4</memory>
+  <vcpu>2</vcpu>
+  <os>
+    <type arch='x86_64'>hvm</type>
+    <kernel>/img/vmlinuz</kernel>
+    <initrd>/img/initrd.img</initrd>
+    <cmdline>root=/dev/vda rw console=ttyS0 net.ifnames=0</cmdline>
+  </os>
+  <features>
+    <acpi/>
+    <tcg>
+      <tb-cache unit='MiB'>128</tb-cache>
+    </tcg>
+  </features>
+  <devices>
+    <disk type='volume' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source pool='c.h1.main' volume='c-master-1.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <disk type='volume' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source pool='c.h1.data' volume='c-master-1-rook.qcow2'/>
+      <target dev='vdb' bus='virtio'/>
+      <serial>rook</serial>
+    </disk>
+    <disk type='volume' device='cdrom'>
+      <driver name='qemu' type='raw'/>
+      <source pool='c.h1.main' volume='c-master-1-seed.iso'/>
+      <target dev='sda' bus='sata'/>
+      <readonly/>
+    </disk>
+    <interface type='network'>
+      <source network='c.h1.net'/>
+      <mac address='52:54:00:12:34:56'/>
+      <model type='virtio'/>
+    </interface>
+    <serial type='pty'><target port='0'/></serial>
+    <console type='pty'><target type='serial' port='0'/></console>
+    <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>
+  </devices>
+</domain>
+";
+
+    fn network() -> String {
+        format!(
+            "<network>\n  <name>c.h1.net</name>\n  <forward mode='nat'/>\n  <bridge name='{}' stp='on' delay='0'/>\n  <ip address='10.0.0.1' netmask='255.255.255.0'>\n    <dhcp>\n      <range start='10.0.0.192' end='10.0.0.254'/>\n      <host mac='52:54:00:12:34:56' name='c-master-1' ip='10.0.0.200'/>\n    </dhcp>\n  </ip>\n</network>\n",
+            bridge_name("c.h1.net")
+        )
+    }
+
+    fn edit(base: &str, find: &str, replace: &str) -> String {
+        assert_eq!(base.matches(find).count(), 1, "edit target {find:?}");
+        base.replacen(find, replace, 1)
+    }
+
+    fn denied(r: HvResult<String>, says: &str, what: &str) {
+        match r {
+            Err(HvError::Denied(m)) if m.contains(says) => {}
+            other => panic!("{what}: want a denial naming {says:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_plugins_renderings_pass() {
+        let p = policy(NetworkMode::Nat);
+        assert_eq!(p.check_pool_xml(URI, POOL), Ok("c.h1.main".into()));
+        assert_eq!(p.check_volume_xml(URI, "c.h1.main", DISK), Ok(()));
+        assert_eq!(p.check_network_xml(URI, &network()), Ok("c.h1.net".into()));
+        assert_eq!(p.check_domain_xml(URI, DOMAIN), Ok("c-master-1".into()));
+        let bridged = edit(
+            DOMAIN,
+            "<interface type='network'>\n      <source network='c.h1.net'/>",
+            "<interface type='bridge'>\n      <source bridge='br0'/>",
+        );
+        assert_eq!(policy(NetworkMode::Bridge).check_domain_xml(URI, &bridged), Ok("c-master-1".into()));
+        let isolated = edit(&network(), "  <forward mode='nat'/>\n", "");
+        assert_eq!(policy(NetworkMode::Isolated).check_network_xml(URI, &isolated), Ok("c.h1.net".into()));
+        let data = "<volume><name>c-master-1-rook.qcow2</name><capacity unit='GiB'>8</capacity><allocation>0</allocation><target><format type='qcow2'/></target></volume>";
+        assert_eq!(p.check_volume_xml(URI, "c.h1.data", data), Ok(()));
+        assert_eq!(p.seed_volume(URI, "c.h1.main", "c-master-1-seed.iso"), Ok("c-master-1-seed".into()));
+        assert_eq!(p.seed_volume(FAR, "c.h2.main", "c-worker-1-seed.iso"), Ok("c-worker-1-seed".into()));
+        assert_eq!(p.base_volume(FAR, "c.h2.main", "c-base.qcow2"), Ok(()));
+    }
+
+    /// Every way a domain could reach the host or another cluster, each refused.
+    #[test]
+    fn domain_abuses_are_refused() {
+        let p = policy(NetworkMode::Nat);
+        let dev = |x: &str| edit(DOMAIN, "  </devices>", &format!("{x}\n  </devices>"));
+        let top = |x: &str| edit(DOMAIN, "</domain>", &format!("{x}</domain>"));
+        let os = |x: &str| edit(DOMAIN, "  </os>", &format!("{x}\n  </os>"));
+        let qemu = "xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'";
+        for (what, xml, says) in [
+            ("emulator", dev("<emulator>/tmp/evil</emulator>"), "<emulator>"),
+            ("no confinement", top("<seclabel type='none'/>"), "<seclabel>"),
+            (
+                "static DAC label",
+                top("<seclabel type='static' model='dac'><label>+0:+0</label></seclabel>"),
+                "<seclabel>",
+            ),
+            ("serial to a host socket", edit(DOMAIN, "<serial type='pty'>", "<serial type='unix'>"), "type='unix'"),
+            ("serial to a file", edit(DOMAIN, "<serial type='pty'>", "<serial type='file'>"), "type='file'"),
+            (
+                "console log file",
+                edit(
+                    DOMAIN,
+                    "<target type='serial' port='0'/>",
+                    "<target type='serial' port='0'/><log file='/etc/x'/>",
+                ),
+                "<log>",
+            ),
+            (
+                "serial source path",
+                edit(DOMAIN, "<target port='0'/>", "<source path='/etc/x'/><target port='0'/>"),
+                "<source>",
+            ),
+            ("parallel port", dev("<parallel type='file'><source path='/tmp/x'/></parallel>"), "<parallel>"),
+            ("channel", dev("<channel type='unix'><source mode='bind' path='/tmp/s'/></channel>"), "<channel>"),
+            ("host input device", dev("<input type='evdev'><source dev='/dev/input/event0'/></input>"), "<input>"),
+            (
+                "TPM passthrough",
+                dev("<tpm model='tpm-tis'><backend type='passthrough'><device path='/dev/tpm0'/></backend></tpm>"),
+                "<tpm>",
+            ),
+            ("ACPI table", os("<acpi><table type='slic'>/etc/shadow</table></acpi>"), "<acpi>"),
+            ("firmware loader", os("<loader>/etc/shadow</loader>"), "<loader>"),
+            ("hostdev", dev("<hostdev mode='subsystem' type='pci'/>"), "<hostdev>"),
+            (
+                "shared directory",
+                dev("<filesystem type='mount'><source dir='/'/><target dir='r'/></filesystem>"),
+                "<filesystem>",
+            ),
+            ("graphics listening everywhere", dev("<graphics type='vnc' listen='0.0.0.0'/>"), "<graphics>"),
+            (
+                "QEMU arguments",
+                top(&format!("<qemu:commandline {qemu}><qemu:arg value='-x'/></qemu:commandline>")),
+                "commandline",
+            ),
+            ("QEMU override", top(&format!("<qemu:override {qemu}/>")), "override"),
+            (
+                "a UUID",
+                edit(DOMAIN, "  <name>", "  <uuid>11111111-2222-3333-4444-555555555555</uuid>\n  <name>"),
+                "<uuid>",
+            ),
+            (
+                "a host file as disk",
+                edit(DOMAIN, "<disk type='volume' device='cdrom'>", "<disk type='file' device='cdrom'>"),
+                "type='file'",
+            ),
+            (
+                "a block device as disk",
+                edit(DOMAIN, "<disk type='volume' device='cdrom'>", "<disk type='block' device='cdrom'>"),
+                "type='block'",
+            ),
+            (
+                "a disk without a type (a file)",
+                edit(DOMAIN, "<disk type='volume' device='cdrom'>", "<disk device='cdrom'>"),
+                "needs attribute `type`",
+            ),
+            (
+                "a host file as source",
+                edit(DOMAIN, "<source pool='c.h1.main' volume='c-master-1-seed.iso'/>", "<source file='/etc/shadow'/>"),
+                "attribute `file`",
+            ),
+            (
+                "nested backing file",
+                edit(
+                    DOMAIN,
+                    "      <readonly/>",
+                    "      <readonly/>\n      <backingStore type='file'><format type='raw'/><source file='/etc/shadow'/></backingStore>",
+                ),
+                "<backingStore>",
+            ),
+            ("another cluster's pool", edit(DOMAIN, "pool='c.h1.data'", "pool='d.h1.data'"), "`d.h1.data`"),
+            (
+                "another node's disk",
+                edit(DOMAIN, "volume='c-master-1-rook.qcow2'", "volume='c-worker-1.qcow2'"),
+                "c-worker-1.qcow2",
+            ),
+            (
+                "the driver's pool",
+                edit(DOMAIN, "pool='c.h1.data' volume='c-master-1-rook.qcow2'", "pool='default' volume='x.img'"),
+                "`default`",
+            ),
+            ("the default network", edit(DOMAIN, "network='c.h1.net'", "network='default'"), "network `default`"),
+            ("another host's network", edit(DOMAIN, "network='c.h1.net'", "network='c.h2.net'"), "network `c.h2.net`"),
+            (
+                "a host bridge in NAT mode",
+                edit(
+                    DOMAIN,
+                    "<interface type='network'>\n      <source network='c.h1.net'/>",
+                    "<interface type='bridge'>\n      <source bridge='virbr0'/>",
+                ),
+                "bridge `virbr0`",
+            ),
+            ("a direct NIC", edit(DOMAIN, "<interface type='network'>", "<interface type='direct'>"), "type='direct'"),
+            (
+                "both network and bridge",
+                edit(DOMAIN, "<source network='c.h1.net'/>", "<source network='c.h1.net' bridge='br0'/>"),
+                "a NIC on network",
+            ),
+            ("RNG from a host device", edit(DOMAIN, ">/dev/urandom<", ">/dev/sda<"), "/dev/sda"),
+            (
+                "RNG over a socket",
+                edit(DOMAIN, "<backend model='random'>/dev/urandom</backend>", "<backend model='egd' type='unix'/>"),
+                "model='egd'",
+            ),
+            ("a kernel the config does not name", edit(DOMAIN, "/img/vmlinuz", "/etc/shadow"), "/etc/shadow"),
+            (
+                "an initrd the config does not name",
+                edit(DOMAIN, "/img/initrd.img", "/root/.ssh/id_ed25519"),
+                "image.initrd",
+            ),
+            (
+                "no mark",
+                edit(
+                    DOMAIN,
+                    "  <metadata>\n    <hac:cluster xmlns:hac='https://hacluster.dev/xmlns/1'>c</hac:cluster>\n  </metadata>\n",
+                    "",
+                ),
+                "mark",
+            ),
+            ("another cluster's mark", edit(DOMAIN, ">c</hac:cluster>", ">d</hac:cluster>"), "mark"),
+            ("a mark in another namespace", edit(DOMAIN, "https://hacluster.dev/xmlns/1", "urn:x"), "namespace urn:x"),
+            (
+                "another cluster's node",
+                edit(DOMAIN, "<name>c-master-1</name>", "<name>d-master-1</name>"),
+                "`d-master-1`",
+            ),
+            (
+                "a node of another host",
+                edit(DOMAIN, "<name>c-master-1</name>", "<name>c-worker-1</name>"),
+                "`c-worker-1`",
+            ),
+            ("the test driver's domain", edit(DOMAIN, "<name>c-master-1</name>", "<name>test</name>"), "`test`"),
+            (
+                "two names",
+                edit(DOMAIN, "<name>c-master-1</name>", "<name>c-master-1</name><name>victim</name>"),
+                "appears twice",
+            ),
+            ("a lifecycle hook", top("<on_crash>coredump-restart</on_crash>"), "<on_crash>"),
+            ("a different emulator type", edit(DOMAIN, "<domain type='qemu'>", "<domain type='xen'>"), "type='xen'"),
+            ("entity expansion", format!("<!DOCTYPE domain [<!ENTITY x '/etc/shadow'>]>{DOMAIN}"), ""),
+        ] {
+            match p.check_domain_xml(URI, &xml) {
+                Err(HvError::Failed(m)) if says.is_empty() => assert!(m.contains("does not parse"), "{what}: {m}"),
+                r => denied(r, says, what),
+            }
+        }
+    }
+
+    #[test]
+    fn pool_volume_and_network_abuses_are_refused() {
+        let p = policy(NetworkMode::Nat);
+        for (what, xml, says) in [
+            ("a pool at /etc", edit(POOL, "/var/lib/libvirt/images/c.h1.main", "/etc"), "not `/etc`"),
+            ("a pool at /", edit(POOL, "/var/lib/libvirt/images/c.h1.main", "/"), "not `/`"),
+            ("a disk pool", edit(POOL, "type='dir'", "type='disk'"), "type='disk'"),
+            (
+                "a pool over a device",
+                edit(POOL, "  <target>", "  <source><device path='/dev/sda'/></source>\n  <target>"),
+                "<source>",
+            ),
+            (
+                "pool permissions",
+                edit(POOL, "</path>", "</path><permissions><mode>0777</mode></permissions>"),
+                "<permissions>",
+            ),
+            (
+                "another cluster's pool",
+                edit(&edit(POOL, "<name>c.h1.main", "<name>d.h1.main"), "/c.h1.main<", "/d.h1.main<"),
+                "`d.h1.main`",
+            ),
+            (
+                "a pool of a host on another URI",
+                edit(&edit(POOL, "<name>c.h1.main", "<name>c.h2.main"), "/c.h1.main<", "/c.h2.main<"),
+                "`c.h2.main`",
+            ),
+            (
+                "a pool the config does not have",
+                edit(&edit(POOL, "<name>c.h1.main", "<name>c.h1.loot"), "/c.h1.main<", "/c.h1.loot<"),
+                "`c.h1.loot`",
+            ),
+        ] {
+            denied(p.check_pool_xml(URI, &xml), says, what);
+        }
+        let vol = |pool: &str, xml: &str| p.check_volume_xml(URI, pool, xml).map(|()| String::new());
+        for (what, pool, xml, says) in [
+            (
+                "backed by a device",
+                "c.h1.main",
+                edit(DISK, "/var/lib/libvirt/images/c.h1.main/c-base.qcow2", "/dev/sda"),
+                "`/dev/sda`",
+            ),
+            (
+                "backed by another cluster's image",
+                "c.h1.main",
+                edit(DISK, "c.h1.main/c-base", "d.h1.main/d-base"),
+                "d-base.qcow2",
+            ),
+            (
+                "a raw backing store",
+                "c.h1.main",
+                edit(DISK, "</path>\n    <format type='qcow2'/>", "</path>\n    <format type='raw'/>"),
+                "type='raw'",
+            ),
+            (
+                "a volume at a host path",
+                "c.h1.main",
+                edit(DISK, "    <format type='qcow2'/>\n  </target>", "    <path>/etc/passwd</path>\n  </target>"),
+                "<path>",
+            ),
+            ("a block volume", "c.h1.main", edit(DISK, "<volume>", "<volume type='block'>"), "attribute `type`"),
+            (
+                "volume permissions",
+                "c.h1.main",
+                edit(DISK, "  </target>", "  <permissions><owner>0</owner></permissions>\n  </target>"),
+                "<permissions>",
+            ),
+            ("in the driver's pool", "default", DISK.into(), "`default`"),
+            ("in another host's pool", "c.h2.main", DISK.into(), "`c.h2.main`"),
+            ("in the data pool", "c.h1.data", DISK.into(), "c-master-1-rook.qcow2"),
+            ("a name not the cluster's", "c.h1.main", edit(DISK, "c-master-1.qcow2", "loot.qcow2"), "`loot.qcow2`"),
+            (
+                "a seed as a plain volume",
+                "c.h1.main",
+                edit(DISK, "c-master-1.qcow2", "c-master-1-seed.iso"),
+                "c-master-1-seed.iso",
+            ),
+        ] {
+            denied(vol(pool, &xml), says, what);
+        }
+        let base_backed = edit(DISK, "c-master-1.qcow2", "c-base.qcow2");
+        denied(vol("c.h1.main", &base_backed), "only a node's disk", "the base image backed by itself");
+        let net = network();
+        for (what, mode, xml, says) in [
+            ("forward on an isolated network", NetworkMode::Isolated, net.clone(), "no <forward>"),
+            (
+                "route instead of NAT",
+                NetworkMode::Nat,
+                edit(&net, "mode='nat'", "mode='route'"),
+                "<forward mode='nat'>",
+            ),
+            (
+                "NAT by default",
+                NetworkMode::Nat,
+                edit(&net, "<forward mode='nat'/>", "<forward/>"),
+                "needs attribute `mode`",
+            ),
+            ("a host bridge", NetworkMode::Nat, edit(&net, "mode='nat'", "mode='bridge'"), "mode='bridge'"),
+            (
+                "a NIC passthrough",
+                NetworkMode::Nat,
+                edit(&net, "<forward mode='nat'/>", "<forward mode='hostdev'/>"),
+                "mode='hostdev'",
+            ),
+            ("another bridge", NetworkMode::Nat, edit(&net, &bridge_name("c.h1.net"), "virbr0"), "not `virbr0`"),
+            (
+                "another gateway",
+                NetworkMode::Nat,
+                edit(&net, "address='10.0.0.1'", "address='192.168.122.1'"),
+                "gateway",
+            ),
+            (
+                "another netmask",
+                NetworkMode::Nat,
+                edit(&net, "255.255.255.0", "255.0.0.0"),
+                "gateway 10.0.0.1 of 10.0.0.0/24",
+            ),
+            (
+                "DHCP outside the network",
+                NetworkMode::Nat,
+                edit(&net, "start='10.0.0.192'", "start='192.168.0.1'"),
+                "outside",
+            ),
+            ("a lease for a stranger", NetworkMode::Nat, edit(&net, "name='c-master-1'", "name='victim'"), "`victim`"),
+            (
+                "a DNS forwarder",
+                NetworkMode::Nat,
+                edit(&net, "  <ip ", "  <dns><forwarder addr='203.0.113.1'/></dns>\n  <ip "),
+                "<dns>",
+            ),
+            (
+                "a second address",
+                NetworkMode::Nat,
+                edit(&net, "</network>", "<ip address='10.9.0.1' netmask='255.255.255.0'/></network>"),
+                "appears twice",
+            ),
+            (
+                "a port group",
+                NetworkMode::Nat,
+                edit(&net, "</network>", "<portgroup name='x'/></network>"),
+                "<portgroup>",
+            ),
+            ("the default network", NetworkMode::Nat, edit(&net, "<name>c.h1.net", "<name>default"), "`default`"),
+            ("another host's network", NetworkMode::Nat, edit(&net, "<name>c.h1.net", "<name>c.h2.net"), "`c.h2.net`"),
+            (
+                "a network in bridge mode",
+                NetworkMode::Bridge,
+                edit(&net, "  <forward mode='nat'/>\n", ""),
+                "makes no network",
+            ),
+        ] {
+            denied(policy(mode).check_network_xml(URI, &xml), says, what);
+        }
+    }
+
+    #[test]
+    fn existing_objects_are_touched_only_with_the_clusters_mark() {
+        let p = policy(NetworkMode::Nat);
+        let libvirts = |mark: &str| {
+            format!(
+                "<domain type='qemu' id='3'><name>c-master-1</name><uuid>u</uuid><metadata>{mark}<other:x xmlns:other='urn:o'>c</other:x></metadata><devices/></domain>"
+            )
+        };
+        let ours = libvirts("<hac:cluster xmlns:hac=\"https://hacluster.dev/xmlns/1\">c</hac:cluster>");
+        assert_eq!(p.owns_domain(URI, "c-master-1", &ours), Ok(()));
+        for (what, xml) in [
+            ("no mark", libvirts("")),
+            ("another cluster's", libvirts("<hac:cluster xmlns:hac=\"https://hacluster.dev/xmlns/1\">d</hac:cluster>")),
+            (
+                "a look-alike namespace",
+                libvirts("<hac:cluster xmlns:hac=\"https://hacluster.dev/xmlns/2\">c</hac:cluster>"),
+            ),
+            (
+                "the mark in a description",
+                ours.replace("<metadata>", "<description>&gt;c&lt;/hac:cluster&gt;</description><metadata>")
+                    .replace("https://hacluster.dev/xmlns/1", "urn:x"),
+            ),
+        ] {
+            denied(
+                p.owns_domain(URI, "c-master-1", &xml).map(|()| String::new()),
+                "lacks the cluster's ownership mark",
+                what,
+            );
+        }
+        for ok in ["c-master-1", "c-worker-9", "c-lb-abc123"] {
+            assert_eq!(p.removable_domain(URI, ok), Ok(()), "{ok}");
+        }
+        for bad in
+            ["test", "c-b-master-1", "c-master-master-1", "c-etcd-1", "c-master-", "cc-master-1", "c-master-1.qcow2"]
+        {
+            denied(p.removable_domain(URI, bad).map(|()| String::new()), bad, bad);
+        }
+        let pool = |path: &str, ty: &str| {
+            format!("<pool type='{ty}'><name>c.h1.main</name><target><path>{path}</path></target></pool>")
+        };
+        assert_eq!(p.owns_pool(URI, "c.h1.main", &pool("/var/lib/libvirt/images/c.h1.main", "dir")), Ok(()));
+        denied(
+            p.owns_pool(URI, "c.h1.main", &pool("/etc", "dir")).map(|()| String::new()),
+            "at `/etc`",
+            "a pool elsewhere",
+        );
+        denied(
+            p.owns_pool(URI, "c.h1.main", &pool("/var/lib/libvirt/images/c.h1.main", "fs")).map(|()| String::new()),
+            "not cluster `c`'s",
+            "another pool type",
+        );
+        let net = |bridge: &str| format!("<network><name>c.h1.net</name><bridge name='{bridge}'/></network>");
+        assert_eq!(p.owns_network(URI, "c.h1.net", &net(&bridge_name("c.h1.net"))), Ok(()));
+        denied(
+            p.owns_network(URI, "c.h1.net", &net("virbr0")).map(|()| String::new()),
+            "bridge is `virbr0`",
+            "a network of someone else's",
+        );
+    }
+
+    #[test]
+    fn seed_and_base_volume_names_are_the_clusters() {
+        let p = policy(NetworkMode::Nat);
+        for (pool, name) in [
+            ("c.h1.main", "...iso"),
+            ("c.h1.main", ".iso"),
+            ("c.h1.main", "..iso"),
+            ("c.h1.main", "c-worker-1-seed.iso"),
+            ("c.h1.main", "c-master-1.qcow2"),
+            ("c.h1.data", "c-master-1-seed.iso"),
+            ("default", "c-master-1-seed.iso"),
+        ] {
+            denied(p.seed_volume(URI, pool, name), if pool == "default" { pool } else { name }, name);
+        }
+        denied(p.base_volume(URI, "c.h1.main", "c-master-1.qcow2").map(|()| String::new()), "c-master-1.qcow2", "base");
+        denied(p.base_volume(URI, "c.h1.data", "c-base.qcow2").map(|()| String::new()), "c-base.qcow2", "base in data");
+        let reader = Policy::read_only(vec![URI.into()]);
+        denied(reader.check_pool_xml(URI, POOL), "may only read", "a reader");
+        denied(p.check_pool_xml("qemu:///session", POOL), "not one of the hypervisor hosts", "another URI");
+    }
+
+    #[test]
+    fn names_split_one_way_only() {
+        assert_ne!(pool_name("a", "b-lab", "main"), pool_name("a-b", "lab", "main"));
+        assert_ne!(network_name("a", "b-lab"), network_name("a-b", "lab"));
+        assert_eq!(bridge_name("a.lab.net").len(), 11);
+        assert_eq!(tidy("/var//lib/libvirt/images/"), "/var/lib/libvirt/images");
+        assert_eq!(tidy("/"), "/");
+    }
+}

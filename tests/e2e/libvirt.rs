@@ -547,6 +547,71 @@ fn plan_without_a_reachable_hypervisor_shows_the_topology_unless_the_backend_was
     assert!(r.stderr.contains("hacluster-missing.xml"), "{}", r.stderr);
 }
 
+/// A hypervisor host that never answers: an address in a network namespace of the test's own,
+/// whose replies go nowhere (a blackhole route back), so a connection to it waits as one to an
+/// unreachable remote host would. Removed when dropped.
+struct SilentHost {
+    ns: String,
+    veth: String,
+}
+
+impl SilentHost {
+    const ADDRESS: &'static str = "10.234.13.2";
+
+    fn new() -> SilentHost {
+        let id = std::process::id() % 100_000;
+        let (ns, veth) = (format!("hac-silent-{id}"), format!("hsil{id}"));
+        let script = format!(
+            "set -e\nip netns add {ns}\nip link add {veth} type veth peer name {veth}p\nip link set {veth}p netns {ns}\nip addr add 10.234.13.1/30 dev {veth}\nip link set {veth} up\nip -n {ns} addr add {}/30 dev {veth}p\nip -n {ns} link set {veth}p up\nip -n {ns} route add blackhole 10.234.13.1/32\n",
+            Self::ADDRESS
+        );
+        let host = SilentHost { ns, veth };
+        crate::netns::must(&script);
+        host
+    }
+}
+
+impl Drop for SilentHost {
+    fn drop(&mut self) {
+        crate::netns::sh(&format!("ip link del {} 2>/dev/null; ip netns del {} 2>/dev/null", self.veth, self.ns));
+    }
+}
+
+/// A remote libvirt host that cannot be reached: `plan`, `up` and `down` each say which host
+/// they are connecting to, give up after the connect limit with an error naming the host and
+/// the limit, and end (before the fix, `plan` printed nothing for minutes).
+#[test]
+fn an_unreachable_hypervisor_fails_naming_the_host_and_the_limit() {
+    let _host = SilentHost::new();
+    let s = Scratch::new();
+    let cfg = s.write(
+        "silent.yaml",
+        &format!(
+            "hosts:\n  - name: faraway\n    connection: {{type: remote, user: k8s, ip: {}, ssh: {{keyfile: OPKEY}}}}\ncluster:\n  name: silent\n  network: {{mode: isolated, cidr: 10.231.94.0/24}}\n  nodeTemplate: {{ssh: {{privateKeyPath: OPKEY}}}}\n  nodes:\n    master: {{instances: [{{id: 1, ip: 10.231.94.10}}]}}\nkubernetes: {{version: v1.35.0}}\n",
+            SilentHost::ADDRESS
+        ),
+    );
+    let cfg = cfg.to_str().unwrap();
+    for command in ["plan", "up", "down"] {
+        let t = std::time::Instant::now();
+        let r = s.run(&[command, "-c", cfg, "--backend", "libvirt", "--hypervisor-connect-secs", "3", "-o", "json"]);
+        let took = t.elapsed();
+        assert_eq!(r.code, 3, "{command}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("\"step\":\"connect to libvirt on host `faraway` (qemu+ssh://k8s@10.234.13.2:22/system?keyfile="),
+            "{command}: the host being contacted is said: {}",
+            r.stderr
+        );
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            all.contains("libvirt on host `faraway`") && all.contains("did not answer within 3 s"),
+            "{command}: {all}"
+        );
+        // Not a timing assertion on the limit: a hang would take minutes (ssh's own timeout).
+        assert!(took < std::time::Duration::from_secs(60), "{command} took {took:?}");
+    }
+}
+
 /// Serves `files` (path → bytes) over HTTP on a free 127.0.0.1 port until dropped; counts the
 /// requests it answered.
 struct FileServer {
@@ -647,9 +712,18 @@ fn base_image_from_a_url_is_checked_against_its_sha256() {
             .flatten()
             .filter(|e| {
                 e.file_name().to_string_lossy().starts_with(&format!("hacluster-image-{}-", std::process::id()))
+                    && !e.file_type().unwrap().is_symlink()
             })
             .count()
     };
+    // Links where an earlier host put its downloads (`hacluster-image-<pid>-<n>`, names anyone
+    // could guess), to a file the download must never write through.
+    let canary = std::env::temp_dir().join(format!("hacluster-canary-{}", std::process::id()));
+    std::fs::write(&canary, "canary").unwrap();
+    let links: Vec<PathBuf> = (0..200)
+        .map(|n| std::env::temp_dir().join(format!("hacluster-image-{}-{n}", std::process::id())))
+        .filter(|l| std::os::unix::fs::symlink(&canary, l).is_ok())
+        .collect();
     let volumes = |rt: &tokio::runtime::Runtime| -> Vec<String> {
         rt.block_on(hv.list_volumes(TEST_URI, pool.clone())).unwrap().into_iter().map(|v| v.name).collect()
     };
@@ -669,10 +743,24 @@ fn base_image_from_a_url_is_checked_against_its_sha256() {
     assert!(e.to_string().contains("plain http") && e.to_string().contains("image.sha256"), "{e}");
     assert_eq!(server.served.load(std::sync::atomic::Ordering::Relaxed), before, "nothing fetched");
 
-    // The right hash: the volume exists, and the temporary download is gone.
+    // Over the size limit: refused while streaming, nothing kept.
+    let small = Hypervisor { max_image_bytes: Some(100_000), ..Hypervisor::new((*hv.policy).clone()) };
+    let e = rt
+        .block_on(small.import_image(TEST_URI, pool.clone(), vol.clone(), url.clone(), Some(sha.clone())))
+        .unwrap_err();
+    assert!(e.to_string().contains("over the limit of 100000 bytes"), "{e}");
+    assert!(!volumes(&rt).contains(&vol));
+
+    // The right hash: the volume exists, and the temporary download is gone; nothing went
+    // through the links.
     rt.block_on(hv.import_image(TEST_URI, pool.clone(), vol.clone(), url.clone(), Some(sha.clone()))).unwrap();
     assert!(volumes(&rt).contains(&vol));
     assert_eq!(leftovers(), 0);
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "canary", "the download wrote through a link");
+    for l in &links {
+        let _ = std::fs::remove_file(l);
+    }
+    let _ = std::fs::remove_file(&canary);
     rt.block_on(hv.delete_volume(TEST_URI, pool.clone(), vol.clone())).unwrap();
 
     // A URL the config does not name is refused, whatever its hash.

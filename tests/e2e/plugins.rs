@@ -462,7 +462,12 @@ fn egress_allow_list_lets_listed_origins_through_and_only_those() {
 fn host_stays_usable_after_every_failure() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let limits = Limits { memory_bytes: 256 << 20, cpu: Duration::from_secs(1), wall: Duration::from_secs(2) };
+        let limits = Limits {
+            memory_bytes: 256 << 20,
+            cpu: Duration::from_secs(1),
+            wall: Duration::from_secs(2),
+            ..Limits::default()
+        };
         let host = PluginHost::new(Arc::new(Silent), limits, Some(shared_cache())).unwrap();
         let plugin = host.load(&discovery::from_path(&plugin("hacluster_plugin_adversary.wasm"))).await.unwrap();
         let key = hacluster::identity::generate_host_key().unwrap();

@@ -16,10 +16,10 @@ pub mod policy;
 pub(crate) mod schema;
 mod seed;
 
-use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -70,8 +70,30 @@ pub struct VolumeInfo {
 pub struct Hypervisor {
     pub policy: Arc<policy::Policy>,
     pub seed_copies: Option<PathBuf>,
+    /// The largest base image downloaded (`None`: [`MAX_IMAGE_BYTES`]).
+    pub max_image_bytes: Option<u64>,
+    /// How long a first connection to a URI may take (`None`: [`CONNECT_LIMIT`]).
+    pub connect_limit: Option<Duration>,
+    /// Who hears "connecting to libvirt on host …" (the plugin's events).
+    pub reporter: Option<Reporter>,
     /// Test mode: fail one changing call (`hv-fail-at=N`).
     pub faults: Option<Arc<super::faults::Faults>>,
+}
+
+/// How long the host waits for a hypervisor's first answer unless told otherwise.
+pub const CONNECT_LIMIT: Duration = Duration::from_secs(30);
+
+/// Where the hypervisor capability reports what it is waiting for.
+#[derive(Clone)]
+pub struct Reporter {
+    pub plugin: String,
+    pub events: Arc<dyn super::Events>,
+}
+
+impl std::fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Reporter({})", self.plugin)
+    }
 }
 
 type HvResult<T> = Result<T, HvError>;
@@ -94,6 +116,38 @@ impl Hypervisor {
         Ok(())
     }
 
+    /// Connects to `uri` unless a connection is open already: said as progress (naming the
+    /// host), and bounded by the connect limit. libvirt's open cannot be cancelled: a host that
+    /// does not answer (a `qemu+ssh` host out of reach) leaves its thread behind, and the call
+    /// fails naming the host and the limit instead of hanging.
+    async fn connected(&self, uri: &str) -> HvResult<()> {
+        if imp::is_connected(uri) {
+            return Ok(());
+        }
+        let host = self.policy.hosts.iter().find(|h| h.uri == uri).map_or(uri, |h| h.name.as_str());
+        let step = format!("connect to libvirt on host `{host}` ({uri})");
+        let limit = self.connect_limit.unwrap_or(CONNECT_LIMIT);
+        if let Some(r) = &self.reporter {
+            r.events.progress(&r.plugin, &step, 0, 1);
+        }
+        let u = uri.to_string();
+        let opened = tokio::time::timeout(limit, tokio::task::spawn_blocking(move || imp::connection(&u).map(|_| ())));
+        match opened.await {
+            Ok(Ok(r)) => r?,
+            Ok(Err(e)) => return Err(HvError::Failed(format!("connecting to {uri} did not finish: {e}"))),
+            Err(_) => {
+                return Err(HvError::Failed(format!(
+                    "libvirt on host `{host}` ({uri}) did not answer within {} s: is it reachable from here (your ssh_config applies to qemu+ssh)? `--hypervisor-connect-secs` sets the limit",
+                    limit.as_secs()
+                )));
+            }
+        }
+        if let Some(r) = &self.reporter {
+            r.events.progress(&r.plugin, &step, 1, 1);
+        }
+        Ok(())
+    }
+
     /// Runs `f` with the connection for `uri` on the blocking pool.
     async fn with<T: Send + 'static>(
         &self,
@@ -101,6 +155,7 @@ impl Hypervisor {
         f: impl FnOnce(&imp::Connect) -> HvResult<T> + Send + 'static,
     ) -> HvResult<T> {
         self.check(uri)?;
+        self.connected(uri).await?;
         let uri = uri.to_string();
         tokio::task::spawn_blocking(move || {
             let conn = imp::connection(&uri)?;
@@ -274,7 +329,8 @@ impl Hypervisor {
         }
         self.policy.base_volume(uri, &pool, &name)?;
         let test_driver = uri.starts_with("test:");
-        let (path, temp) = if source.starts_with("http://") || source.starts_with("https://") {
+        // One open file from the check to the upload: a path could be swapped in between.
+        let file = if source.starts_with("http://") || source.starts_with("https://") {
             let want = match sha256 {
                 Some(s) => s,
                 // A SHA256SUMS beside the image comes over the same channel: over TLS it vouches
@@ -286,58 +342,52 @@ impl Hypervisor {
                 }
                 None => sums_file_entry(&source).await?,
             };
-            let tmp = temp_path("image");
-            download(&source, &tmp, &want).await?;
-            (tmp.clone(), Some(tmp))
+            download(&source, &want, self.max_image_bytes.unwrap_or(MAX_IMAGE_BYTES)).await?
         } else {
             let p = PathBuf::from(source.strip_prefix("file://").unwrap_or(&source));
-            if let Some(want) = sha256 {
-                let got = tokio::task::spawn_blocking({
-                    let p = p.clone();
-                    move || file_sha256(&p)
-                })
-                .await
-                .map_err(|e| HvError::Failed(e.to_string()))?
-                .map_err(|e| HvError::Failed(format!("reading image {}: {e}", p.display())))?;
-                if !got.eq_ignore_ascii_case(&want) {
-                    return Err(HvError::Failed(format!(
-                        "image {} has SHA-256 {got}, the config expects {want}",
-                        p.display()
-                    )));
+            let f = std::fs::File::open(&p).map_err(|e| HvError::Failed(format!("image {}: {e}", p.display())))?;
+            match sha256 {
+                Some(want) => {
+                    let (f, got) = tokio::task::spawn_blocking(move || {
+                        let mut f = f;
+                        file_sha256(&mut f).map(|h| (f, h))
+                    })
+                    .await
+                    .map_err(|e| HvError::Failed(e.to_string()))?
+                    .map_err(|e| HvError::Failed(format!("reading image {}: {e}", p.display())))?;
+                    if !got.eq_ignore_ascii_case(&want) {
+                        return Err(HvError::Failed(format!(
+                            "image {} has SHA-256 {got}, the config expects {want}",
+                            p.display()
+                        )));
+                    }
+                    f
                 }
+                None => f,
             }
-            (p, None)
         };
         let (policy, u) = (self.policy.clone(), uri.to_string());
-        let res = self
-            .with(uri, move |c| {
-                policy.owns_pool(&u, &pool, &imp::pool_xml(c, &pool)?)?;
-                let mut f =
-                    std::fs::File::open(&path).map_err(|e| HvError::Failed(format!("{}: {e}", path.display())))?;
-                let len = f.metadata().map_err(|e| HvError::Failed(e.to_string()))?.len();
-                let mut magic = [0u8; 4];
-                let format = if f.read_exact(&mut magic).is_ok() && &magic == b"QFI\xfb" { "qcow2" } else { "raw" };
-                drop(f);
-                let mut f =
-                    std::fs::File::open(&path).map_err(|e| HvError::Failed(format!("{}: {e}", path.display())))?;
-                imp::create_volume_with(c, &pool, &name, format, &mut f, len, test_driver)
-            })
-            .await;
-        if let Some(t) = temp {
-            let _ = std::fs::remove_file(t);
-        }
-        res
+        self.with(uri, move |c| {
+            policy.owns_pool(&u, &pool, &imp::pool_xml(c, &pool)?)?;
+            let mut f = file;
+            let io = |e: std::io::Error| HvError::Failed(format!("reading the image: {e}"));
+            let len = f.metadata().map_err(io)?.len();
+            let mut magic = [0u8; 4];
+            f.seek(SeekFrom::Start(0)).map_err(io)?;
+            let format = if f.read_exact(&mut magic).is_ok() && &magic == b"QFI\xfb" { "qcow2" } else { "raw" };
+            f.seek(SeekFrom::Start(0)).map_err(io)?;
+            imp::create_volume_with(c, &pool, &name, format, &mut f, len, test_driver)
+        })
+        .await
     }
 }
 
-fn temp_path(what: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    std::env::temp_dir().join(format!("hacluster-{what}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)))
-}
+/// The largest base image the host downloads: cloud images are a few hundred MiB; a server
+/// that never stops sending must not fill the disk.
+pub const MAX_IMAGE_BYTES: u64 = 32 << 30;
 
-fn file_sha256(p: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(p)?;
+/// SHA-256 of what is left to read in `f`.
+fn file_sha256(f: &mut std::fs::File) -> std::io::Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -383,30 +433,28 @@ fn sums_entry(text: &str, file: &str) -> Option<String> {
         .map(|(h, _)| h.to_string())
 }
 
-/// Downloads `url` to `to`, checking the SHA-256 as it streams; nothing is kept on mismatch.
-async fn download(url: &str, to: &Path, want: &str) -> HvResult<()> {
-    let mut file = std::fs::File::create(to).map_err(|e| HvError::Failed(format!("{}: {e}", to.display())))?;
+/// Downloads `url` into a file that has no name (it goes when it is closed, and nobody can put
+/// a link or another file in its place), at most `max` bytes, checking the SHA-256 as it
+/// streams; nothing is kept on a mismatch.
+async fn download(url: &str, want: &str, max: u64) -> HvResult<std::fs::File> {
+    let mut file = tempfile::tempfile().map_err(|e| HvError::Failed(format!("a temporary file for {url}: {e}")))?;
     let mut h = Sha256::new();
-    let res = super::runtime::http_get(url, &mut |chunk| {
+    let mut size = 0u64;
+    super::runtime::http_get(url, &mut |chunk| {
+        size += chunk.len() as u64;
+        if size > max {
+            return Err(format!("the image is over the limit of {max} bytes"));
+        }
         h.update(chunk);
         file.write_all(chunk).map_err(|e| e.to_string())
     })
-    .await;
+    .await
+    .map_err(|e| HvError::Failed(format!("downloading {url}: {e}")))?;
     let got = hex(&h.finalize());
-    let res = res
-        .map_err(|e| HvError::Failed(format!("downloading {url}: {e}")))
-        .and_then(|_| file.sync_all().map_err(|e| HvError::Failed(e.to_string())))
-        .and_then(|_| {
-            if got.eq_ignore_ascii_case(want) {
-                Ok(())
-            } else {
-                Err(HvError::Failed(format!("{url} has SHA-256 {got}, expected {want}; the download was discarded")))
-            }
-        });
-    if res.is_err() {
-        let _ = std::fs::remove_file(to);
+    if !got.eq_ignore_ascii_case(want) {
+        return Err(HvError::Failed(format!("{url} has SHA-256 {got}, expected {want}; the download was discarded")));
     }
-    res
+    Ok(file)
 }
 
 /// A lookup that found nothing, for calls that need the object to exist.
@@ -427,23 +475,40 @@ mod imp {
     use virt::storage_vol::StorageVol;
     use virt::stream::Stream;
 
-    static CONNECTIONS: OnceLock<Mutex<HashMap<String, Arc<Connect>>>> = OnceLock::new();
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
 
-    pub fn connection(uri: &str) -> HvResult<Arc<Connect>> {
+    /// One slot per URI, each with its own lock: a host that does not answer holds up the
+    /// calls for that URI only, and the table itself is locked only to find a slot.
+    type Slot = Arc<Mutex<Option<Arc<Connect>>>>;
+    static CONNECTIONS: OnceLock<Mutex<HashMap<String, Slot>>> = OnceLock::new();
+
+    fn slot(uri: &str) -> HvResult<Slot> {
         let map = CONNECTIONS.get_or_init(|| {
             // libvirt prints every error to stderr by default; ours reach the user as errors.
             virt::error::clear_error_callback();
             Mutex::new(HashMap::new())
         });
         let mut map = map.lock().map_err(|_| HvError::Failed("libvirt connection table poisoned".into()))?;
-        if let Some(c) = map.get(uri) {
+        Ok(map.entry(uri.to_string()).or_default().clone())
+    }
+
+    pub fn connection(uri: &str) -> HvResult<Arc<Connect>> {
+        let slot = slot(uri)?;
+        let mut slot = slot.lock().map_err(|_| HvError::Failed("libvirt connection slot poisoned".into()))?;
+        if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
         let c = Arc::new(
             Connect::open(Some(uri)).map_err(|e| HvError::Failed(format!("connecting to {uri}: {}", msg(&e))))?,
         );
-        map.insert(uri.to_string(), c.clone());
+        *slot = Some(c.clone());
         Ok(c)
+    }
+
+    /// Whether a connection to `uri` is open (without waiting on one being made).
+    pub fn is_connected(uri: &str) -> bool {
+        slot(uri).is_ok_and(|s| s.try_lock().is_ok_and(|c| c.is_some()))
     }
 
     fn skip_vanished<T>(items: impl Iterator<Item = HvResult<T>>) -> HvResult<Vec<T>> {
@@ -685,6 +750,9 @@ mod imp {
 
     pub fn connection(_uri: &str) -> HvResult<Arc<Connect>> {
         Err(HvError::Failed("this hacluster was built without libvirt (cargo feature `libvirt`)".into()))
+    }
+    pub fn is_connected(_uri: &str) -> bool {
+        false
     }
     pub fn list_domains(_: &Connect) -> HvResult<Vec<DomainInfo>> {
         unreachable!()

@@ -87,11 +87,19 @@ pub struct Limits {
     pub cpu: Duration,
     /// Wall-clock time of `apply` and `destroy`; quicker calls get less (see `wall_for`).
     pub wall: Duration,
+    /// How long the host waits for a hypervisor to answer its first connection (a remote
+    /// `qemu+ssh` host that cannot be reached would otherwise hang the call silently).
+    pub hypervisor_connect: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_bytes: 512 << 20, cpu: Duration::from_secs(120), wall: Duration::from_secs(3600) }
+        Limits {
+            memory_bytes: 512 << 20,
+            cpu: Duration::from_secs(120),
+            wall: Duration::from_secs(3600),
+            hypervisor_connect: Duration::from_secs(30),
+        }
     }
 }
 

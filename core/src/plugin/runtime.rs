@@ -786,6 +786,12 @@ impl Runtime {
             hv: Hypervisor {
                 policy: Arc::new(setup.grants.hypervisor.clone()),
                 seed_copies: setup.grants.seed_copies.clone(),
+                max_image_bytes: None,
+                connect_limit: Some(setup.limits.hypervisor_connect),
+                reporter: Some(super::hypervisor::Reporter {
+                    plugin: setup.plugin.clone(),
+                    events: setup.events.clone(),
+                }),
                 faults: setup.faults.clone(),
             },
             grants: setup.grants,

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::{HvError, temp_path};
+use super::HvError;
 
 /// The files of a NoCloud seed (cloud-init's datasource reads these names and no others).
 pub const FILES: &[&str] = &["meta-data", "user-data", "network-config", "vendor-data"];
@@ -71,10 +71,12 @@ pub fn keep_copy(dir: &Path, stem: &str, files: &[(String, Vec<u8>)]) -> std::io
 /// The file names come after `--`: genisoimage takes anything before it that starts with
 /// `-` as an option (`-path-list FILE` would pull FILE's list of host files into the ISO).
 pub fn make_iso(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, HvError> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let dir = temp_path("seed");
+    use std::os::unix::fs::OpenOptionsExt;
     let fail = |what: &str, e: &dyn std::fmt::Display| HvError::Failed(format!("making the seed ISO: {what}: {e}"));
-    std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| fail("temporary directory", &e))?;
+    // A new directory of an unguessable name, 0700, removed when it goes out of scope.
+    let tmp =
+        tempfile::Builder::new().prefix("hacluster-seed-").tempdir().map_err(|e| fail("temporary directory", &e))?;
+    let dir = tmp.path();
     let result = (|| {
         let mut args: Vec<String> = ["-quiet", "-output", "seed.iso", "-volid", "cidata", "-joliet", "-rock", "--"]
             .iter()
@@ -92,7 +94,7 @@ pub fn make_iso(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, HvError> {
         }
         let out = std::process::Command::new("genisoimage")
             .args(&args)
-            .current_dir(&dir)
+            .current_dir(dir)
             .output()
             .map_err(|e| fail("running genisoimage (install the `genisoimage` package)", &e))?;
         if !out.status.success() {
@@ -100,7 +102,7 @@ pub fn make_iso(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, HvError> {
         }
         std::fs::read(dir.join("seed.iso")).map_err(|e| fail("reading the ISO", &e))
     })();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(tmp);
     result
 }
 

@@ -45,7 +45,7 @@ pub async fn finish(spec: &ClusterSpec, root: &Path, ctx: &Ctx, merge: Option<&P
 /// `bootstrap`: Kubernetes on infrastructure already provisioned (in the state).
 pub fn run(args: &Args, ctx: &Ctx) -> u8 {
     let Ok(host) = super::host(ctx, args.host.limits()) else { return exit::FAILED };
-    super::runtime().block_on(async {
+    super::block_on(async {
         let opened = match super::open_provisioned(&host, &args.config, &args.host, ctx).await {
             Ok(o) => o,
             Err(code) => return code,

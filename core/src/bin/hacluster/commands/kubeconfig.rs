@@ -19,7 +19,7 @@ pub struct Args {
 /// `kubeconfig`: where the cluster's admin kubeconfig is (and optionally merge it).
 pub fn run(args: &Args, ctx: &Ctx) -> u8 {
     let Ok(host) = super::host(ctx, args.host.limits()) else { return exit::FAILED };
-    let opened = match super::runtime().block_on(super::open_provisioned(&host, &args.config, &args.host, ctx)) {
+    let opened = match super::block_on(super::open_provisioned(&host, &args.config, &args.host, ctx)) {
         Ok(o) => o,
         Err(code) => return code,
     };

@@ -59,6 +59,10 @@ pub struct HostArgs {
     /// Wall-clock limit of apply and destroy (shorter calls get less).
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     pub plugin_timeout_secs: u64,
+    /// How long to wait for a libvirt host to answer the first connection (your ssh_config
+    /// still applies to qemu+ssh hosts).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub hypervisor_connect_secs: u64,
 }
 
 impl HostArgs {
@@ -67,6 +71,7 @@ impl HostArgs {
             memory_bytes: self.plugin_memory_mib << 20,
             cpu: Duration::from_secs(self.plugin_cpu_secs),
             wall: Duration::from_secs(self.plugin_timeout_secs),
+            hypervisor_connect: Duration::from_secs(self.hypervisor_connect_secs),
         }
     }
 
@@ -89,8 +94,18 @@ impl ConfigArgs {
     }
 }
 
-pub fn runtime() -> tokio::runtime::Runtime {
+fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
+}
+
+/// Runs a command's work to its end on a runtime of its own, then leaves without waiting for
+/// blocking calls still stuck (a hypervisor connection that timed out: libvirt cannot cancel
+/// it, and dropping the runtime would wait for it for ever).
+pub fn block_on<F: std::future::Future>(work: F) -> F::Output {
+    let rt = runtime();
+    let out = rt.block_on(work);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    out
 }
 
 /// Where logs and progress of plugins and nodes go.

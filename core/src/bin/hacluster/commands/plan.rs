@@ -24,7 +24,7 @@ pub struct Args {
 
 pub fn run(args: &Args, ctx: &Ctx) -> u8 {
     let Ok(host) = super::host(ctx, args.host.limits()) else { return exit::FAILED };
-    super::runtime().block_on(async {
+    super::block_on(async {
         // A backend named explicitly must be there; an inferred one is optional for a plan.
         let opened = if args.offline {
             match hacluster::config::load(&args.config.config, &Default::default()) {
@@ -73,7 +73,8 @@ pub fn run(args: &Args, ctx: &Ctx) -> u8 {
                 let plugin = if unavailable.is_some() { None } else { opened.plugin.as_ref() };
                 match session::plan_files(plugin, spec, &args.host.state_root(), no_backend).await {
                     Ok((files, secrets)) => {
-                        let secrets: Vec<(&'static str, &str)> = secrets.iter().map(|(w, s)| (*w, s.as_str())).collect();
+                        let secrets: Vec<(&'static str, &str)> =
+                            secrets.iter().map(|(w, s)| (*w, s.as_str())).collect();
                         if let Err(e) = hacluster::node_files::write(dir, spec, &files, &secrets) {
                             render::error(&e, ctx.output);
                             let usage = matches!(e, hacluster::node_files::OutError::NotOurs(_));

@@ -43,7 +43,7 @@ pub fn run(cmd: &Command, ctx: &Ctx) -> u8 {
             return exit::FAILED;
         }
     };
-    super::runtime().block_on(async {
+    super::block_on(async {
         match cmd {
             Command::List => {
                 let mut rows = Vec::new();

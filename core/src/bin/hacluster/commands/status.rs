@@ -14,7 +14,7 @@ pub struct Args {
 /// `status`: machines and roles from the state, and live health of nodes, etcd and endpoint.
 pub fn run(args: &Args, ctx: &Ctx) -> u8 {
     let Ok(host) = super::host(ctx, args.host.limits()) else { return exit::FAILED };
-    super::runtime().block_on(async {
+    super::block_on(async {
         let opened = match super::open_provisioned(&host, &args.config, &args.host, ctx).await {
             Ok(o) => o,
             Err(code) => return code,

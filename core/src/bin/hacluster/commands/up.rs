@@ -19,7 +19,7 @@ pub struct Args {
 /// `up`: provision, then bootstrap. Resumable: a second run continues where the first stopped.
 pub fn run(args: &Args, ctx: &Ctx) -> u8 {
     let Ok(host) = super::host(ctx, args.host.limits()) else { return exit::FAILED };
-    super::runtime().block_on(async {
+    super::block_on(async {
         let opened = match super::open(&host, &args.config, true, ctx).await {
             Ok(o) => o,
             Err(code) => return code,

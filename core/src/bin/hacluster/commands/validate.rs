@@ -9,7 +9,7 @@ pub struct Args {
 
 pub fn run(args: &Args, ctx: &Ctx) -> u8 {
     let Ok(host) = super::host(ctx, Default::default()) else { return exit::FAILED };
-    super::runtime().block_on(async {
+    super::block_on(async {
         let opened = match super::open(&host, &args.config, false, ctx).await {
             Ok(o) => o,
             Err(code) => return code,

@@ -19,7 +19,7 @@ pub struct Args {
 /// `verify`: the HA promise, checked (and with --chaos, demonstrated).
 pub fn run(args: &Args, ctx: &Ctx) -> u8 {
     let Ok(host) = super::host(ctx, args.host.limits()) else { return exit::FAILED };
-    super::runtime().block_on(async {
+    super::block_on(async {
         let opened = match super::open_provisioned(&host, &args.config, &args.host, ctx).await {
             Ok(o) => o,
             Err(code) => return code,

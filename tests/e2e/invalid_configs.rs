@@ -752,6 +752,15 @@ const CASES: &[Case] = &[
         "has a mirror already",
     ),
     case(
+        "one registry mirrored twice after an invalid mirror",
+        &[(
+            "  version: v1.35.0\n",
+            "  version: v1.35.0\n  registryMirrors:\n    - {registry: quay.io, endpoint: \"https://me:pw@q.example.com\"}\n    - {registry: docker.io, endpoint: \"https://a.example.com\"}\n    - {registry: docker.io, endpoint: \"https://b.example.com\"} #<\n",
+        )],
+        "kubernetes.registryMirrors[2].registry",
+        "has a mirror already",
+    ),
+    case(
         "containerd from a mirror without one",
         &[("  version: v1.35.0\n", "  version: v1.35.0\n  containerd:\n    source: mirror #<\n")],
         "kubernetes.containerd.source",

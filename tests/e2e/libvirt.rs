@@ -598,7 +598,9 @@ fn an_unreachable_hypervisor_fails_naming_the_host_and_the_limit() {
         let took = t.elapsed();
         assert_eq!(r.code, 3, "{command}: {}{}", r.stdout, r.stderr);
         assert!(
-            r.stderr.contains("\"step\":\"connect to libvirt on host `faraway` (qemu+ssh://k8s@10.234.13.2:22/system?keyfile="),
+            r.stderr.contains(
+                "\"step\":\"connect to libvirt on host `faraway` (qemu+ssh://k8s@10.234.13.2:22/system?keyfile="
+            ),
             "{command}: the host being contacted is said: {}",
             r.stderr
         );

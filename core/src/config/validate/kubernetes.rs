@@ -117,22 +117,25 @@ pub fn check(cx: &mut Ctx, raw: &RawConfig, opts: &Options, network: Option<&Net
             "write `host[:port][/path]` in lowercase, e.g. `registry.example.com:5000/k8s` (no scheme: kubeadm names images by it)",
         );
     }
-    let registry_mirrors = k
+    // Each valid mirror with its position in the file: an invalid one before it must not shift
+    // where a duplicate is reported.
+    let valid = k
         .registry_mirrors
         .iter()
         .enumerate()
-        .filter_map(|(i, m)| registry_mirror(cx, base.key("registryMirrors").index(i), m))
+        .filter_map(|(i, m)| registry_mirror(cx, base.key("registryMirrors").index(i), m).map(|r| (i, r)))
         .collect::<Vec<_>>();
-    for (i, m) in registry_mirrors.iter().enumerate() {
-        if registry_mirrors[..i].iter().any(|o| o.registry == m.registry) {
+    for (n, (i, m)) in valid.iter().enumerate() {
+        if valid[..n].iter().any(|(_, o)| o.registry == m.registry) {
             cx.error(
                 "duplicate-mirror",
-                base.key("registryMirrors").index(i).key("registry"),
+                base.key("registryMirrors").index(*i).key("registry"),
                 format!("`{}` has a mirror already", m.registry),
                 "give each registry one entry",
             );
         }
     }
+    let registry_mirrors: Vec<_> = valid.into_iter().map(|(_, m)| m).collect();
 
     let source = match k.containerd.source {
         Some(raw::ContainerdSource::Docker) => ContainerdSource::Docker,

@@ -752,6 +752,15 @@ const CASES: &[Case] = &[
         "has a mirror already",
     ),
     case(
+        "an image URL with a shell in its path",
+        &[(
+            "  version: v1.35.0\n",
+            "  version: v1.35.0\nbackends:\n  libvirt:\n    image:\n      url: \"https://images.example.com/$(reboot).qcow2\" #<\n      sha256: 0000000000000000000000000000000000000000000000000000000000000000\n",
+        )],
+        "backends.libvirt.image.url",
+        "not an http(s) URL",
+    ),
+    case(
         "one registry mirrored twice after an invalid mirror",
         &[(
             "  version: v1.35.0\n",

@@ -1,5 +1,6 @@
 //! `backends.<name>` sections of third-party backends: handed to their plugin unchanged, except
-//! the one key the host reads itself, `egress` (the origins the plugin may reach).
+//! the keys the host reads itself: `egress` (the origins the plugin may reach) and
+//! `image.url` (the base image the host downloads for a hypervisor backend).
 
 use super::Ctx;
 use super::urls::{http_url, shown};
@@ -8,8 +9,21 @@ use crate::config::raw::RawConfig;
 
 pub fn check(cx: &mut Ctx, raw: &RawConfig) {
     for (name, section) in &raw.backends.other {
+        let base = FieldPath::root().key("backends").key(name.clone());
         if let Some(list) = section.get("egress") {
-            egress(cx, FieldPath::root().key("backends").key(name.clone()).key("egress"), list);
+            egress(cx, base.key("egress"), list);
+        }
+        // The host downloads an image URL of any backend's section itself (the hypervisor
+        // grant): it is held to the one URL rule like every other URL of the config.
+        if let Some(url) = section.get("image").and_then(|i| i.get("url")).and_then(|u| u.as_str())
+            && let Err(why) = http_url(url)
+        {
+            cx.error(
+                "image-url",
+                base.key("image").key("url"),
+                format!("`{}` is not an http(s) URL: {why}", shown(url)),
+                "give the image's http(s) URL (letters, digits and `-._~:/` in the path, without credentials, query or fragment), or `image.path`",
+            );
         }
     }
 }

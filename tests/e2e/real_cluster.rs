@@ -215,6 +215,40 @@ impl Drop for Lab {
     }
 }
 
+impl Lab {
+    /// What a platform engineer would look at when pods do not come up: where the pods are
+    /// and why (`describe`), the cluster's recent events, and each worker's kubelet and
+    /// containerd journals. Printed by a failing test, so that a failure in CI explains itself.
+    pub fn diagnose(&self, kc: &Path, dir: &Path, selector: &str) -> String {
+        let mut out = String::new();
+        for args in [
+            vec!["get", "nodes", "-o", "wide"],
+            vec!["get", "pods", "-A", "-o", "wide"],
+            vec!["describe", "pods", "-l", selector],
+            vec!["get", "events", "-A", "--sort-by=.lastTimestamp"],
+        ] {
+            out += &format!("\n=== kubectl {}\n{}", args.join(" "), kubectl(kc, &args).1);
+        }
+        let root = self.shell(dir);
+        for node in self.nodes().iter().filter(|n| n.name.contains("-worker-")) {
+            let o = root.run(
+                &node.ip,
+                "ctr -n k8s.io tasks ls 2>&1 | tail -20; ctr -n k8s.io images ls -q 2>&1 | tail -20; \
+                 journalctl -u kubelet --no-pager -n 60 2>&1; journalctl -u containerd --no-pager -n 40 2>&1; \
+                 ls -l /etc/cni/net.d 2>&1",
+            );
+            out += &format!(
+                "\n=== {} ({})\n{}{}",
+                node.name,
+                node.ip,
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        out
+    }
+}
+
 /// Real kubectl (the default pinned version) with the cluster's kubeconfig.
 pub(crate) fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
     let dir = crate::real_kubeadm::pinned()
@@ -334,7 +368,7 @@ fn real_cluster_three_control_planes_two_workers_a_workload_verify_and_chaos() {
     let (ok, out) = kubectl(&kc, &["apply", "-f", web.to_str().unwrap()]);
     assert!(ok, "{out}");
     let (ok, out) = kubectl(&kc, &["rollout", "status", "deployment/web", "--timeout=180s"]);
-    assert!(ok, "{out}");
+    assert!(ok, "{out}\n{}", lab.diagnose(&kc, s.dir.path(), "app=web"));
     let pods = json(&kc, &["get", "pods", "-l", "app=web"]);
     let backends: Vec<(String, String)> = pods["items"]
         .as_array()

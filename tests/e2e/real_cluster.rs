@@ -367,7 +367,7 @@ fn real_cluster_three_control_planes_two_workers_a_workload_verify_and_chaos() {
     let web = s.write("web.yaml", WEB);
     let (ok, out) = kubectl(&kc, &["apply", "-f", web.to_str().unwrap()]);
     assert!(ok, "{out}");
-    let (ok, out) = kubectl(&kc, &["rollout", "status", "deployment/web", "--timeout=180s"]);
+    let (ok, out) = kubectl(&kc, &["rollout", "status", "deployment/web", "--timeout=300s"]);
     assert!(ok, "{out}\n{}", lab.diagnose(&kc, s.dir.path(), "app=web"));
     let pods = json(&kc, &["get", "pods", "-l", "app=web"]);
     let backends: Vec<(String, String)> = pods["items"]

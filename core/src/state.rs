@@ -1,7 +1,8 @@
 //! The local record of a cluster: what the backend created (its opaque state), the
-//! infrastructure it reported, the node identities the core generated, and (later) bootstrap
-//! progress. One directory per cluster; the file is written atomically (temp file, fsync,
-//! rename, fsync of the directory) with mode 0600 because it holds private host keys, and a
+//! infrastructure it reported, the node identities the core generated, and the bootstrap's
+//! record (its id, secrets, completed steps, kubeconfig). One directory per cluster; the file
+//! is written atomically (temp file, fsync, rename, fsync of the directory) with mode 0600
+//! because it holds private host keys and the bootstrap's secrets, and a
 //! lock file keeps two runs from writing it at once.
 
 use std::collections::BTreeMap;

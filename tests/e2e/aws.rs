@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 
 use crate::plugins::Scratch;
+use crate::support::needs;
 use crate::support::{Run, example, repo};
 
 /// A moto server we started; killed (by its PID) when dropped.
@@ -267,6 +268,7 @@ fn assert_expected_resources(inv: &serde_json::Value, workers: usize) {
 
 #[test]
 fn provision_creates_exactly_the_expected_resources_and_a_second_run_nothing() {
+    needs!(Plugins, Moto);
     let moto = Moto::start();
     let s = Scratch::new();
     let cfg = config(&s, &moto, 3);
@@ -329,6 +331,7 @@ fn backend_state(s: &Scratch) -> Option<serde_json::Value> {
 
 #[test]
 fn killed_at_five_points_converges_without_duplicates_and_down_leaves_nothing() {
+    needs!(Plugins, Moto);
     let moto = Moto::start();
     let s = Scratch::new();
     let cfg = config(&s, &moto, 3);
@@ -374,6 +377,7 @@ fn killed_at_five_points_converges_without_duplicates_and_down_leaves_nothing() 
 
 #[test]
 fn down_without_state_finds_everything_by_tags() {
+    needs!(Plugins, Moto);
     let moto = Moto::start();
     let s = Scratch::new();
     let cfg = config(&s, &moto, 2);
@@ -388,6 +392,7 @@ fn down_without_state_finds_everything_by_tags() {
 
 #[test]
 fn throttling_is_ridden_out_without_duplicate_instances() {
+    needs!(Plugins, Moto);
     let moto = Moto::start();
     let s = Scratch::new();
     let cfg = config(&s, &moto, 3);
@@ -402,6 +407,7 @@ fn throttling_is_ridden_out_without_duplicate_instances() {
 /// in both node groups.
 #[test]
 fn flannel_gets_vxlan_between_the_node_groups_instead_of_bgp() {
+    needs!(Plugins, Moto);
     let moto = Moto::start();
     let s = Scratch::new();
     let text = std::fs::read_to_string(config(&s, &moto, 1)).unwrap();
@@ -424,6 +430,7 @@ fn flannel_gets_vxlan_between_the_node_groups_instead_of_bgp() {
 /// group only, with no public addresses.
 #[test]
 fn an_internal_nlb_admits_nodes_by_group_and_no_public_address() {
+    needs!(Plugins, Moto);
     let moto = Moto::start();
     let s = Scratch::new();
     let text = std::fs::read_to_string(config(&s, &moto, 1)).unwrap();
@@ -447,6 +454,7 @@ fn an_internal_nlb_admits_nodes_by_group_and_no_public_address() {
 /// show here as a seventh instance.
 #[test]
 fn lost_run_instances_answers_launch_nothing_twice() {
+    needs!(Plugins, Moto);
     let moto = Moto::start();
     let s = Scratch::new();
     let cfg = config(&s, &moto, 3);
@@ -464,6 +472,7 @@ fn lost_run_instances_answers_launch_nothing_twice() {
 
 #[test]
 fn a_denied_endpoint_fails_clearly_and_is_not_retried() {
+    needs!(Plugins, Moto);
     let moto = Moto::start();
     let s = Scratch::new();
     let cfg = config(&s, &moto, 3);
@@ -479,6 +488,7 @@ fn a_denied_endpoint_fails_clearly_and_is_not_retried() {
 
 #[test]
 fn errors_from_aws_keep_the_code_and_message_but_no_credentials() {
+    needs!(Plugins, Moto);
     let moto = Moto::start();
     let s = Scratch::new();
     // A VPC id that does not exist: the API's own error code and message must come through.
@@ -504,6 +514,7 @@ fn errors_from_aws_keep_the_code_and_message_but_no_credentials() {
 /// command line; the built-in one gets them (every other test here).
 #[test]
 fn credentials_go_to_the_built_in_aws_plugin_or_by_explicit_grant_only() {
+    needs!(Plugins, Moto);
     let moto = Moto::start();
     let s = Scratch::new();
     let cfg = config(&s, &moto, 1);
@@ -551,6 +562,7 @@ fn credentials_go_to_the_built_in_aws_plugin_or_by_explicit_grant_only() {
 /// `AWS_PROFILE`; a profile that is not there is a clear error naming the profile and the file.
 #[test]
 fn credentials_come_from_the_shared_file_for_the_profile() {
+    needs!(Plugins, Moto);
     let moto = Moto::start();
     let s = Scratch::new();
     let cfg = config(&s, &moto, 1);
@@ -588,6 +600,7 @@ fn credentials_come_from_the_shared_file_for_the_profile() {
 /// NLB in them, and neither creates nor — on `down` — removes the network.
 #[test]
 fn an_existing_vpc_is_used_and_left_alone() {
+    needs!(Plugins, Moto);
     let moto = Moto::start();
     let s = Scratch::new();
     let made = Command::new("python3")
@@ -650,6 +663,7 @@ print(len(ec2.describe_vpcs(VpcIds=[sys.argv[2]])["Vpcs"]), len(ec2.describe_sub
 /// and how to fix it before creating anything, and `down` removes it.
 #[test]
 fn an_nlb_without_a_security_group_is_refused_before_anything_is_created() {
+    needs!(Plugins, Moto);
     let moto = Moto::start();
     let s = Scratch::new();
     let cfg = config(&s, &moto, 1);

@@ -2,6 +2,7 @@
 //! with its field path, the right line (marked `#<` in the YAML), and a message that says
 //! what is wrong. Each case is the valid BASE config with one edit.
 
+use crate::support::needs;
 use crate::support::{run, write_config};
 
 const BASE: &str = "\
@@ -969,6 +970,7 @@ fn aws_endpoints_on_this_machine_are_valid() {
 /// field, before a file is written or a backend is asked to do anything.
 #[test]
 fn an_injection_attempt_changes_nothing() {
+    needs!(Plugins);
     let s = crate::plugins::Scratch::new();
     let text = BASE.replace(
         "  version: v1.35.0\n",

@@ -17,6 +17,7 @@ use hacluster::session::{self, BackendSel};
 
 use crate::plugins::{Scratch, plugin, shared_cache};
 use crate::support::example;
+use crate::support::needs;
 
 const TEST_URI: &str = "test:///default";
 
@@ -196,6 +197,7 @@ const GIB: u64 = 1 << 30;
 
 #[test]
 fn libvirt_test_driver_seed_000_multi_master_nat() {
+    needs!(Plugins);
     let s = Scratch::new();
     let cfg = test_driver_config(&s, "multi-master.yaml");
     let env = env();
@@ -322,6 +324,7 @@ fn libvirt_test_driver_seed_000_multi_master_nat() {
 
 #[test]
 fn libvirt_test_driver_seed_002_five_hosts_vip_data_disks_and_lost_state() {
+    needs!(Plugins);
     let s = Scratch::new();
     let cfg = test_driver_config(&s, "ha.yaml");
     let env = env();
@@ -396,6 +399,7 @@ fn libvirt_test_driver_seed_002_five_hosts_vip_data_disks_and_lost_state() {
 
 #[test]
 fn libvirt_failed_apply_is_resumed_by_the_next_and_removed_by_destroy() {
+    needs!(Plugins);
     let s = Scratch::new();
     let cfg = test_driver_config(&s, "multi-master.yaml");
     let text = std::fs::read_to_string(&cfg).unwrap().replace("local-k8s-cluster", "failing-k8s");
@@ -447,6 +451,7 @@ fn libvirt_failed_apply_is_resumed_by_the_next_and_removed_by_destroy() {
 
 #[test]
 fn libvirt_grown_config_creates_only_the_new_nodes_and_destroy_finds_removed_ones() {
+    needs!(Plugins);
     let s = Scratch::new();
     let cfg = test_driver_config(&s, "multi-master.yaml");
     let text = std::fs::read_to_string(&cfg).unwrap().replace("local-k8s-cluster", "resume-k8s");
@@ -489,6 +494,7 @@ fn libvirt_grown_config_creates_only_the_new_nodes_and_destroy_finds_removed_one
 
 #[test]
 fn hypervisor_import_refuses_what_the_config_does_not_name() {
+    needs!(Plugins);
     // The adversary plugin asks libvirt for the config's URI (allowed), for qemu:///system
     // (not in the config), to define a domain whose disk is /etc/shadow, and to import
     // /etc/shadow as an image.
@@ -522,6 +528,7 @@ fn hypervisor_import_refuses_what_the_config_does_not_name() {
 /// makes the same failure an error. (`test:///` on a missing file fails at once, no daemon.)
 #[test]
 fn plan_without_a_reachable_hypervisor_shows_the_topology_unless_the_backend_was_named() {
+    needs!(Plugins);
     let s = Scratch::new();
     let cfg = s.write(
         "unreachable.yaml",
@@ -582,6 +589,7 @@ impl Drop for SilentHost {
 /// the limit, and end (before the fix, `plan` printed nothing for minutes).
 #[test]
 fn an_unreachable_hypervisor_fails_naming_the_host_and_the_limit() {
+    needs!(Plugins, Root);
     let _host = SilentHost::new();
     let s = Scratch::new();
     let cfg = s.write(
@@ -775,6 +783,7 @@ fn base_image_from_a_url_is_checked_against_its_sha256() {
 /// The libvirt plugin's own checks of its section, reported with the line like the core's.
 #[test]
 fn libvirt_backend_checks_its_section() {
+    needs!(Plugins);
     let s = Scratch::new();
     let text = "hosts:\n  - name: lab\n    connection: {type: local}\ncluster:\n  name: lv\n  network: {mode: isolated, cidr: 10.231.93.0/24}\n  nodeTemplate: {ssh: {privateKeyPath: OPKEY}}\n  nodes:\n    master: {instances: [{id: 1, ip: 10.231.93.10}]}\nkubernetes: {version: v1.35.0}\nbackends:\n  libvirt:\n    domainType: xen\n    image:\n      url: http://mirror.example/debian.qcow2\n      sha256: nothex\n";
     let cfg = s.write("lv.yaml", text);
@@ -807,6 +816,7 @@ fn libvirt_backend_checks_its_section() {
 /// and `down` empties both.
 #[test]
 fn nodes_land_on_their_own_hosts_uri_and_down_empties_every_host() {
+    needs!(Plugins);
     let s = Scratch::new();
     let second = s.path("hv-b.xml");
     std::fs::write(&second, "<node>\n</node>\n").unwrap();
@@ -859,6 +869,7 @@ fn nodes_land_on_their_own_hosts_uri_and_down_empties_every_host() {
 /// node, the VIP or the gateway has there; more DHCP nodes than the range holds is a config error.
 #[test]
 fn dhcp_leases_avoid_static_addresses_and_the_vip() {
+    needs!(Plugins);
     let s = Scratch::new();
     let text = |cidr: &str, net: &str| {
         format!(
@@ -994,6 +1005,7 @@ fn adv_domain(name: &str, os_extra: &str, extra: &str) -> String {
 /// not a pre-existing domain that merely has a node's name (`adv-master-1`, unmarked).
 #[test]
 fn hostile_hypervisor_calls_are_denied_and_change_nothing_outside_the_cluster() {
+    needs!(Plugins);
     let s = Scratch::new();
     let unmarked =
         "<domain type='test'><name>adv-master-1</name><memory>1048576</memory><os><type>hvm</type></os></domain>\n";
@@ -1292,6 +1304,7 @@ fn hostile_hypervisor_calls_are_denied_and_change_nothing_outside_the_cluster() 
 /// state directory (a planted kubeconfig could carry an `exec` credential plugin).
 #[test]
 fn seed_volume_names_cannot_climb_out_of_the_seed_directory() {
+    needs!(Plugins);
     let s = Scratch::new();
     let uri = private_driver(&s, "seed-names", "");
     let env = env();
@@ -1330,6 +1343,7 @@ fn seed_volume_names_cannot_climb_out_of_the_seed_directory() {
 /// so `down` of one destroyed the other's disks. Now each `down` removes only its own.
 #[test]
 fn down_of_one_cluster_leaves_a_cluster_with_a_similar_name_intact() {
+    needs!(Plugins);
     let s = Scratch::new();
     let uri = private_driver(&s, "collide", "");
     let env = env();
@@ -1348,6 +1362,7 @@ fn down_of_one_cluster_leaves_a_cluster_with_a_similar_name_intact() {
 /// not the cluster's: `up` refuses to adopt it, `down` leaves it; both go by the mark.
 #[test]
 fn an_unmarked_domain_that_has_a_nodes_name_is_neither_adopted_nor_removed() {
+    needs!(Plugins);
     let s = Scratch::new();
     let squatter =
         "<domain type='test'><name>pre-master-1</name><memory>1048576</memory><os><type>hvm</type></os></domain>\n";
@@ -1374,6 +1389,7 @@ fn an_unmarked_domain_that_has_a_nodes_name_is_neither_adopted_nor_removed() {
 /// on those renderings.
 #[test]
 fn the_plugins_renderings_for_real_vms_pass_the_hosts_policy() {
+    needs!(Plugins);
     let s = Scratch::new();
     let uri = private_driver(&s, "real-renderings", "");
     for f in ["debian.qcow2", "vmlinuz", "initrd.img"] {

@@ -10,6 +10,7 @@ use std::process::Command;
 use crate::libvirt::{libvirt_plugin, test_driver_config};
 use crate::plugins::{Scratch, plugin};
 use crate::support::example;
+use crate::support::needs;
 
 /// Checks that every file under `out` parses as what reads it will read it; returns the
 /// node directories.
@@ -78,6 +79,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn plan_out_of_the_ha_example_writes_one_directory_per_node() {
+    needs!(Plugins);
     let s = Scratch::new();
     let out = s.path("ha");
     let r = s.run(&["plan", "--offline", "-c", example("ha.yaml").to_str().unwrap(), "--out", out.to_str().unwrap()]);
@@ -114,6 +116,7 @@ fn plan_out_of_the_ha_example_writes_one_directory_per_node() {
 /// addresses are those the backend reported, and the load balancers' files are the plugin's.
 #[test]
 fn plan_out_of_a_provisioned_cluster_holds_no_secret() {
+    needs!(Plugins);
     let s = Scratch::new();
     let cfg = test_driver_config(&s, "ha.yaml");
     let p = libvirt_plugin();
@@ -164,6 +167,7 @@ fn plan_out_of_a_provisioned_cluster_holds_no_secret() {
 /// written, in the output directory or anywhere else.
 #[test]
 fn plan_out_refuses_a_hostile_backends_files() {
+    needs!(Plugins);
     let adversary = plugin("hacluster_plugin_adversary.wasm");
     for (mode, said) in [
         ("files-traversal", "rendered a file named \"../../adversary-was-here\""),

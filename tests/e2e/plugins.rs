@@ -15,17 +15,28 @@ use hacluster::config::{self, Options};
 use hacluster::plugin::{ClusterInput, Grants, Limits, PluginError, PluginHost, Silent, discovery};
 use hacluster::state::ClusterState;
 
+use crate::support::needs;
 use crate::support::{Run, bin, example};
 
-/// Where `./scripts/build-plugins` put the components: beside this test binary's target dir.
-pub fn plugin_dir() -> PathBuf {
+/// Where `./scripts/build-plugins` puts the components: beside this test binary's target dir.
+fn built_plugin_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("HACLUSTER_BUILTIN_PLUGINS") {
         return PathBuf::from(d);
     }
     let exe = Path::new(bin());
-    let dir = exe.parent().and_then(Path::parent).expect("target dir").join("wasm32-wasip2/release");
+    exe.parent().and_then(Path::parent).expect("target dir").join("wasm32-wasip2/release")
+}
+
+/// Whether `./scripts/build-plugins` has run (the gate of [`crate::support::Need::Plugins`]).
+pub fn plugins_built() -> bool {
+    built_plugin_dir().join("hacluster_plugin_adversary.wasm").is_file()
+}
+
+/// The built components' directory.
+pub fn plugin_dir() -> PathBuf {
+    let dir = built_plugin_dir();
     assert!(
-        dir.join("hacluster_plugin_adversary.wasm").is_file(),
+        plugins_built(),
         "plugins are not built in {}; run ./scripts/build-plugins (./scripts/test does)",
         dir.display()
     );
@@ -108,6 +119,7 @@ pub(crate) fn adversary_config(mode: &str, extra: &str) -> String {
 
 #[test]
 fn static_example_provisions_and_plans() {
+    needs!(Plugins);
     let s = Scratch::new();
     let text = std::fs::read_to_string(example("static.yaml")).unwrap().replace("~/.ssh/id_ed25519", "OPKEY");
     let cfg = s.write("static.yaml", &text);
@@ -161,6 +173,7 @@ fn static_example_provisions_and_plans() {
 
 #[test]
 fn static_backend_checks_its_section() {
+    needs!(Plugins);
     let s = Scratch::new();
     let text = std::fs::read_to_string(example("static.yaml"))
         .unwrap()
@@ -183,6 +196,7 @@ fn static_backend_checks_its_section() {
 
 #[test]
 fn plugins_are_found_in_the_user_directory_and_inspected() {
+    needs!(Plugins);
     let s = Scratch::new();
     let user = s.path("data/hacluster/plugins");
     std::fs::create_dir_all(&user).unwrap();
@@ -233,6 +247,7 @@ fn plugins_are_found_in_the_user_directory_and_inspected() {
 
 #[test]
 fn wrong_contract_version_is_refused_with_the_versions_spoken() {
+    needs!(Plugins);
     let s = Scratch::new();
     let r = s.run(&["plugins", "inspect", plugin("hacluster_plugin_wrong_contract.wasm").to_str().unwrap()]);
     assert_eq!(r.code, 3);
@@ -249,6 +264,7 @@ fn wrong_contract_version_is_refused_with_the_versions_spoken() {
 /// before, and `plan --out` writes the core's files and says why the backend's are missing.
 #[test]
 fn a_component_of_contract_0_1_0_still_loads_and_plans() {
+    needs!(Plugins);
     let s = Scratch::new();
     let old = plugin("hacluster_plugin_old_contract.wasm");
     let r = s.run(&["plugins", "inspect", old.to_str().unwrap(), "-o", "json"]);
@@ -287,6 +303,7 @@ fn a_component_of_contract_0_1_0_still_loads_and_plans() {
 
 #[test]
 fn not_a_component_is_refused() {
+    needs!(Plugins);
     let s = Scratch::new();
     let fake = s.write("fake.wasm", "this is not wasm");
     let r = s.run(&["plugins", "inspect", fake.to_str().unwrap()]);
@@ -297,6 +314,7 @@ fn not_a_component_is_refused() {
 /// Each misdeed through the CLI: exit 3 and a message naming the plugin and the limit.
 #[test]
 fn adversaries_end_in_clear_errors_within_their_limits() {
+    needs!(Plugins);
     let s = Scratch::new();
     let cases: &[(&str, &[&str], &str)] = &[
         ("loop", &["--plugin-cpu-secs", "1"], "plugin `adversary` exceeded its CPU limit (1.0 s of guest time)"),
@@ -326,6 +344,7 @@ fn adversaries_end_in_clear_errors_within_their_limits() {
 /// message; 1,000 progress steps; the node's user-data (its private host key) echoed.
 #[test]
 fn what_a_plugin_says_cannot_drive_the_terminal_or_show_a_key() {
+    needs!(Plugins);
     let s = Scratch::new();
     let cfg = s.write("terminal.yaml", &adversary_config("terminal", ""));
     let r = s.run(&["provision", "-c", cfg.to_str().unwrap(), "--backend", "adversary", "-vv"]);
@@ -352,6 +371,7 @@ fn what_a_plugin_says_cannot_drive_the_terminal_or_show_a_key() {
 
 #[test]
 fn sandbox_gives_no_files_environment_or_sockets() {
+    needs!(Plugins);
     let s = Scratch::new();
     let cfg = s.write("snoop.yaml", &adversary_config("snoop", ""));
     let r = s
@@ -373,6 +393,7 @@ fn sandbox_gives_no_files_environment_or_sockets() {
 /// records it.
 #[test]
 fn a_command_where_an_address_belongs_is_refused() {
+    needs!(Plugins);
     let s = Scratch::new();
     for (field, says) in [
         ("private", "private address that is not an IP address"),
@@ -436,6 +457,7 @@ fn http_server(body: &'static str) -> (u16, std::thread::JoinHandle<usize>) {
 
 #[test]
 fn egress_allow_list_lets_listed_origins_through_and_only_those() {
+    needs!(Plugins);
     let s = Scratch::new();
     let (port, server) = http_server("hello from the allowed origin");
     let extra = format!("    url: http://127.0.0.1:{port}/x\n    egress: [\"http://127.0.0.1:{port}\"]\n");
@@ -460,6 +482,7 @@ fn egress_allow_list_lets_listed_origins_through_and_only_those() {
 /// All misdeeds against one host in one process, then a well-behaved call on the same host.
 #[test]
 fn host_stays_usable_after_every_failure() {
+    needs!(Plugins);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let limits = Limits {
@@ -529,6 +552,7 @@ fn checkpoint_step(state_file: &Path) -> Option<u64> {
 
 #[test]
 fn killed_during_apply_keeps_every_checkpoint_whole() {
+    needs!(Plugins);
     let s = Scratch::new();
     let cfg = s.write("ckpt.yaml", &adversary_config("checkpoint", "    count: 400\n    intervalMs: 10\n"));
     let state_file = s.state().join("adv/state.json");
@@ -580,6 +604,7 @@ fn killed_during_apply_keeps_every_checkpoint_whole() {
 
 #[test]
 fn two_runs_cannot_hold_the_state_at_once() {
+    needs!(Plugins);
     let s = Scratch::new();
     let cfg = s.write("slow.yaml", &adversary_config("checkpoint", "    count: 200\n    intervalMs: 20\n"));
     let mut first = s
@@ -603,6 +628,7 @@ fn two_runs_cannot_hold_the_state_at_once() {
 
 #[test]
 fn compiled_components_are_cached_by_content() {
+    needs!(Plugins);
     let s = Scratch::new();
     let fresh = s.path("fresh-cache");
     let wasm = plugin("hacluster_plugin_static.wasm");

@@ -19,6 +19,7 @@ use std::sync::OnceLock;
 
 use crate::libvirt::libvirt_plugin;
 use crate::plugins::{Scratch, plugin};
+use crate::support::needs;
 use crate::support::{example, repo};
 
 /// Preflight checks that look at what a node has besides kubeadm; none is about the
@@ -30,6 +31,19 @@ const IGNORED: &[&str] = &["CRI", "ContainerRuntimeVersion", "KubeletVersion", "
 /// `https://[10.244.0.1]:1234/`, which the Go 1.26 it is built with here refuses to parse
 /// ("invalid IP-literal"): a check of the build, not of the document.
 const IGNORED_V1_30: &[&str] = &["FileExisting-crictl", "HTTPProxyCIDR"];
+
+/// Whether every pinned version is built (`scripts/build-k8s --list` exits 1 when one is not).
+pub(crate) fn kubernetes_built() -> bool {
+    static BUILT: OnceLock<bool> = OnceLock::new();
+    *BUILT.get_or_init(|| {
+        Command::new(repo().join("scripts/build-k8s"))
+            .arg("--list")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
 
 /// (version, directory of its binaries), as `scripts/build-k8s --list` prints them.
 pub(crate) fn pinned() -> &'static [(String, PathBuf)] {
@@ -284,6 +298,7 @@ fn with_nodes(name: &str, nodes: &str, kubernetes: &str) -> String {
 
 #[test]
 fn real_kubeadm_default_version_vip_labels_taints_subnets_flannel_mirror() {
+    needs!(Plugins, Kubernetes, Root);
     let s = Scratch::new();
     let nodes = format!(
         "{THREE_MASTERS_VIP}    worker:\n      instances:\n        - {{id: 1, ip: 10.231.40.20, labels: {{tier: web, node.example.com/pool: blue}}, taints: [\"dedicated=web:NoSchedule\", \"gpu:PreferNoSchedule\"]}}\n        - {{id: 2, ip: 10.231.40.21, taints: [\"drain-me=yes:NoExecute\"]}}\n"
@@ -310,6 +325,7 @@ fn real_kubeadm_default_version_vip_labels_taints_subnets_flannel_mirror() {
 
 #[test]
 fn real_kubeadm_previous_minor_single_lb_dhcp_kube_router() {
+    needs!(Plugins, Kubernetes, Root);
     let s = Scratch::new();
     let previous = pinned().iter().find(|(v, _)| minor(v) + 1 == minor(&pinned()[0].0)).expect("a previous minor");
     let nodes = "    loadBalancer:\n      instances: [{id: 1, ip: 10.231.40.201}]\n    master:\n      instances: [{id: 1}, {id: 2}, {id: 3}]\n    worker:\n      instances: [{id: 1}]\n";
@@ -330,6 +346,7 @@ fn real_kubeadm_previous_minor_single_lb_dhcp_kube_router() {
 
 #[test]
 fn real_kubeadm_v1beta3_below_v1_31() {
+    needs!(Plugins, Kubernetes, Root);
     let s = Scratch::new();
     let v1_30 = pinned().iter().find(|(v, _)| minor(v) == 30).expect("v1.30 is pinned to judge v1beta3");
     let nodes = format!(
@@ -343,6 +360,7 @@ fn real_kubeadm_v1beta3_below_v1_31() {
 
 #[test]
 fn real_kubeadm_single_control_plane() {
+    needs!(Plugins, Kubernetes, Root);
     let s = Scratch::new();
     let c = config(
         &s,
@@ -360,6 +378,7 @@ fn real_kubeadm_single_control_plane() {
 /// N and N-1): their topology is rendered at each pinned version instead.
 #[test]
 fn real_kubeadm_seed_examples_at_every_pinned_version() {
+    needs!(Plugins, Kubernetes, Root);
     std::thread::scope(|scope| {
         for file in ["multi-master.yaml", "ha.yaml"] {
             let text = std::fs::read_to_string(example(file)).unwrap();
@@ -378,6 +397,7 @@ fn real_kubeadm_seed_examples_at_every_pinned_version() {
 
 #[test]
 fn real_kubeadm_aws_example_dns_name_endpoint() {
+    needs!(Plugins, Kubernetes, Root);
     let s = Scratch::new();
     let c = s.write("aws.yaml", &std::fs::read_to_string(example("aws.yaml")).unwrap());
     let out = judge_plan(&s, &c, &[]);
@@ -394,6 +414,7 @@ fn real_kubeadm_aws_example_dns_name_endpoint() {
 
 #[test]
 fn real_kubeadm_static_example_through_its_plugin() {
+    needs!(Plugins, Kubernetes, Root);
     let s = Scratch::new();
     let c = s.write("static.yaml", &std::fs::read_to_string(example("static.yaml")).unwrap());
     let p = plugin("hacluster_plugin_static.wasm");
@@ -402,6 +423,7 @@ fn real_kubeadm_static_example_through_its_plugin() {
 
 #[test]
 fn real_kubeadm_judges_the_libvirt_plugins_plan_output() {
+    needs!(Plugins, Kubernetes, Root);
     let s = Scratch::new();
     let nodes = format!("{THREE_MASTERS_VIP}    worker:\n      instances: [{{id: 1}}]\n");
     let c = config(&s, "lv.yaml", &with_nodes("lv", &nodes, ""));
@@ -415,6 +437,7 @@ fn real_kubeadm_judges_the_libvirt_plugins_plan_output() {
 /// The judge can fail: a document with a misspelled field is refused with kubeadm's own words.
 #[test]
 fn real_kubeadm_refuses_a_misspelled_field() {
+    needs!(Plugins, Kubernetes, Root);
     let s = Scratch::new();
     let c = config(&s, "typo.yaml", &with_nodes("typo", THREE_MASTERS_VIP, ""));
     let out = s.path("out");
@@ -434,6 +457,7 @@ fn real_kubeadm_refuses_a_misspelled_field() {
 /// kubeadm_config.rs) are documents real kubeadm accepts too.
 #[test]
 fn real_kubeadm_accepts_the_golden_files() {
+    needs!(Kubernetes, Root);
     let dir = repo().join("tests/golden");
     let mut judged = 0;
     for e in std::fs::read_dir(&dir).unwrap().flatten() {

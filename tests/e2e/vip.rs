@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use crate::libvirt::libvirt_plugin;
 use crate::netns::{cleanup_prefix, must, sh};
 use crate::plugins::Scratch;
+use crate::support::needs;
 use crate::support::repo;
 
 /// Load-balancer configs rendered by the plugin, as `hacluster plan --out` shows them (the
@@ -95,6 +96,7 @@ pub(crate) fn render_for(
 
 #[test]
 fn rendered_lb_configs_pass_haproxy_and_keepalived_checks() {
+    needs!(Plugins, Command("haproxy"), Command("keepalived"));
     let s = Scratch::new();
     let r = render(&s, 77);
     let dir = s.path("");
@@ -384,6 +386,7 @@ fn report(what: &str, attempts: &[Attempt]) -> (Duration, usize) {
 
 #[test]
 fn vip_fails_over_with_the_rendered_haproxy_and_keepalived() {
+    needs!(Plugins, Root, Command("haproxy"), Command("keepalived"));
     let s = Scratch::new();
     let mut lab = VipLab::new(&s);
     let mut figures = Vec::new();

@@ -997,3 +997,16 @@ fn an_injection_attempt_changes_nothing() {
     assert!(!out.exists(), "plan --out wrote files");
     assert!(!s.state().exists(), "a state directory was made");
 }
+
+/// `--backend aws` without a `backends.aws` section: an error at the section, naming a
+/// misspelled one if there is one.
+#[test]
+fn the_aws_backend_without_its_section_names_the_misspelling() {
+    let (_dir, path) = write_config("awsx.yaml", b"cluster:\n  name: c\n  nodes:\n    master:\n      instances: [{id: 1}, {id: 2}, {id: 3}]\nkubernetes: {version: v1.35.0}\nbackends:\n  awz: {region: eu-west-1}\n");
+    let r = run(&["validate", "--backend", "aws", "-c", path.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let v = r.json();
+    let e = v["errors"].as_array().unwrap().iter().find(|e| e["code"] == "aws-section-missing").expect("the error");
+    assert_eq!(e["path"], "backends.aws", "{e}");
+    assert!(e["help"].as_str().unwrap().contains("instead of `awz`"), "{e}");
+}

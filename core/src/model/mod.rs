@@ -2,6 +2,7 @@
 //! derived only from a config that passed validation. Everything downstream — plans, backend
 //! plugins, the bootstrap — reads this, never the YAML.
 
+pub mod aws;
 pub mod libvirt_uri;
 pub mod placement;
 pub mod ports;
@@ -15,6 +16,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+pub use aws::{AwsSpec, NlbScheme};
 pub use placement::Placement;
 pub use ports::{PortMatrix, PortRule};
 pub use quorum::Quorum;
@@ -461,32 +463,6 @@ pub struct NodeTemplate {
     pub image_source: Option<String>,
     pub cpu_mode: String,
     pub dns: Vec<std::net::IpAddr>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NlbScheme {
-    InternetFacing,
-    Internal,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AwsSpec {
-    pub region: String,
-    pub availability_zones: Vec<String>,
-    pub control_plane_type: String,
-    pub worker_type: String,
-    pub ami: Option<String>,
-    pub root_volume_gib: u32,
-    pub vpc_cidr: Ipv4Net,
-    pub vpc_id: Option<String>,
-    pub subnet_ids: Vec<String>,
-    pub private_subnets: bool,
-    pub nlb_scheme: NlbScheme,
-    pub admin_cidrs: Vec<Ipv4Net>,
-    pub node_port_cidrs: Vec<Ipv4Net>,
-    pub endpoint: Option<String>,
 }
 
 /// What the chosen backend can do, as far as validation needs to know. Built-in backends have

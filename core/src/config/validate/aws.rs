@@ -4,7 +4,7 @@ use super::Ctx;
 use super::kubernetes::overlaps;
 use super::network::parse_cidr;
 use super::urls::{credentialed_endpoint, shown};
-use crate::config::diagnostic::FieldPath;
+use crate::config::diagnostic::{FieldPath, did_you_mean};
 use crate::config::raw::{self, RawConfig};
 use crate::model::{AwsSpec, BackendProfile, KubernetesSpec, NlbScheme};
 
@@ -247,4 +247,25 @@ pub fn check(
         node_port_cidrs: if node_ports.is_empty() { vec![vpc_cidr] } else { node_ports },
         endpoint: a.endpoint.clone(),
     })
+}
+
+/// The aws backend chosen (by `--backend aws`) needs its section; a misspelled one is named.
+pub fn check_section_present(cx: &mut Ctx, raw: &RawConfig, backend: &BackendProfile) {
+    if backend.name == "aws" && raw.backends.aws.is_none() {
+        let hint = did_you_mean("aws", raw.backends.other.keys().map(String::as_str));
+        cx.error(
+            "aws-section-missing",
+            FieldPath::root().key("backends").key("aws"),
+            "the aws backend needs a `backends.aws` section",
+            match hint {
+                Some(h) => {
+                    format!("did you mean `aws` instead of `{h}`? the section holds region, availabilityZones and ami")
+                }
+                None => {
+                    "add `backends: {aws: {region: ..., availabilityZones: [...], ami: ...}}` (see examples/aws.yaml)"
+                        .into()
+                }
+            },
+        );
+    }
 }

@@ -112,23 +112,7 @@ pub fn validate(raw: &RawConfig, root: &YamlNode, opts: &Options) -> (Option<Clu
             "remove them, or choose a backend that places VMs on hosts (--backend libvirt)",
         );
     }
-    if backend.name == "aws" && raw.backends.aws.is_none() {
-        let hint = crate::config::diagnostic::did_you_mean("aws", raw.backends.other.keys().map(String::as_str));
-        cx.error(
-            "aws-section-missing",
-            FieldPath::root().key("backends").key("aws"),
-            "the aws backend needs a `backends.aws` section",
-            match hint {
-                Some(h) => {
-                    format!("did you mean `aws` instead of `{h}`? the section holds region, availabilityZones and ami")
-                }
-                None => {
-                    "add `backends: {aws: {region: ..., availabilityZones: [...], ami: ...}}` (see examples/aws.yaml)"
-                        .into()
-                }
-            },
-        );
-    }
+    aws::check_section_present(&mut cx, raw, &backend);
 
     if cx.has_errors() {
         return (None, cx.diags);

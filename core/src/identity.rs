@@ -12,6 +12,7 @@ use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
 use crate::model::{ClusterSpec, Node};
 use crate::state::{ClusterState, NodeIdentity};
+pub use hacluster_config::paths::expand_home;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -43,14 +44,6 @@ pub fn ensure_identities(spec: &ClusterSpec, state: &mut ClusterState) -> Result
         }
     }
     Ok(added)
-}
-
-/// `~/` at the start of `p` as the user's home directory.
-pub fn expand_home(p: &str) -> PathBuf {
-    match (p.strip_prefix("~/"), dirs::home_dir()) {
-        (Some(rest), Some(home)) => home.join(rest),
-        _ => PathBuf::from(p),
-    }
 }
 
 /// The operator's private key for logging in to nodes: the config's, else ~/.ssh/id_ed25519,

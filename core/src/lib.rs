@@ -3,13 +3,12 @@
 //! Data flows one way: [`config`] (YAML → diagnostics → validated model) → [`model`] (the
 //! stacked-etcd HA cluster) → [`plan`] (what `up` will do, in order).
 
+pub use hacluster_config::{config, model, plan};
+
 pub mod bootstrap;
-pub mod config;
 pub mod identity;
 pub mod infra;
-pub mod model;
 pub mod node_files;
-pub mod plan;
 pub mod plugin;
 pub mod session;
 pub mod ssh;

@@ -10,7 +10,7 @@
 
 use url::Url;
 
-use crate::plugin::hypervisor::schema::is_plain_path;
+use crate::paths::is_plain_path;
 
 /// Why a URI is refused, as a sentence for the config's error message.
 pub fn check(uri: &str) -> Result<(), String> {

@@ -307,7 +307,7 @@ fn registry_mirror(cx: &mut Ctx, path: FieldPath, m: &raw::RegistryMirror) -> Op
         registry: m.registry.clone(),
         endpoint: endpoint.as_str().trim_end_matches('/').to_string(),
         plain_http: plain,
-        ca_file: m.ca_file.as_deref().map(crate::identity::expand_home),
+        ca_file: m.ca_file.as_deref().map(crate::paths::expand_home),
     })
 }
 

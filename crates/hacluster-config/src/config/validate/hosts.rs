@@ -6,7 +6,7 @@ use super::Ctx;
 use crate::config::diagnostic::FieldPath;
 use crate::config::raw::{Connection, ConnectionType, RawConfig};
 use crate::model::{BackendProfile, HostConnection, HostSpec, libvirt_uri};
-use crate::plugin::hypervisor::schema::is_plain_path;
+use crate::paths::is_plain_path;
 
 pub const DEFAULT_POOL_PATH: &str = "/var/lib/libvirt/images/";
 

@@ -6,6 +6,7 @@
 pub use hacluster_config::{config, model, plan};
 
 pub mod bootstrap;
+pub mod events;
 pub mod identity;
 pub mod infra;
 pub mod node_files;

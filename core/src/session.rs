@@ -387,7 +387,7 @@ pub fn provisioned(
 /// Runs `f` with an SSH executor (its own redactor), and closes its connections after.
 async fn over_ssh<R>(
     settings: crate::ssh::Settings,
-    events: Arc<dyn crate::plugin::Events>,
+    events: Arc<dyn crate::events::Events>,
     f: impl AsyncFnOnce(&crate::ssh::Executor) -> R,
 ) -> Result<R, RunError> {
     let exec = crate::ssh::Executor::new(settings, Arc::new(crate::ssh::Redactor::new()), events)?;
@@ -406,7 +406,7 @@ pub struct Bootstrapped {
 pub async fn bootstrap(
     spec: &ClusterSpec,
     state_root: &Path,
-    events: Arc<dyn crate::plugin::Events>,
+    events: Arc<dyn crate::events::Events>,
     settings: crate::ssh::Settings,
     merge_into: Option<&Path>,
 ) -> Result<Bootstrapped, RunError> {
@@ -431,7 +431,7 @@ pub async fn bootstrap(
 pub async fn health(
     spec: &ClusterSpec,
     state_root: &Path,
-    events: Arc<dyn crate::plugin::Events>,
+    events: Arc<dyn crate::events::Events>,
     settings: crate::ssh::Settings,
 ) -> Result<(ClusterState, crate::bootstrap::verify::Health), RunError> {
     let (_, state, infra) = provisioned(spec, state_root)?;
@@ -443,7 +443,7 @@ pub async fn health(
 pub async fn restore_interrupted_chaos(
     spec: &ClusterSpec,
     state_root: &Path,
-    events: Arc<dyn crate::plugin::Events>,
+    events: Arc<dyn crate::events::Events>,
     settings: crate::ssh::Settings,
 ) -> Result<(), RunError> {
     let (dir, _, infra) = provisioned(spec, state_root)?;
@@ -458,7 +458,7 @@ pub async fn restore_interrupted_chaos(
 pub async fn chaos(
     spec: &ClusterSpec,
     state_root: &Path,
-    events: Arc<dyn crate::plugin::Events>,
+    events: Arc<dyn crate::events::Events>,
     settings: crate::ssh::Settings,
 ) -> Result<crate::bootstrap::verify::Chaos, RunError> {
     let (dir, _, infra) = provisioned(spec, state_root)?;

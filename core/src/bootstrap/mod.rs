@@ -19,10 +19,10 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::sync::Mutex;
 
+use crate::events::{Events, LogLevel};
 use crate::infra::{Infrastructure, Machine};
 use crate::model::{ClusterSpec, Node};
 use crate::plan::{Plan, StepKind};
-use crate::plugin::{Events, LogLevel};
 use crate::ssh::{Executor, Script, SshError, shell_quote};
 use crate::state::{BootstrapRecord, ClusterState, StateError, StateLock};
 use kubeadm::{INIT_CONFIG, JOIN_CONFIG, NODE_DIR, Secrets};

@@ -8,9 +8,9 @@ use futures_util::future::join_all;
 use serde::Serialize;
 
 use super::ADMIN_CONF;
+use crate::events::{Events, LogLevel};
 use crate::infra::{Infrastructure, Machine};
 use crate::model::ClusterSpec;
-use crate::plugin::{Events, LogLevel};
 use crate::ssh::{Executor, Script, shell_quote};
 
 const MANIFESTS: &str = "/etc/kubernetes/manifests";

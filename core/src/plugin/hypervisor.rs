@@ -410,7 +410,7 @@ async fn sums_file_entry(url: &str) -> HvResult<String> {
     let (dir, file) = url.rsplit_once('/').ok_or_else(|| HvError::Failed(format!("`{url}` has no file name")))?;
     let sums_url = format!("{dir}/SHA256SUMS");
     let mut body = Vec::new();
-    super::runtime::http_get(&sums_url, &mut |chunk| {
+    super::http_client::get(&sums_url, &mut |chunk| {
         body.extend_from_slice(chunk);
         if body.len() > 4 << 20 {
             return Err("SHA256SUMS is over 4 MiB".into());
@@ -440,7 +440,7 @@ async fn download(url: &str, want: &str, max: u64) -> HvResult<std::fs::File> {
     let mut file = tempfile::tempfile().map_err(|e| HvError::Failed(format!("a temporary file for {url}: {e}")))?;
     let mut h = Sha256::new();
     let mut size = 0u64;
-    super::runtime::http_get(url, &mut |chunk| {
+    super::http_client::get(url, &mut |chunk| {
         size += chunk.len() as u64;
         if size > max {
             return Err(format!("the image is over the limit of {max} bytes"));

@@ -9,6 +9,7 @@ pub mod discovery;
 pub mod egress;
 pub mod faults;
 pub mod grants;
+mod http_client;
 pub mod hypervisor;
 mod runtime;
 
@@ -20,6 +21,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub use crate::events::{Events, LogLevel, Silent};
 pub use convert::ClusterInput;
 pub use discovery::{Found, NotFound, Origin};
 pub use grants::Grants;
@@ -50,30 +52,6 @@ pub struct PluginInfo {
     pub contract: String,
     pub description: String,
     pub supports: Capabilities,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogLevel {
-    Trace,
-    Debug,
-    Info,
-    Warn,
-    Error,
-}
-
-/// Where plugin logs and progress go (the CLI shows them as text or JSON lines).
-pub trait Events: Send + Sync {
-    fn log(&self, plugin: &str, level: LogLevel, message: &str, fields: &[(String, String)]);
-    fn progress(&self, plugin: &str, step: &str, done: u64, total: u64);
-}
-
-/// Drops everything; for loading plugins just to inspect them.
-pub struct Silent;
-
-impl Events for Silent {
-    fn log(&self, _: &str, _: LogLevel, _: &str, _: &[(String, String)]) {}
-    fn progress(&self, _: &str, _: &str, _: u64, _: u64) {}
 }
 
 /// Limits on every plugin call. Each is a clear error naming the plugin and the limit.

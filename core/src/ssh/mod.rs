@@ -25,8 +25,8 @@ use tokio::sync::{Mutex, Semaphore};
 
 pub use redact::Redactor;
 
+use crate::events::{Events, LogLevel};
 use crate::infra::{JumpHost, Machine, SshTarget};
-use crate::plugin::{Events, LogLevel};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {

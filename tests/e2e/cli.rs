@@ -1,5 +1,6 @@
 //! Command-line behaviour: exit codes, schema, completions.
 
+use crate::plugins::{Scratch, plugin};
 use crate::support::{bin, example, run, write_config};
 
 #[test]
@@ -101,4 +102,43 @@ fn a_closed_stdout_ends_quietly_not_with_a_panic() {
         assert_eq!(out.status.code(), Some(141), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+}
+
+/// `kubeconfig -o json` answers in JSON as every other command does: the findings of an invalid
+/// config, each error, and the path.
+#[test]
+fn kubeconfig_honours_json_output() {
+    let s = Scratch::new();
+    let bad = s.write("bad.yaml", "cluster:\n  name: x\n  nodes:\n    master:\n      instances: [{id: 1}, {id: 2}]\n");
+    let r = s.run(&["kubeconfig", "-c", bad.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.json()["valid"], false);
+    assert!(!r.json()["errors"].as_array().unwrap().is_empty());
+
+    let text = std::fs::read_to_string(example("static.yaml")).unwrap().replace("~/.ssh/id_ed25519", "OPKEY");
+    let cfg = s.write("static.yaml", &text);
+    let wasm = plugin("hacluster_plugin_static.wasm");
+    let (cfg, wasm) = (cfg.to_str().unwrap(), wasm.to_str().unwrap());
+    let r = s.run(&["provision", "-c", cfg, "--plugin", wasm]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = s.run(&["kubeconfig", "-c", cfg, "--plugin", wasm, "-o", "json"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.json()["error"].as_str().unwrap().contains("has no kubeconfig yet"), "{}", r.stdout);
+
+    // As a bootstrap records it; the file itself is not there yet.
+    let kubeconfig = s.state().join("metal/kubeconfig");
+    let dir = hacluster::state::StateDir::new(&s.state(), "metal");
+    let lock = dir.lock().unwrap();
+    let mut state = lock.load_or_new("metal", "static").unwrap();
+    state.bootstrap =
+        Some(hacluster::state::BootstrapRecord { kubeconfig: Some(kubeconfig.clone()), ..Default::default() });
+    lock.save(&state).unwrap();
+    drop(lock);
+    let r = s.run(&["kubeconfig", "-c", cfg, "--plugin", wasm, "-o", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json(), serde_json::json!({"cluster": "metal", "kubeconfig": kubeconfig}));
+    let merged = s.path("merged");
+    let r = s.run(&["kubeconfig", "-c", cfg, "--plugin", wasm, "--merge", merged.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.json()["error"].as_str().unwrap().starts_with("cannot read"), "{}", r.stdout);
 }

@@ -28,7 +28,8 @@ impl Printer {
         Printer { output, min_level, bars }
     }
 
-    fn line(&self, text: &str) {
+    /// One line on stderr, printed above the progress bars when they are shown.
+    pub fn line(&self, text: &str) {
         match &self.bars {
             Some((multi, _)) => {
                 let _ = multi.println(text);

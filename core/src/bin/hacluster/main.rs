@@ -1,29 +1,17 @@
-//! The `hacluster` command: a thin layer over the library, one file per subcommand.
-
-/// Results to stdout through [`render::write_out`]: `hacluster plan | head` must end quietly,
-/// not panic as `println!` does on a closed pipe.
-macro_rules! out {
-    ($($t:tt)*) => { $crate::render::write_out(&format!($($t)*)) };
-}
-macro_rules! outln {
-    ($($t:tt)*) => { $crate::render::write_out(&format!("{}\n", format_args!($($t)*))) };
-}
-/// Messages to stderr; a closed stderr loses them but changes nothing else (the exit code
-/// still says how the command ended).
-macro_rules! errln {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($t)*);
-    }};
-}
+//! The `hacluster` command: a thin layer over the library, one file per subcommand. Each
+//! command's `exec` returns a [`error::CliResult`]; its output goes through one [`Shell`], and `main`
+//! prints its error once, with the exit code the error carries.
 
 mod commands;
+mod diagnostics;
+mod error;
 mod events;
-mod render;
+mod shell;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use shell::Shell;
 
 #[derive(Parser)]
 #[command(name = "hacluster", version, about = "One YAML file to a highly available Kubernetes cluster")]
@@ -104,22 +92,28 @@ fn verbosity_of(rust_log: &str) -> u8 {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let ctx = commands::Ctx { output: cli.output, verbose: cli.verbose.max(verbosity_from_env()) };
-    let code = match &cli.command {
-        Command::Validate(a) => commands::validate::run(a, &ctx),
-        Command::Plan(a) => commands::plan::run(a, &ctx),
-        Command::Provision(a) => commands::provision::run(a, &ctx),
-        Command::Up(a) => commands::up::run(a, &ctx),
-        Command::Bootstrap(a) => commands::bootstrap::run(a, &ctx),
-        Command::Status(a) => commands::status::run(a, &ctx),
-        Command::Verify(a) => commands::verify::run(a, &ctx),
-        Command::Kubeconfig(a) => commands::kubeconfig::run(a, &ctx),
-        Command::Down(a) => commands::down::run(a, &ctx),
-        Command::Plugins(c) => commands::plugins::run(c, &ctx),
-        Command::Schema => commands::schema::run(),
-        Command::Completions(a) => commands::completions::run(a),
+    let shell = Shell::new(cli.output, cli.verbose.max(verbosity_from_env()));
+    let result = match &cli.command {
+        Command::Validate(a) => commands::validate::exec(&shell, a),
+        Command::Plan(a) => commands::plan::exec(&shell, a),
+        Command::Provision(a) => commands::provision::exec(&shell, a),
+        Command::Up(a) => commands::up::exec(&shell, a),
+        Command::Bootstrap(a) => commands::bootstrap::exec(&shell, a),
+        Command::Status(a) => commands::status::exec(&shell, a),
+        Command::Verify(a) => commands::verify::exec(&shell, a),
+        Command::Kubeconfig(a) => commands::kubeconfig::exec(&shell, a),
+        Command::Down(a) => commands::down::exec(&shell, a),
+        Command::Plugins(c) => commands::plugins::exec(&shell, c),
+        Command::Schema => commands::schema::exec(&shell),
+        Command::Completions(a) => commands::completions::exec(&shell, a),
     };
-    ExitCode::from(code)
+    match result {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            shell.error(&e);
+            ExitCode::from(e.code)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,14 @@
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use hacluster::model::ClusterSpec;
 use hacluster::session;
+use serde::Serialize;
 
-use super::{ConfigArgs, Ctx, HostArgs};
-use crate::{Output, exit, render};
+use super::open::{self, Backend};
+use super::{ConfigArgs, HostArgs};
+use crate::error::CliResult;
+use crate::shell::Shell;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,43 +21,32 @@ pub struct Args {
     pub merge_kubeconfig: Option<PathBuf>,
 }
 
-/// The bootstrap and its report, shared by `up` and `bootstrap`.
-pub async fn finish(spec: &ClusterSpec, root: &Path, ctx: &Ctx, merge: Option<&Path>) -> u8 {
-    let events = super::printer(ctx);
-    match session::bootstrap(spec, root, events, session::ssh_settings(spec), merge).await {
-        Ok(b) => {
-            match ctx.output {
-                Output::Json => render::print_json(&serde_json::json!({
-                    "cluster": spec.name,
-                    "endpoint": b.endpoint,
-                    "kubeconfig": b.kubeconfig,
-                })),
-                Output::Text => {
-                    outln!("Cluster {} is up: API at https://{}", spec.name, b.endpoint);
-                    outln!("kubeconfig: {} (export KUBECONFIG={})", b.kubeconfig.display(), b.kubeconfig.display());
-                }
-            }
-            exit::OK
-        }
-        Err(e) => {
-            render::error(&e, ctx.output);
-            if e.is_usage() { exit::USAGE } else { exit::FAILED }
-        }
-    }
+/// `bootstrap`: Kubernetes on infrastructure already provisioned (in the state).
+pub fn exec(shell: &Shell, args: &Args) -> CliResult {
+    let root = args.host.state_root();
+    open::with_config(shell, &args.config, &args.host, Backend::Provisioned(&root), async |cfg| {
+        finish(shell, &cfg.spec, &root, args.merge_kubeconfig.as_deref()).await
+    })
 }
 
-/// `bootstrap`: Kubernetes on infrastructure already provisioned (in the state).
-pub fn run(args: &Args, ctx: &Ctx) -> u8 {
-    let Ok(host) = super::host(ctx, args.host.limits()) else { return exit::FAILED };
-    super::block_on(async {
-        let opened = match super::open_provisioned(&host, &args.config, &args.host, ctx).await {
-            Ok(o) => o,
-            Err(code) => return code,
-        };
-        if super::stop_if_invalid(&opened, ctx) {
-            return exit::INVALID;
-        }
-        let spec = opened.spec().expect("valid");
-        finish(spec, &args.host.state_root(), ctx, args.merge_kubeconfig.as_deref()).await
-    })
+/// The bootstrap and its report, shared by `up` and `bootstrap`.
+pub async fn finish(shell: &Shell, spec: &ClusterSpec, root: &Path, merge: Option<&Path>) -> CliResult {
+    let b = session::bootstrap(spec, root, shell.events(), session::ssh_settings(spec), merge).await?;
+    shell.print(&Bootstrapped { cluster: spec.name.as_str(), endpoint: &b.endpoint, kubeconfig: &b.kubeconfig });
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Bootstrapped<'a> {
+    cluster: &'a str,
+    endpoint: &'a str,
+    kubeconfig: &'a Path,
+}
+
+impl fmt::Display for Bootstrapped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Cluster {} is up: API at https://{}", self.cluster, self.endpoint)?;
+        let path = self.kubeconfig.display();
+        writeln!(f, "kubeconfig: {path} (export KUBECONFIG={path})")
+    }
 }

@@ -1,7 +1,14 @@
-use hacluster::session;
+use std::fmt;
+use std::path::Path;
 
-use super::{ConfigArgs, Ctx, HostArgs};
-use crate::{Output, exit, render};
+use hacluster::plugin::HttpCounts;
+use hacluster::session;
+use serde::Serialize;
+
+use super::open::{self, Backend};
+use super::{ConfigArgs, HostArgs};
+use crate::error::CliResult;
+use crate::shell::Shell;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -11,49 +18,46 @@ pub struct Args {
     pub host: HostArgs,
 }
 
-pub fn run(args: &Args, ctx: &Ctx) -> u8 {
-    let Ok(host) = super::host(ctx, args.host.limits()) else { return exit::FAILED };
-    super::block_on(async {
-        let opened = match super::open(&host, &args.config, true, ctx).await {
-            Ok(o) => o,
-            Err(code) => return code,
-        };
-        if super::stop_if_invalid(&opened, ctx) {
-            return exit::INVALID;
-        }
-        let spec = opened.spec().expect("valid");
-        let plugin = opened.plugin.as_ref().expect("required");
-        match session::destroy(plugin, spec, &args.host.state_root()).await {
-            Ok(gone) => {
-                match ctx.output {
-                    Output::Json => render::print_json(&serde_json::json!({
-                        "cluster": spec.name,
-                        "destroyed": true,
-                        "kubeconfigRemoved": gone.kubeconfig,
-                        "http": host.http_counts()
-                    })),
-                    Output::Text => {
-                        outln!("Cluster {} removed (backend {}); its state is deleted.", spec.name, plugin.name());
-                        if let Some(path) = &gone.kubeconfig {
-                            outln!("{}", kubeconfig_note(spec.name.as_str(), path));
-                        }
-                    }
-                }
-                exit::OK
-            }
-            Err(e) => {
-                render::error(&e, ctx.output);
-                super::code_for(&e)
-            }
-        }
+/// `down`: the cluster's infrastructure removed through its backend, then its state.
+pub fn exec(shell: &Shell, args: &Args) -> CliResult {
+    open::with_config(shell, &args.config, &args.host, Backend::Required, async |cfg| {
+        let plugin = cfg.plugin();
+        let gone = session::destroy(plugin, &cfg.spec, &args.host.state_root()).await?;
+        shell.print(&Destroyed {
+            cluster: cfg.spec.name.as_str(),
+            destroyed: true,
+            kubeconfig_removed: gone.kubeconfig.as_deref(),
+            http: cfg.host.http_counts(),
+            backend: plugin.name(),
+        });
+        Ok(())
     })
 }
 
-/// The admin kubeconfig went with the state; a copy merged elsewhere (`--merge`, not recorded)
-/// is the user's to remove, by the names `merge_into` gave it.
-fn kubeconfig_note(cluster: &str, path: &std::path::Path) -> String {
-    format!(
-        "Its admin kubeconfig {} is deleted. If you merged it into another kubeconfig (--merge), remove it there: kubectl config delete-context {cluster}; kubectl config delete-cluster {cluster}; kubectl config delete-user {cluster}-admin",
-        path.display()
-    )
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Destroyed<'a> {
+    cluster: &'a str,
+    destroyed: bool,
+    kubeconfig_removed: Option<&'a Path>,
+    http: HttpCounts,
+    #[serde(skip)]
+    backend: &'a str,
+}
+
+impl fmt::Display for Destroyed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Cluster {} removed (backend {}); its state is deleted.", self.cluster, self.backend)?;
+        if let Some(path) = self.kubeconfig_removed {
+            // The admin kubeconfig went with the state; a copy merged elsewhere (`--merge`, not
+            // recorded) is the user's to remove, by the names `merge_into` gave it.
+            let cluster = self.cluster;
+            writeln!(
+                f,
+                "Its admin kubeconfig {} is deleted. If you merged it into another kubeconfig (--merge), remove it there: kubectl config delete-context {cluster}; kubectl config delete-cluster {cluster}; kubectl config delete-user {cluster}-admin",
+                path.display()
+            )?;
+        }
+        Ok(())
+    }
 }

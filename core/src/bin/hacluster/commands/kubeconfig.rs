@@ -1,9 +1,13 @@
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 
 use hacluster::session;
+use serde::Serialize;
 
-use super::{ConfigArgs, Ctx, HostArgs};
-use crate::{Output, exit, render};
+use super::open::{self, Backend};
+use super::{ConfigArgs, HostArgs};
+use crate::error::{CliError, CliResult};
+use crate::shell::Shell;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,44 +21,32 @@ pub struct Args {
 }
 
 /// `kubeconfig`: where the cluster's admin kubeconfig is (and optionally merge it).
-pub fn run(args: &Args, ctx: &Ctx) -> u8 {
-    let Ok(host) = super::host(ctx, args.host.limits()) else { return exit::FAILED };
-    let opened = match super::block_on(super::open_provisioned(&host, &args.config, &args.host, ctx)) {
-        Ok(o) => o,
-        Err(code) => return code,
-    };
-    let checked = opened.checked;
-    let Some(spec) = checked.spec.as_ref().filter(|_| checked.is_valid()) else {
-        render::diagnostics(&checked);
-        return exit::INVALID;
-    };
-    let state = match session::provisioned(spec, &args.host.state_root()) {
-        Ok((_, s, _)) => s,
-        Err(e) => {
-            render::error(&e, ctx.output);
-            return exit::USAGE;
+pub fn exec(shell: &Shell, args: &Args) -> CliResult {
+    let root = args.host.state_root();
+    open::with_config(shell, &args.config, &args.host, Backend::Provisioned(&root), async |cfg| {
+        let cluster = cfg.spec.name.as_str();
+        let (_, state, _) = session::provisioned(&cfg.spec, &root).map_err(CliError::usage)?;
+        let path = state.bootstrap.and_then(|b| b.kubeconfig).ok_or_else(|| {
+            CliError::failed(format!("cluster {cluster} has no kubeconfig yet; run `hacluster up` (or `bootstrap`)"))
+        })?;
+        if let Some(target) = &args.merge {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?;
+            hacluster::bootstrap::kubeconfig::merge_into(target, cluster, &text).map_err(CliError::failed)?;
         }
-    };
-    let Some(path) = state.bootstrap.and_then(|b| b.kubeconfig) else {
-        errln!("error: cluster {} has no kubeconfig yet; run `hacluster up` (or `bootstrap`)", spec.name);
-        return exit::FAILED;
-    };
-    if let Some(target) = &args.merge {
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                errln!("error: cannot read {}: {e}", path.display());
-                return exit::USAGE;
-            }
-        };
-        if let Err(e) = hacluster::bootstrap::kubeconfig::merge_into(target, spec.name.as_str(), &text) {
-            render::error(&e, ctx.output);
-            return exit::FAILED;
-        }
+        shell.print(&Kubeconfig { cluster, kubeconfig: &path });
+        Ok(())
+    })
+}
+
+#[derive(Serialize)]
+struct Kubeconfig<'a> {
+    cluster: &'a str,
+    kubeconfig: &'a Path,
+}
+
+impl fmt::Display for Kubeconfig<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.kubeconfig.display())
     }
-    match ctx.output {
-        Output::Json => render::print_json(&serde_json::json!({"cluster": spec.name, "kubeconfig": path})),
-        Output::Text => outln!("{}", path.display()),
-    }
-    exit::OK
 }

@@ -2,6 +2,7 @@ pub mod bootstrap;
 pub mod completions;
 pub mod down;
 pub mod kubeconfig;
+pub mod open;
 pub mod plan;
 pub mod plugins;
 pub mod provision;
@@ -12,19 +13,10 @@ pub mod validate;
 pub mod verify;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use hacluster::config::Options;
-use hacluster::plugin::{Limits, PluginHost};
-use hacluster::session::{self, BackendSel, Opened, SessionError};
-
-use crate::{Output, exit, render};
-
-pub struct Ctx {
-    pub output: Output,
-    pub verbose: u8,
-}
+use hacluster::plugin::Limits;
+use hacluster::session::BackendSel;
 
 /// The config file and the backend to use with it.
 #[derive(clap::Args)]
@@ -106,72 +98,4 @@ pub fn block_on<F: std::future::Future>(work: F) -> F::Output {
     let out = rt.block_on(work);
     rt.shutdown_timeout(Duration::from_secs(1));
     out
-}
-
-/// Where logs and progress of plugins and nodes go.
-pub fn printer(ctx: &Ctx) -> Arc<dyn hacluster::plugin::Events> {
-    Arc::new(crate::events::Printer::new(ctx.output, ctx.verbose))
-}
-
-pub fn host(ctx: &Ctx, limits: Limits) -> Result<PluginHost, u8> {
-    let printer = printer(ctx);
-    PluginHost::new(printer, limits, hacluster::plugin::default_cache_dir()).map_err(|e| {
-        render::error(&e, ctx.output);
-        exit::FAILED
-    })
-}
-
-/// Opens config + plugin, printing what went wrong; `Err(exit code)` when the command stops.
-pub async fn open<'h>(
-    host: &'h PluginHost,
-    args: &ConfigArgs,
-    require_plugin: bool,
-    ctx: &Ctx,
-) -> Result<Opened<'h>, u8> {
-    let mut opened = session::open(host, &args.config, &args.selection(), require_plugin, &Options::default())
-        .await
-        .map_err(|e| {
-            render::error(&e, ctx.output);
-            code_for(&e)
-        })?;
-    if let Some(p) = opened.plugin.as_mut() {
-        p.grant_credentials(&args.grant_credentials);
-    }
-    Ok(opened)
-}
-
-/// Opens the config of a cluster that may already be provisioned (backend from its state).
-pub async fn open_provisioned<'h>(
-    host: &'h PluginHost,
-    args: &ConfigArgs,
-    h: &HostArgs,
-    ctx: &Ctx,
-) -> Result<Opened<'h>, u8> {
-    let mut opened =
-        session::open_provisioned(host, &args.config, &args.selection(), &h.state_root(), &Options::default())
-            .await
-            .map_err(|e| {
-                render::error(&e, ctx.output);
-                code_for(&e)
-            })?;
-    if let Some(p) = opened.plugin.as_mut() {
-        p.grant_credentials(&args.grant_credentials);
-    }
-    Ok(opened)
-}
-
-pub fn code_for(e: &SessionError) -> u8 {
-    if e.is_usage() { exit::USAGE } else { exit::FAILED }
-}
-
-/// Prints the findings of an invalid config; `true` when the command must stop.
-pub fn stop_if_invalid(opened: &Opened, ctx: &Ctx) -> bool {
-    if opened.checked.is_valid() {
-        return false;
-    }
-    match ctx.output {
-        Output::Json => render::print_json(&render::findings_json(&opened.checked)),
-        Output::Text => render::diagnostics(&opened.checked),
-    }
-    true
 }

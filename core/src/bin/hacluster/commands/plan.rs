@@ -1,8 +1,20 @@
-use hacluster::plan::Plan;
-use hacluster::session;
+use std::fmt::{self, Write as _};
 
-use super::{ConfigArgs, Ctx, HostArgs};
-use crate::{Output, exit, render};
+use hacluster::infra::{Change, ChangeAction};
+use hacluster::model::ports::{Peer, Protocol};
+use hacluster::model::{Endpoint, NodeRole};
+use hacluster::node_files::PlanFiles;
+use hacluster::plan::Plan;
+use hacluster::plugin::NotFound;
+use hacluster::session;
+use serde::Serialize;
+
+use super::open::{self, Backend};
+use super::{ConfigArgs, HostArgs};
+use crate::diagnostics::Findings;
+use crate::error::{CliError, CliResult};
+use crate::exit;
+use crate::shell::Shell;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,105 +34,241 @@ pub struct Args {
     pub out: Option<std::path::PathBuf>,
 }
 
-pub fn run(args: &Args, ctx: &Ctx) -> u8 {
-    let Ok(host) = super::host(ctx, args.host.limits()) else { return exit::FAILED };
-    super::block_on(async {
-        // A backend named explicitly must be there; an inferred one is optional for a plan.
-        let opened = if args.offline {
-            match hacluster::config::load(&args.config.config, &Default::default()) {
-                Ok(checked) => session::Opened { checked, plugin: None, missing: None },
-                Err(e) => {
-                    render::error(&e, ctx.output);
-                    return exit::USAGE;
-                }
-            }
-        } else {
-            match super::open(&host, &args.config, args.config.explicit(), ctx).await {
-                Ok(o) => o,
-                Err(code) => return code,
-            }
-        };
-        if super::stop_if_invalid(&opened, ctx) {
-            return exit::INVALID;
-        }
-        let spec = opened.spec().expect("valid");
-        let plan = Plan::for_cluster(spec);
+/// `plan`: the cluster, what the backend would change, the steps of `up`, and with `--out` the
+/// files `up` would put on each machine.
+pub fn exec(shell: &Shell, args: &Args) -> CliResult {
+    // A backend named explicitly must be there; an inferred one is optional for a plan.
+    let backend = match (args.offline, args.config.explicit()) {
+        (true, _) => Backend::Offline,
+        (false, true) => Backend::Required,
+        (false, false) => Backend::Optional,
+    };
+    open::with_config(shell, &args.config, &args.host, backend, async |cfg| {
+        let spec = &cfg.spec;
+        let root = args.host.state_root();
         // With an inferred backend, a plan whose backend cannot look (no daemon, no
         // credentials) still shows the topology and says why the changes are missing.
         let mut unavailable = None;
-        let changes = match &opened.plugin {
-            Some(p) => match session::plan_changes(p, spec, &args.host.state_root()).await {
+        let changes = match &cfg.plugin {
+            Some(p) => match session::plan_changes(p, spec, &root).await {
                 Ok(c) => Some(c),
                 Err(e) if !args.config.explicit() => {
                     unavailable = Some(e.to_string());
                     None
                 }
-                Err(e) => {
-                    render::error(&e, ctx.output);
-                    return super::code_for(&e);
-                }
+                Err(e) => return Err(e.into()),
             },
             None => None,
         };
-        let written = match &args.out {
+        let out = match &args.out {
             None => None,
             Some(dir) => {
                 let no_backend = if args.offline {
                     Some("--offline: no backend plugin was run".to_string())
                 } else {
-                    unavailable.clone().or_else(|| opened.missing.as_ref().map(|m| m.to_string()))
+                    unavailable.clone().or_else(|| cfg.missing.as_ref().map(|m| m.to_string()))
                 };
-                let plugin = if unavailable.is_some() { None } else { opened.plugin.as_ref() };
-                match session::plan_files(plugin, spec, &args.host.state_root(), no_backend).await {
-                    Ok((files, secrets)) => {
-                        let secrets: Vec<(&'static str, &str)> =
-                            secrets.iter().map(|(w, s)| (*w, s.as_str())).collect();
-                        if let Err(e) = hacluster::node_files::write(dir, spec, &files, &secrets) {
-                            render::error(&e, ctx.output);
-                            let usage = matches!(e, hacluster::node_files::OutError::NotOurs(_));
-                            return if usage { exit::USAGE } else { exit::FAILED };
-                        }
-                        Some((dir, files))
-                    }
-                    Err(e) => {
-                        render::error(&e, ctx.output);
-                        return super::code_for(&e);
-                    }
+                let plugin = if unavailable.is_some() { None } else { cfg.plugin.as_ref() };
+                let (files, secrets) = session::plan_files(plugin, spec, &root, no_backend).await?;
+                let secrets: Vec<(&'static str, &str)> = secrets.iter().map(|(w, s)| (*w, s.as_str())).collect();
+                hacluster::node_files::write(dir, spec, &files, &secrets).map_err(|e| {
+                    let usage = matches!(e, hacluster::node_files::OutError::NotOurs(_));
+                    CliError::new(e, if usage { exit::USAGE } else { exit::FAILED })
+                })?;
+                Some(Written { files, dir: dir.display().to_string() })
+            }
+        };
+        shell.diagnostics(&cfg.checked);
+        shell.print(&Planned {
+            findings: Findings::of(&cfg.checked),
+            plan: Plan::for_cluster(spec),
+            changes,
+            changes_unavailable: unavailable,
+            out,
+            missing: cfg.missing.as_ref(),
+        });
+        Ok(())
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Planned<'a> {
+    #[serde(flatten)]
+    findings: Findings<'a>,
+    plan: Plan,
+    /// `None` when no backend looked.
+    changes: Option<Vec<Change>>,
+    /// Why an inferred backend could not look.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changes_unavailable: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    out: Option<Written>,
+    /// Why there is no backend to look.
+    #[serde(skip)]
+    missing: Option<&'a NotFound>,
+}
+
+/// What `plan --out` wrote, and where.
+#[derive(Serialize)]
+struct Written {
+    #[serde(flatten)]
+    files: PlanFiles,
+    dir: String,
+}
+
+impl fmt::Display for Planned<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&plan_view(&self.plan))?;
+        match (&self.changes, &self.missing) {
+            (Some(c), _) => f.write_str(&changes_view(c))?,
+            (None, _) if self.changes_unavailable.is_some() => writeln!(
+                f,
+                "\nInfrastructure changes: not shown, the backend could not look: {}\n(--backend NAME makes this an error; --offline skips the backend)",
+                self.changes_unavailable.as_deref().unwrap_or_default()
+            )?,
+            (None, Some(nf)) => writeln!(f, "\nInfrastructure changes: not shown ({nf})")?,
+            (None, None) => {}
+        }
+        if let Some(w) = &self.out {
+            f.write_str(&files_view(&w.dir, &w.files))?;
+        }
+        Ok(())
+    }
+}
+
+fn plan_view(p: &Plan) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Cluster {} — backend {}, Kubernetes {}", p.cluster, p.backend, p.kubernetes_version);
+    let _ = writeln!(s, "API endpoint: {}", p.endpoint);
+    let _ = writeln!(
+        s,
+        "Control plane: {} etcd member(s), quorum {}, tolerates {}",
+        p.control_plane.members,
+        p.control_plane.quorum,
+        tolerates(p.control_plane.tolerated_failures)
+    );
+    let domains: Vec<String> = p.placement.control_planes_per_domain.iter().map(|(d, c)| format!("{d}: {c}")).collect();
+    let _ = writeln!(
+        s,
+        "Placement: control planes per failure domain [{}]; survives the loss of {} whole domain(s)",
+        domains.join(", "),
+        p.placement.domain_failures_tolerated
+    );
+    if let Endpoint::CloudLoadBalancer { .. } = p.endpoint {
+        let _ = writeln!(s, "  (the endpoint's DNS name is known once the backend has created the load balancer)");
+    }
+    for role in [NodeRole::ControlPlane, NodeRole::Worker, NodeRole::LoadBalancer] {
+        let nodes: Vec<_> = p.nodes.iter().filter(|n| n.role == role).collect();
+        if nodes.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "\n{} ({}):", role_title(role), nodes.len());
+        for n in nodes {
+            let addr = n.address.map(|a| a.to_string()).unwrap_or_else(|| "(assigned)".into());
+            let place = n.host.as_deref().or(n.failure_domain.as_deref()).unwrap_or("-");
+            let init = if p.join_order.init == n.name { "  ← kubeadm init" } else { "" };
+            let _ = writeln!(
+                s,
+                "  {:<32} {:<16} {:<14} {}{}{}",
+                n.name.as_str(),
+                addr,
+                place,
+                n.machine,
+                if n.data_disks > 0 { format!(", {} data disk(s)", n.data_disks) } else { String::new() },
+                init
+            );
+        }
+    }
+    let _ = writeln!(s, "\nSteps of `up`:");
+    for (i, st) in p.steps.iter().enumerate() {
+        let mode = if st.targets.len() > 1 { if st.parallel { " [parallel]" } else { " [one at a time]" } } else { "" };
+        let _ = writeln!(s, "  {:>2}. {}{}", i + 1, st.description, mode);
+    }
+    let _ = writeln!(s, "\nPorts to open:");
+    for r in &p.ports.rules {
+        let ports = match r.protocol {
+            Protocol::IpInIp => "IP protocol 4".to_string(),
+            Protocol::Vrrp => "IP protocol 112 (VRRP)".to_string(),
+            proto => {
+                let name = if proto == Protocol::Tcp { "tcp" } else { "udp" };
+                if r.ports.0 == r.ports.1 {
+                    format!("{}/{name}", r.ports.0)
+                } else {
+                    format!("{}-{}/{name}", r.ports.0, r.ports.1)
                 }
             }
         };
-        match ctx.output {
-            Output::Json => {
-                let mut v = render::findings_json(&opened.checked);
-                v["plan"] = serde_json::to_value(&plan).expect("plan serializes");
-                v["changes"] = serde_json::to_value(&changes).expect("changes serialize");
-                if let Some(u) = &unavailable {
-                    v["changesUnavailable"] = u.clone().into();
-                }
-                if let Some((dir, files)) = &written {
-                    let mut out = serde_json::to_value(files).expect("files serialize");
-                    out["dir"] = dir.display().to_string().into();
-                    v["out"] = out;
-                }
-                render::print_json(&v);
-            }
-            Output::Text => {
-                render::diagnostics(&opened.checked);
-                render::plan(&plan);
-                match (&changes, &opened.missing) {
-                    (Some(c), _) => render::changes(c),
-                    (None, _) if unavailable.is_some() => outln!(
-                        "\nInfrastructure changes: not shown, the backend could not look: {}\n(--backend NAME makes this an error; --offline skips the backend)",
-                        unavailable.as_deref().unwrap_or_default()
-                    ),
-                    (None, Some(nf)) => outln!("\nInfrastructure changes: not shown ({nf})"),
-                    (None, None) => {}
-                }
-                if let Some((dir, files)) = &written {
-                    render::plan_files(dir, files);
-                }
-            }
-        }
-        exit::OK
-    })
+        let _ = writeln!(s, "  {:<15} {:<24} from {:<24} {}", r.on.to_string(), ports, peer(r.from), r.purpose);
+    }
+    s
+}
+
+fn changes_view(changes: &[Change]) -> String {
+    let mut s = String::from("\nInfrastructure changes (from the backend):\n");
+    if changes.is_empty() {
+        s.push_str("  none\n");
+    }
+    // Columns as wide as their longest entry: resource names grow with the cluster's name.
+    let kind_w = changes.iter().map(|c| c.kind.len()).max().unwrap_or(0);
+    let name_w = changes.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    for c in changes {
+        let _ = writeln!(s, "  {:<7} {:<kind_w$} {:<name_w$}  {}", c.action.to_string(), c.kind, c.name, c.detail);
+    }
+    let count = |a: ChangeAction| changes.iter().filter(|c| c.action == a).count();
+    let _ = writeln!(
+        s,
+        "  {} to create, {} to update, {} to delete, {} unchanged",
+        count(ChangeAction::Create),
+        count(ChangeAction::Update),
+        count(ChangeAction::Delete),
+        count(ChangeAction::Keep)
+    );
+    s
+}
+
+/// What `plan --out` wrote.
+fn files_view(dir: &str, files: &PlanFiles) -> String {
+    let count: usize = files.nodes.iter().map(|n| n.files.len()).sum();
+    let mut s = format!(
+        "\nFiles for the machines: {count} in {} ({} nodes; what each is: {}/README)\n",
+        dir,
+        files.nodes.len(),
+        dir
+    );
+    for p in &files.placeholders {
+        s += &format!("  placeholder: {} shown as {}\n", p.what, p.shown_as);
+    }
+    if let Some(why) = &files.backend_files_missing {
+        s += &format!("  not written: the backend's own files ({why})\n");
+    }
+    s
+}
+
+pub fn tolerates(n: u32) -> String {
+    match n {
+        1 => "1 failure".into(),
+        n => format!("{n} failures"),
+    }
+}
+
+fn role_title(r: NodeRole) -> &'static str {
+    match r {
+        NodeRole::ControlPlane => "Control planes",
+        NodeRole::Worker => "Workers",
+        NodeRole::LoadBalancer => "Load balancers",
+    }
+}
+
+fn peer(p: Peer) -> &'static str {
+    match p {
+        Peer::ControlPlanes => "control planes",
+        Peer::Workers => "workers",
+        Peer::AllNodes => "all nodes",
+        Peer::LoadBalancers => "load balancers",
+        Peer::CloudLoadBalancer => "the backend's load balancer",
+        Peer::Admins => "admin networks",
+        Peer::NodePortClients => "NodePort clients",
+        Peer::ApiClients => "API clients",
+    }
 }

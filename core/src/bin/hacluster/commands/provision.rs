@@ -1,7 +1,15 @@
-use hacluster::session;
+use std::fmt::{self, Write as _};
+use std::path::Path;
 
-use super::{ConfigArgs, Ctx, HostArgs};
-use crate::{Output, exit, render};
+use hacluster::infra::{ApiEndpoint, Machine};
+use hacluster::plugin::{HttpCounts, Plugin};
+use hacluster::session;
+use serde::Serialize;
+
+use super::open::{self, Backend};
+use super::{ConfigArgs, HostArgs};
+use crate::error::{CliError, CliResult};
+use crate::shell::Shell;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -11,58 +19,86 @@ pub struct Args {
     pub host: HostArgs,
 }
 
-pub fn run(args: &Args, ctx: &Ctx) -> u8 {
-    let Ok(host) = super::host(ctx, args.host.limits()) else { return exit::FAILED };
-    super::block_on(async {
-        let opened = match super::open(&host, &args.config, true, ctx).await {
-            Ok(o) => o,
-            Err(code) => return code,
-        };
-        if super::stop_if_invalid(&opened, ctx) {
-            return exit::INVALID;
+/// `provision`: the infrastructure only, through the backend; writes the cluster's state.
+pub fn exec(shell: &Shell, args: &Args) -> CliResult {
+    open::with_config(shell, &args.config, &args.host, Backend::Required, async |cfg| {
+        shell.diagnostics(&cfg.checked);
+        let plugin = cfg.plugin();
+        // What the plugin sent, throttled or was refused helps explain a failure.
+        let p = session::provision(plugin, &cfg.spec, &args.host.state_root())
+            .await
+            .map_err(|e| CliError::from(e).with_http(cfg.host.http_counts()))?;
+        let http = cfg.host.http_counts();
+        shell.print(&Provisioned::new(cfg.spec.name.as_str(), plugin, &p, http));
+        if shell.verbose() > 0 && !shell.is_json() {
+            shell.note(&format!(
+                "http requests: {} sent, {} throttled, {} denied, {} answers lost",
+                http.sent, http.throttled, http.denied, http.lost
+            ));
         }
-        if ctx.output == Output::Text {
-            render::diagnostics(&opened.checked);
-        }
-        let spec = opened.spec().expect("valid");
-        let plugin = opened.plugin.as_ref().expect("required");
-        match session::provision(plugin, spec, &args.host.state_root()).await {
-            Ok(p) => {
-                match ctx.output {
-                    Output::Json => render::print_json(&serde_json::json!({
-                        "cluster": spec.name,
-                        "backend": plugin.name(),
-                        "endpoint": p.infrastructure.endpoint,
-                        "machines": p.infrastructure.machines,
-                        "stateDir": p.state_dir,
-                        "http": host.http_counts(),
-                    })),
-                    Output::Text => {
-                        render::infrastructure(spec, plugin, &p);
-                        if ctx.verbose > 0 {
-                            let h = host.http_counts();
-                            errln!(
-                                "http requests: {} sent, {} throttled, {} denied, {} answers lost",
-                                h.sent,
-                                h.throttled,
-                                h.denied,
-                                h.lost
-                            );
-                        }
-                    }
-                }
-                exit::OK
-            }
-            Err(e) => {
-                match ctx.output {
-                    // What the plugin sent, throttled or was refused helps explain the failure.
-                    Output::Json => {
-                        render::print_json(&serde_json::json!({"error": e.to_string(), "http": host.http_counts()}))
-                    }
-                    Output::Text => render::error(&e, ctx.output),
-                }
-                super::code_for(&e)
-            }
-        }
+        Ok(())
     })
+}
+
+/// The infrastructure a backend provisioned; `up` shows its text before the bootstrap.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Provisioned<'a> {
+    cluster: &'a str,
+    backend: &'a str,
+    endpoint: &'a ApiEndpoint,
+    machines: &'a [Machine],
+    state_dir: &'a Path,
+    http: HttpCounts,
+    #[serde(skip)]
+    plugin_version: &'a str,
+    #[serde(skip)]
+    contract: &'a str,
+}
+
+impl<'a> Provisioned<'a> {
+    pub fn new(cluster: &'a str, plugin: &'a Plugin, p: &'a session::Provisioned, http: HttpCounts) -> Self {
+        Provisioned {
+            cluster,
+            backend: plugin.name(),
+            endpoint: &p.infrastructure.endpoint,
+            machines: &p.infrastructure.machines,
+            state_dir: &p.state_dir,
+            http,
+            plugin_version: &plugin.info.version,
+            contract: plugin.contract(),
+        }
+    }
+}
+
+impl fmt::Display for Provisioned<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "Provisioned cluster {} with backend {} (plugin {}, contract {})",
+            self.cluster, self.backend, self.plugin_version, self.contract
+        );
+        let _ = writeln!(s, "API endpoint: {}", self.endpoint);
+        let _ = writeln!(s, "Machines:");
+        for m in self.machines {
+            let via =
+                m.ssh.jump.as_ref().map(|j| format!(" via {}@{}:{}", j.user, j.address, j.port)).unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "  {:<32} {:<14} {:<16} ssh {}@{}:{}{}  {}",
+                m.name,
+                m.role.to_string(),
+                m.private_address,
+                m.ssh.user,
+                m.ssh.address,
+                m.ssh.port,
+                via,
+                m.provider_id
+            );
+        }
+        let _ = writeln!(s, "State: {}", self.state_dir.join(hacluster::state::STATE_FILE).display());
+        let _ = writeln!(s, "Pinned host keys: {}", self.state_dir.join("known_hosts").display());
+        f.write_str(&s)
+    }
 }

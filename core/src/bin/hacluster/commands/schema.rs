@@ -1,6 +1,7 @@
-use crate::exit;
+use crate::error::CliResult;
+use crate::shell::Shell;
 
-pub fn run() -> u8 {
-    crate::render::print_json(hacluster::config::schema());
-    exit::OK
+pub fn exec(shell: &Shell) -> CliResult {
+    shell.json(hacluster::config::schema());
+    Ok(())
 }

@@ -1,7 +1,16 @@
-use hacluster::session;
+use std::fmt::{self, Write as _};
 
-use super::{ConfigArgs, Ctx, HostArgs};
-use crate::{Output, exit, render};
+use hacluster::bootstrap::verify::Health;
+use hacluster::infra::{ApiEndpoint, Machine};
+use hacluster::model::NodeRole;
+use hacluster::session;
+use serde::Serialize;
+
+use super::open::{self, Backend};
+use super::{ConfigArgs, HostArgs};
+use crate::error::{CliError, CliResult};
+use crate::exit;
+use crate::shell::Shell;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -12,38 +21,104 @@ pub struct Args {
 }
 
 /// `status`: machines and roles from the state, and live health of nodes, etcd and endpoint.
-pub fn run(args: &Args, ctx: &Ctx) -> u8 {
-    let Ok(host) = super::host(ctx, args.host.limits()) else { return exit::FAILED };
-    super::block_on(async {
-        let opened = match super::open_provisioned(&host, &args.config, &args.host, ctx).await {
-            Ok(o) => o,
-            Err(code) => return code,
-        };
-        if super::stop_if_invalid(&opened, ctx) {
-            return exit::INVALID;
-        }
-        let spec = opened.spec().expect("valid");
-        match session::health(spec, &args.host.state_root(), super::printer(ctx), session::ssh_settings(spec)).await {
-            Ok((state, h)) => {
-                let infra = state.infrastructure.clone().expect("provisioned");
-                let completed = state.bootstrap.as_ref().map(|b| b.completed.clone()).unwrap_or_default();
-                match ctx.output {
-                    Output::Json => render::print_json(&serde_json::json!({
-                        "cluster": spec.name,
-                        "backend": state.backend,
-                        "endpoint": infra.endpoint,
-                        "machines": infra.machines,
-                        "bootstrapCompleted": completed,
-                        "health": h,
-                    })),
-                    Output::Text => render::status(spec, &infra, &completed, &h),
-                }
-                if h.all_ok() { exit::OK } else { exit::FAILED }
-            }
-            Err(e) => {
-                render::error(&e, ctx.output);
-                if e.is_usage() { exit::USAGE } else { exit::FAILED }
-            }
-        }
+pub fn exec(shell: &Shell, args: &Args) -> CliResult {
+    let root = args.host.state_root();
+    open::with_config(shell, &args.config, &args.host, Backend::Provisioned(&root), async |cfg| {
+        let spec = &cfg.spec;
+        let (state, h) = session::health(spec, &root, shell.events(), session::ssh_settings(spec)).await?;
+        let infra = state.infrastructure.as_ref().expect("health reads a provisioned cluster only");
+        let completed = state.bootstrap.as_ref().map(|b| b.completed.clone()).unwrap_or_default();
+        shell.print(&Status {
+            cluster: spec.name.as_str(),
+            backend: &state.backend,
+            endpoint: &infra.endpoint,
+            machines: &infra.machines,
+            bootstrap_completed: &completed,
+            health: &h,
+        });
+        if h.all_ok() { Ok(()) } else { Err(CliError::code(exit::FAILED)) }
     })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Status<'a> {
+    cluster: &'a str,
+    backend: &'a str,
+    endpoint: &'a ApiEndpoint,
+    machines: &'a [Machine],
+    bootstrap_completed: &'a [String],
+    health: &'a Health,
+}
+
+pub fn mark(ok: bool) -> &'static str {
+    if ok { "ok" } else { "FAILED" }
+}
+
+impl fmt::Display for Status<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (h, completed) = (self.health, self.bootstrap_completed);
+        let mut s = String::new();
+        let _ = writeln!(s, "Cluster {} — endpoint {} ({})", self.cluster, h.endpoint, mark(h.endpoint_ok));
+        let _ = writeln!(s, "Machines:");
+        for m in self.machines {
+            let ready = if m.role == NodeRole::LoadBalancer {
+                "-"
+            } else if h.nodes_ready.contains(&m.name) {
+                "Ready"
+            } else {
+                "not ready"
+            };
+            let _ = writeln!(s, "  {:<32} {:<14} {:<16} {}", m.name, m.role.to_string(), m.private_address, ready);
+        }
+        let _ = writeln!(s, "Control planes:");
+        for c in &h.control_planes {
+            let _ = writeln!(
+                s,
+                "  {:<32} apiserver {:<7} etcd {}{}",
+                c.name,
+                mark(c.apiserver),
+                mark(c.etcd),
+                c.problem.as_ref().map(|p| format!("  ({p})")).unwrap_or_default()
+            );
+        }
+        let _ = writeln!(
+            s,
+            "etcd: {} of {} members healthy, quorum {} ({}), tolerates {} failure(s)",
+            h.etcd_healthy,
+            h.etcd_members,
+            h.quorum,
+            if h.quorum_ok { "kept" } else { "LOST" },
+            h.tolerated_failures
+        );
+        match &h.etcd_member_list {
+            Some(list) => {
+                for m in list.iter().filter(|m| !m.started) {
+                    // kubeadm adds a joining control plane's member as a learner, which does not
+                    // vote; etcd takes one learner at a time, so it blocks every other join.
+                    let why =
+                        if m.learner { "a learner that never started" } else { "a voting member that never started" };
+                    let effect = if m.learner {
+                        "it does not count toward the quorum, but etcd takes no other learner while it is there, so no other control plane can join"
+                    } else {
+                        "it raises the quorum"
+                    };
+                    let _ = writeln!(
+                        s,
+                        "  etcd has {why} ({}): {effect}; `hacluster up` removes it before that node joins again",
+                        m.peer_urls.join(", ")
+                    );
+                }
+            }
+            None => {
+                let _ = writeln!(s, "  (etcd's member list could not be read; the count is the configured one)");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "Bootstrap steps done: {}",
+            if completed.is_empty() { "none".into() } else { completed.join(", ") }
+        );
+        f.write_str(&s)
+    }
 }

@@ -2,8 +2,11 @@ use std::path::PathBuf;
 
 use hacluster::session;
 
-use super::{ConfigArgs, Ctx, HostArgs};
-use crate::{Output, exit, render};
+use super::open::{self, Backend};
+use super::provision::Provisioned;
+use super::{ConfigArgs, HostArgs};
+use crate::error::CliResult;
+use crate::shell::Shell;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,32 +20,16 @@ pub struct Args {
 }
 
 /// `up`: provision, then bootstrap. Resumable: a second run continues where the first stopped.
-pub fn run(args: &Args, ctx: &Ctx) -> u8 {
-    let Ok(host) = super::host(ctx, args.host.limits()) else { return exit::FAILED };
-    super::block_on(async {
-        let opened = match super::open(&host, &args.config, true, ctx).await {
-            Ok(o) => o,
-            Err(code) => return code,
-        };
-        if super::stop_if_invalid(&opened, ctx) {
-            return exit::INVALID;
-        }
-        if ctx.output == Output::Text {
-            render::diagnostics(&opened.checked);
-        }
-        let spec = opened.spec().expect("valid");
-        let plugin = opened.plugin.as_ref().expect("required");
+pub fn exec(shell: &Shell, args: &Args) -> CliResult {
+    open::with_config(shell, &args.config, &args.host, Backend::Required, async |cfg| {
+        shell.diagnostics(&cfg.checked);
+        let plugin = cfg.plugin();
         let root = args.host.state_root();
-        let provisioned = match session::provision(plugin, spec, &root).await {
-            Ok(p) => p,
-            Err(e) => {
-                render::error(&e, ctx.output);
-                return super::code_for(&e);
-            }
-        };
-        if ctx.output == Output::Text {
-            render::infrastructure(spec, plugin, &provisioned);
+        let p = session::provision(plugin, &cfg.spec, &root).await?;
+        // People see the machines before the bootstrap; JSON has the bootstrap's result only.
+        if !shell.is_json() {
+            shell.text(&Provisioned::new(cfg.spec.name.as_str(), plugin, &p, cfg.host.http_counts()));
         }
-        super::bootstrap::finish(spec, &root, ctx, args.merge_kubeconfig.as_deref()).await
+        super::bootstrap::finish(shell, &cfg.spec, &root, args.merge_kubeconfig.as_deref()).await
     })
 }

@@ -1,7 +1,15 @@
-use hacluster::session;
+use std::fmt::{self, Write as _};
 
-use super::{ConfigArgs, Ctx, HostArgs};
-use crate::{Output, exit, render};
+use hacluster::bootstrap::verify::{Chaos, Health};
+use hacluster::session;
+use serde::Serialize;
+
+use super::open::{self, Backend};
+use super::status::mark;
+use super::{ConfigArgs, HostArgs};
+use crate::error::{CliError, CliResult};
+use crate::exit;
+use crate::shell::Shell;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,56 +25,108 @@ pub struct Args {
 }
 
 /// `verify`: the HA promise, checked (and with --chaos, demonstrated).
-pub fn run(args: &Args, ctx: &Ctx) -> u8 {
-    let Ok(host) = super::host(ctx, args.host.limits()) else { return exit::FAILED };
-    super::block_on(async {
-        let opened = match super::open_provisioned(&host, &args.config, &args.host, ctx).await {
-            Ok(o) => o,
-            Err(code) => return code,
-        };
-        if super::stop_if_invalid(&opened, ctx) {
-            return exit::INVALID;
+pub fn exec(shell: &Shell, args: &Args) -> CliResult {
+    let root = args.host.state_root();
+    open::with_config(shell, &args.config, &args.host, Backend::Provisioned(&root), async |cfg| {
+        let spec = &cfg.spec;
+        let ssh = || session::ssh_settings(spec);
+        if args.chaos {
+            session::restore_interrupted_chaos(spec, &root, shell.events(), ssh()).await?;
         }
-        let spec = opened.spec().expect("valid");
-        let root = args.host.state_root();
-        if args.chaos
-            && let Err(e) =
-                session::restore_interrupted_chaos(spec, &root, super::printer(ctx), session::ssh_settings(spec)).await
-        {
-            render::error(&e, ctx.output);
-            return if e.is_usage() { exit::USAGE } else { exit::FAILED };
-        }
-        let h = match session::health(spec, &root, super::printer(ctx), session::ssh_settings(spec)).await {
-            Ok((_, h)) => h,
-            Err(e) => {
-                render::error(&e, ctx.output);
-                return if e.is_usage() { exit::USAGE } else { exit::FAILED };
-            }
-        };
+        let (_, h) = session::health(spec, &root, shell.events(), ssh()).await?;
         // Chaos needs a working API and quorum to start from; it refuses itself when stopping
         // one more control plane would lose quorum.
         let chaos = if args.chaos && h.endpoint_ok && h.quorum_ok {
-            Some(session::chaos(spec, &root, super::printer(ctx), session::ssh_settings(spec)).await)
+            Some(match session::chaos(spec, &root, shell.events(), ssh()).await {
+                Ok(c) => ChaosOutcome::Ran(c),
+                Err(e) => ChaosOutcome::Failed { error: e.to_string() },
+            })
         } else {
             None
         };
         let chaos_ok = match &chaos {
             None => !args.chaos,
-            Some(Ok(c)) => c.api_answered && c.quorum_kept && c.restored,
-            Some(Err(_)) => false,
+            Some(ChaosOutcome::Ran(c)) => c.api_answered && c.quorum_kept && c.restored,
+            Some(ChaosOutcome::Failed { .. }) => false,
         };
-        match ctx.output {
-            Output::Json => render::print_json(&serde_json::json!({
-                "cluster": spec.name,
-                "health": h,
-                "healthy": h.all_ok(),
-                "chaos": chaos.as_ref().map(|c| match c {
-                    Ok(c) => serde_json::to_value(c).expect("serializes"),
-                    Err(e) => serde_json::json!({"error": e.to_string()}),
-                }),
-            })),
-            Output::Text => render::verify(spec, &h, chaos.as_ref(), args.chaos),
-        }
-        if h.all_ok() && chaos_ok { exit::OK } else { exit::FAILED }
+        let healthy = h.all_ok();
+        shell.print(&Verified { cluster: spec.name.as_str(), health: &h, healthy, chaos, asked: args.chaos });
+        if healthy && chaos_ok { Ok(()) } else { Err(CliError::code(exit::FAILED)) }
     })
+}
+
+#[derive(Serialize)]
+struct Verified<'a> {
+    cluster: &'a str,
+    health: &'a Health,
+    healthy: bool,
+    chaos: Option<ChaosOutcome>,
+    /// Whether `--chaos` was given, to say why it did not run.
+    #[serde(skip)]
+    asked: bool,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ChaosOutcome {
+    Ran(Chaos),
+    Failed { error: String },
+}
+
+impl fmt::Display for Verified<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let h = self.health;
+        let mut s = String::new();
+        let _ = writeln!(s, "Cluster {}:", self.cluster);
+        let _ = writeln!(s, "  API through the endpoint {:<30} {}", h.endpoint, mark(h.endpoint_ok));
+        for c in &h.control_planes {
+            let _ = writeln!(s, "  {:<40} apiserver {:<7} etcd {}", c.name, mark(c.apiserver), mark(c.etcd));
+        }
+        if h.quorum_ok {
+            let _ = writeln!(
+                s,
+                "  etcd quorum kept: {} of {} healthy, {} needed; tolerates {} more failure(s)",
+                h.etcd_healthy,
+                h.etcd_members,
+                h.quorum,
+                h.etcd_healthy - h.quorum
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "  etcd QUORUM LOST: {} of {} members healthy, {} needed — the cluster cannot accept writes until a member returns",
+                h.etcd_healthy, h.etcd_members, h.quorum
+            );
+        }
+        let _ = writeln!(s, "  nodes Ready: {} of {}", h.nodes_ready.len(), h.nodes_total);
+        match &self.chaos {
+            Some(ChaosOutcome::Ran(c)) => {
+                let _ = writeln!(s, "Chaos: stopped {} (static pods and kubelet)", c.stopped);
+                let _ = writeln!(
+                    s,
+                    "  API through the endpoint: {}, longest gap {:.1} s (limit {:.0} s), {} of {} samples failed",
+                    if c.api_answered { "kept" } else { "LOST" },
+                    c.api_gap_secs,
+                    c.api_gap_limit_secs,
+                    c.api_failures,
+                    c.api_samples
+                );
+                let _ = writeln!(
+                    s,
+                    "  etcd during: {} healthy, quorum {}",
+                    c.etcd_healthy_during,
+                    if c.quorum_kept { "kept" } else { "LOST" }
+                );
+                let _ = writeln!(s, "  restored: {} ({:.1} s)", mark(c.restored), c.restore_secs);
+            }
+            Some(ChaosOutcome::Failed { error: e }) => {
+                let _ = writeln!(s, "Chaos: {e}");
+            }
+            None if self.asked => {
+                let _ = writeln!(s, "Chaos: not run, the API or etcd quorum is already down");
+            }
+            None => {}
+        }
+        f.write_str(&s)
+    }
 }

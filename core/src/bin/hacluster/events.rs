@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use hacluster::plugin::{Events, LogLevel};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde::Serialize;
 
 use crate::Output;
 
@@ -39,6 +40,18 @@ impl Printer {
             }
         }
     }
+
+    fn json_line(&self, event: &EventLine) {
+        self.line(&serde_json::to_string(event).expect("events serialize"));
+    }
+}
+
+/// An event as a JSON line on stderr, for machines.
+#[derive(Serialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+enum EventLine<'a> {
+    Log { plugin: &'a str, level: LogLevel, message: &'a str, fields: serde_json::Map<String, serde_json::Value> },
+    Progress { plugin: &'a str, step: &'a str, done: u64, total: u64 },
 }
 
 fn level_name(l: LogLevel) -> &'static str {
@@ -58,12 +71,9 @@ impl Events for Printer {
         }
         match self.output {
             Output::Json => {
-                let fields: serde_json::Map<String, serde_json::Value> =
-                    fields.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
-                self.line(
-                    &serde_json::json!({"event": "log", "plugin": plugin, "level": level_name(level), "message": message, "fields": fields})
-                        .to_string(),
-                );
+                // A map: a key a plugin repeats is shown once, with its last value.
+                let fields = fields.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+                self.json_line(&EventLine::Log { plugin, level, message, fields });
             }
             Output::Text => {
                 let mut text = format!("[{plugin}] {}: {message}", level_name(level));
@@ -77,10 +87,7 @@ impl Events for Printer {
 
     fn progress(&self, plugin: &str, step: &str, done: u64, total: u64) {
         match (&self.output, &self.bars) {
-            (Output::Json, _) => self.line(
-                &serde_json::json!({"event": "progress", "plugin": plugin, "step": step, "done": done, "total": total})
-                    .to_string(),
-            ),
+            (Output::Json, _) => self.json_line(&EventLine::Progress { plugin, step, done, total }),
             (Output::Text, Some((multi, bars))) => {
                 let mut bars = bars.lock().expect("progress bars");
                 let key = format!("{plugin}/{step}");

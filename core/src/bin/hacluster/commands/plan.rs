@@ -1,4 +1,4 @@
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use hacluster::infra::{Change, ChangeAction};
 use hacluster::model::ports::{Peer, Protocol};
@@ -119,9 +119,9 @@ struct Written {
 
 impl fmt::Display for Planned<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&plan_view(&self.plan))?;
+        plan_view(f, &self.plan)?;
         match (&self.changes, &self.missing) {
-            (Some(c), _) => f.write_str(&changes_view(c))?,
+            (Some(c), _) => changes_view(f, c)?,
             (None, _) if self.changes_unavailable.is_some() => writeln!(
                 f,
                 "\nInfrastructure changes: not shown, the backend could not look: {}\n(--backend NAME makes this an error; --offline skips the backend)",
@@ -131,45 +131,44 @@ impl fmt::Display for Planned<'_> {
             (None, None) => {}
         }
         if let Some(w) = &self.out {
-            f.write_str(&files_view(&w.dir, &w.files))?;
+            files_view(f, &w.dir, &w.files)?;
         }
         Ok(())
     }
 }
 
-fn plan_view(p: &Plan) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "Cluster {} — backend {}, Kubernetes {}", p.cluster, p.backend, p.kubernetes_version);
-    let _ = writeln!(s, "API endpoint: {}", p.endpoint);
-    let _ = writeln!(
-        s,
+fn plan_view(f: &mut fmt::Formatter<'_>, p: &Plan) -> fmt::Result {
+    writeln!(f, "Cluster {} — backend {}, Kubernetes {}", p.cluster, p.backend, p.kubernetes_version)?;
+    writeln!(f, "API endpoint: {}", p.endpoint)?;
+    writeln!(
+        f,
         "Control plane: {} etcd member(s), quorum {}, tolerates {}",
         p.control_plane.members,
         p.control_plane.quorum,
         tolerates(p.control_plane.tolerated_failures)
-    );
+    )?;
     let domains: Vec<String> = p.placement.control_planes_per_domain.iter().map(|(d, c)| format!("{d}: {c}")).collect();
-    let _ = writeln!(
-        s,
+    writeln!(
+        f,
         "Placement: control planes per failure domain [{}]; survives the loss of {} whole domain(s)",
         domains.join(", "),
         p.placement.domain_failures_tolerated
-    );
+    )?;
     if let Endpoint::CloudLoadBalancer { .. } = p.endpoint {
-        let _ = writeln!(s, "  (the endpoint's DNS name is known once the backend has created the load balancer)");
+        writeln!(f, "  (the endpoint's DNS name is known once the backend has created the load balancer)")?;
     }
     for role in [NodeRole::ControlPlane, NodeRole::Worker, NodeRole::LoadBalancer] {
         let nodes: Vec<_> = p.nodes.iter().filter(|n| n.role == role).collect();
         if nodes.is_empty() {
             continue;
         }
-        let _ = writeln!(s, "\n{} ({}):", role_title(role), nodes.len());
+        writeln!(f, "\n{} ({}):", role_title(role), nodes.len())?;
         for n in nodes {
             let addr = n.address.map(|a| a.to_string()).unwrap_or_else(|| "(assigned)".into());
             let place = n.host.as_deref().or(n.failure_domain.as_deref()).unwrap_or("-");
             let init = if p.join_order.init == n.name { "  ← kubeadm init" } else { "" };
-            let _ = writeln!(
-                s,
+            writeln!(
+                f,
                 "  {:<32} {:<16} {:<14} {}{}{}",
                 n.name.as_str(),
                 addr,
@@ -177,15 +176,15 @@ fn plan_view(p: &Plan) -> String {
                 n.machine,
                 if n.data_disks > 0 { format!(", {} data disk(s)", n.data_disks) } else { String::new() },
                 init
-            );
+            )?;
         }
     }
-    let _ = writeln!(s, "\nSteps of `up`:");
+    writeln!(f, "\nSteps of `up`:")?;
     for (i, st) in p.steps.iter().enumerate() {
         let mode = if st.targets.len() > 1 { if st.parallel { " [parallel]" } else { " [one at a time]" } } else { "" };
-        let _ = writeln!(s, "  {:>2}. {}{}", i + 1, st.description, mode);
+        writeln!(f, "  {:>2}. {}{}", i + 1, st.description, mode)?;
     }
-    let _ = writeln!(s, "\nPorts to open:");
+    writeln!(f, "\nPorts to open:")?;
     for r in &p.ports.rules {
         let ports = match r.protocol {
             Protocol::IpInIp => "IP protocol 4".to_string(),
@@ -199,50 +198,49 @@ fn plan_view(p: &Plan) -> String {
                 }
             }
         };
-        let _ = writeln!(s, "  {:<15} {:<24} from {:<24} {}", r.on.to_string(), ports, peer(r.from), r.purpose);
+        writeln!(f, "  {:<15} {:<24} from {:<24} {}", r.on.to_string(), ports, peer(r.from), r.purpose)?;
     }
-    s
+    Ok(())
 }
 
-fn changes_view(changes: &[Change]) -> String {
-    let mut s = String::from("\nInfrastructure changes (from the backend):\n");
+fn changes_view(f: &mut fmt::Formatter<'_>, changes: &[Change]) -> fmt::Result {
+    f.write_str("\nInfrastructure changes (from the backend):\n")?;
     if changes.is_empty() {
-        s.push_str("  none\n");
+        f.write_str("  none\n")?;
     }
     // Columns as wide as their longest entry: resource names grow with the cluster's name.
     let kind_w = changes.iter().map(|c| c.kind.len()).max().unwrap_or(0);
     let name_w = changes.iter().map(|c| c.name.len()).max().unwrap_or(0);
     for c in changes {
-        let _ = writeln!(s, "  {:<7} {:<kind_w$} {:<name_w$}  {}", c.action.to_string(), c.kind, c.name, c.detail);
+        writeln!(f, "  {:<7} {:<kind_w$} {:<name_w$}  {}", c.action.to_string(), c.kind, c.name, c.detail)?;
     }
     let count = |a: ChangeAction| changes.iter().filter(|c| c.action == a).count();
-    let _ = writeln!(
-        s,
+    writeln!(
+        f,
         "  {} to create, {} to update, {} to delete, {} unchanged",
         count(ChangeAction::Create),
         count(ChangeAction::Update),
         count(ChangeAction::Delete),
         count(ChangeAction::Keep)
-    );
-    s
+    )?;
+    Ok(())
 }
 
 /// What `plan --out` wrote.
-fn files_view(dir: &str, files: &PlanFiles) -> String {
+fn files_view(f: &mut fmt::Formatter<'_>, dir: &str, files: &PlanFiles) -> fmt::Result {
     let count: usize = files.nodes.iter().map(|n| n.files.len()).sum();
-    let mut s = format!(
-        "\nFiles for the machines: {count} in {} ({} nodes; what each is: {}/README)\n",
-        dir,
-        files.nodes.len(),
-        dir
-    );
+    writeln!(
+        f,
+        "\nFiles for the machines: {count} in {dir} ({} nodes; what each is: {dir}/README)",
+        files.nodes.len()
+    )?;
     for p in &files.placeholders {
-        s += &format!("  placeholder: {} shown as {}\n", p.what, p.shown_as);
+        writeln!(f, "  placeholder: {} shown as {}", p.what, p.shown_as)?;
     }
     if let Some(why) = &files.backend_files_missing {
-        s += &format!("  not written: the backend's own files ({why})\n");
+        writeln!(f, "  not written: the backend's own files ({why})")?;
     }
-    s
+    Ok(())
 }
 
 pub fn tolerates(n: u32) -> String {

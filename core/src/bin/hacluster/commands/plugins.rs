@@ -1,4 +1,4 @@
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::path::PathBuf;
 
 use hacluster::plugin::discovery::{self, Origin};
@@ -133,11 +133,10 @@ impl fmt::Display for Listed {
 
 impl fmt::Display for Description {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut s = String::new();
-        let _ = writeln!(s, "name:        {}", self.name);
-        let _ = writeln!(s, "version:     {}", self.info.version);
-        let _ = writeln!(s, "contract:    hacluster:backend@{}", self.contract);
-        let _ = writeln!(s, "description: {}", self.info.description);
+        writeln!(f, "name:        {}", self.name)?;
+        writeln!(f, "version:     {}", self.info.version)?;
+        writeln!(f, "contract:    hacluster:backend@{}", self.contract)?;
+        writeln!(f, "description: {}", self.info.description)?;
         let caps = &self.info.supports;
         let supports: Vec<&str> = [
             ("vip", caps.vip),
@@ -148,19 +147,19 @@ impl fmt::Display for Description {
         .into_iter()
         .filter_map(|(name, on)| on.then_some(name))
         .collect();
-        let _ = writeln!(s, "supports:    {}", if supports.is_empty() { "-".into() } else { supports.join(", ") });
+        writeln!(f, "supports:    {}", if supports.is_empty() { "-".into() } else { supports.join(", ") })?;
         let files = if self.renders_files {
             "renders the files it puts on machines (`files` export, shown by `plan --out`)"
         } else {
             "-"
         };
-        let _ = writeln!(s, "files:       {files}");
-        let _ = writeln!(s, "path:        {} ({})", self.path.display(), origin_name(self.origin));
-        let _ = writeln!(s, "sha256:      {}", self.sha256);
-        let _ = writeln!(s, "imports (what it asks the host for):");
+        writeln!(f, "files:       {files}")?;
+        writeln!(f, "path:        {} ({})", self.path.display(), origin_name(self.origin))?;
+        writeln!(f, "sha256:      {}", self.sha256)?;
+        writeln!(f, "imports (what it asks the host for):")?;
         for i in &self.imports {
-            let _ = writeln!(s, "  {:<44} {}", i.interface, i.capability);
+            writeln!(f, "  {:<44} {}", i.interface, i.capability)?;
         }
-        f.write_str(&s)
+        Ok(())
     }
 }

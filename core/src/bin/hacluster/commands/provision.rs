@@ -1,4 +1,4 @@
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::path::Path;
 
 use hacluster::infra::{ApiEndpoint, Machine};
@@ -73,19 +73,18 @@ impl<'a> Provisioned<'a> {
 
 impl fmt::Display for Provisioned<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
+        writeln!(
+            f,
             "Provisioned cluster {} with backend {} (plugin {}, contract {})",
             self.cluster, self.backend, self.plugin_version, self.contract
-        );
-        let _ = writeln!(s, "API endpoint: {}", self.endpoint);
-        let _ = writeln!(s, "Machines:");
+        )?;
+        writeln!(f, "API endpoint: {}", self.endpoint)?;
+        writeln!(f, "Machines:")?;
         for m in self.machines {
             let via =
                 m.ssh.jump.as_ref().map(|j| format!(" via {}@{}:{}", j.user, j.address, j.port)).unwrap_or_default();
-            let _ = writeln!(
-                s,
+            writeln!(
+                f,
                 "  {:<32} {:<14} {:<16} ssh {}@{}:{}{}  {}",
                 m.name,
                 m.role.to_string(),
@@ -95,10 +94,10 @@ impl fmt::Display for Provisioned<'_> {
                 m.ssh.port,
                 via,
                 m.provider_id
-            );
+            )?;
         }
-        let _ = writeln!(s, "State: {}", self.state_dir.join(hacluster::state::STATE_FILE).display());
-        let _ = writeln!(s, "Pinned host keys: {}", self.state_dir.join("known_hosts").display());
-        f.write_str(&s)
+        writeln!(f, "State: {}", self.state_dir.join(hacluster::state::STATE_FILE).display())?;
+        writeln!(f, "Pinned host keys: {}", self.state_dir.join("known_hosts").display())?;
+        Ok(())
     }
 }

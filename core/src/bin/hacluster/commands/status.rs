@@ -1,4 +1,4 @@
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use hacluster::bootstrap::verify::Health;
 use hacluster::infra::{ApiEndpoint, Machine};
@@ -58,9 +58,8 @@ pub fn mark(ok: bool) -> &'static str {
 impl fmt::Display for Status<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (h, completed) = (self.health, self.bootstrap_completed);
-        let mut s = String::new();
-        let _ = writeln!(s, "Cluster {} — endpoint {} ({})", self.cluster, h.endpoint, mark(h.endpoint_ok));
-        let _ = writeln!(s, "Machines:");
+        writeln!(f, "Cluster {} — endpoint {} ({})", self.cluster, h.endpoint, mark(h.endpoint_ok))?;
+        writeln!(f, "Machines:")?;
         for m in self.machines {
             let ready = if m.role == NodeRole::LoadBalancer {
                 "-"
@@ -69,28 +68,28 @@ impl fmt::Display for Status<'_> {
             } else {
                 "not ready"
             };
-            let _ = writeln!(s, "  {:<32} {:<14} {:<16} {}", m.name, m.role.to_string(), m.private_address, ready);
+            writeln!(f, "  {:<32} {:<14} {:<16} {}", m.name, m.role.to_string(), m.private_address, ready)?;
         }
-        let _ = writeln!(s, "Control planes:");
+        writeln!(f, "Control planes:")?;
         for c in &h.control_planes {
-            let _ = writeln!(
-                s,
+            writeln!(
+                f,
                 "  {:<32} apiserver {:<7} etcd {}{}",
                 c.name,
                 mark(c.apiserver),
                 mark(c.etcd),
                 c.problem.as_ref().map(|p| format!("  ({p})")).unwrap_or_default()
-            );
+            )?;
         }
-        let _ = writeln!(
-            s,
+        writeln!(
+            f,
             "etcd: {} of {} members healthy, quorum {} ({}), tolerates {} failure(s)",
             h.etcd_healthy,
             h.etcd_members,
             h.quorum,
             if h.quorum_ok { "kept" } else { "LOST" },
             h.tolerated_failures
-        );
+        )?;
         match &h.etcd_member_list {
             Some(list) => {
                 for m in list.iter().filter(|m| !m.started) {
@@ -103,22 +102,22 @@ impl fmt::Display for Status<'_> {
                     } else {
                         "it raises the quorum"
                     };
-                    let _ = writeln!(
-                        s,
+                    writeln!(
+                        f,
                         "  etcd has {why} ({}): {effect}; `hacluster up` removes it before that node joins again",
                         m.peer_urls.join(", ")
-                    );
+                    )?;
                 }
             }
             None => {
-                let _ = writeln!(s, "  (etcd's member list could not be read; the count is the configured one)");
+                writeln!(f, "  (etcd's member list could not be read; the count is the configured one)")?;
             }
         }
-        let _ = writeln!(
-            s,
+        writeln!(
+            f,
             "Bootstrap steps done: {}",
             if completed.is_empty() { "none".into() } else { completed.join(", ") }
-        );
-        f.write_str(&s)
+        )?;
+        Ok(())
     }
 }

@@ -1,4 +1,4 @@
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use hacluster::bootstrap::verify::{Chaos, Health};
 use hacluster::session;
@@ -76,57 +76,56 @@ enum ChaosOutcome {
 impl fmt::Display for Verified<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let h = self.health;
-        let mut s = String::new();
-        let _ = writeln!(s, "Cluster {}:", self.cluster);
-        let _ = writeln!(s, "  API through the endpoint {:<30} {}", h.endpoint, mark(h.endpoint_ok));
+        writeln!(f, "Cluster {}:", self.cluster)?;
+        writeln!(f, "  API through the endpoint {:<30} {}", h.endpoint, mark(h.endpoint_ok))?;
         for c in &h.control_planes {
-            let _ = writeln!(s, "  {:<40} apiserver {:<7} etcd {}", c.name, mark(c.apiserver), mark(c.etcd));
+            writeln!(f, "  {:<40} apiserver {:<7} etcd {}", c.name, mark(c.apiserver), mark(c.etcd))?;
         }
         if h.quorum_ok {
-            let _ = writeln!(
-                s,
+            writeln!(
+                f,
                 "  etcd quorum kept: {} of {} healthy, {} needed; tolerates {} more failure(s)",
                 h.etcd_healthy,
                 h.etcd_members,
                 h.quorum,
                 h.etcd_healthy - h.quorum
-            );
+            )?;
         } else {
-            let _ = writeln!(
-                s,
+            writeln!(
+                f,
                 "  etcd QUORUM LOST: {} of {} members healthy, {} needed — the cluster cannot accept writes until a member returns",
                 h.etcd_healthy, h.etcd_members, h.quorum
-            );
+            )?;
         }
-        let _ = writeln!(s, "  nodes Ready: {} of {}", h.nodes_ready.len(), h.nodes_total);
+        writeln!(f, "  nodes Ready: {} of {}", h.nodes_ready.len(), h.nodes_total)?;
         match &self.chaos {
             Some(ChaosOutcome::Ran(c)) => {
-                let _ = writeln!(s, "Chaos: stopped {} (static pods and kubelet)", c.stopped);
-                let _ = writeln!(
-                    s,
+                writeln!(f, "Chaos: stopped {} (static pods and kubelet)", c.stopped)?;
+                writeln!(
+                    f,
                     "  API through the endpoint: {}, longest gap {:.1} s (limit {:.0} s), {} of {} samples failed",
                     if c.api_answered { "kept" } else { "LOST" },
                     c.api_gap_secs,
                     c.api_gap_limit_secs,
                     c.api_failures,
                     c.api_samples
-                );
-                let _ = writeln!(
-                    s,
+                )?;
+                writeln!(
+                    f,
                     "  etcd during: {} healthy, quorum {}",
                     c.etcd_healthy_during,
                     if c.quorum_kept { "kept" } else { "LOST" }
-                );
-                let _ = writeln!(s, "  restored: {} ({:.1} s)", mark(c.restored), c.restore_secs);
+                )?;
+                writeln!(f, "  restored: {} ({:.1} s)", mark(c.restored), c.restore_secs)?;
             }
             Some(ChaosOutcome::Failed { error: e }) => {
-                let _ = writeln!(s, "Chaos: {e}");
+                writeln!(f, "Chaos: {e}")?;
             }
             None if self.asked => {
-                let _ = writeln!(s, "Chaos: not run, the API or etcd quorum is already down");
+                writeln!(f, "Chaos: not run, the API or etcd quorum is already down")?;
             }
             None => {}
         }
-        f.write_str(&s)
+        Ok(())
     }
 }

@@ -134,6 +134,17 @@ cluster:
   ignorePreflightErrors: [SystemVerification]
   kubelet:
     failCgroupV1: false
+    # The nodes' disks are this machine's one filesystem, shared with everything else on it.
+    # The kubelet's defaults (evict below 15%% free for images, 10%% for the node) taint every
+    # node with disk-pressure as soon as the machine's disk is 85%% full, and no pod is
+    # scheduled; its image garbage collection starts at 85%% and frees nothing of others'.
+    # A lab node evicts below 1 GiB free, and keeps its images.
+    evictionHard:
+      memory.available: 100Mi
+      nodefs.available: 1Gi
+      nodefs.inodesFree: 1%%
+      imagefs.available: 1Gi
+    imageGCHighThresholdPercent: 100
   containerd:
     restrictOomScoreAdj: true
 backends:

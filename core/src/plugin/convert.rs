@@ -1,4 +1,4 @@
-//! Between the core's model and the contract's types (the bindings `runtime.rs` generates).
+//! Between the core's model and the contract's types (the bindings `runtime/mod.rs` generates).
 
 use std::collections::BTreeMap;
 

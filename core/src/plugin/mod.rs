@@ -1,7 +1,7 @@
 //! The plugin host: loads backend components, grants them capabilities, enforces limits on
 //! every call, and converts between the model and the contract in `wit/`.
 //!
-//! Everything wasmtime-specific is in `runtime.rs` (and the generated types in `convert.rs`);
+//! Everything wasmtime-specific is in `runtime/` (and the generated types in `convert.rs`);
 //! the rest of the core sees `PluginHost`, `Plugin` and plain types.
 
 mod convert;
@@ -33,7 +33,7 @@ use crate::model::{BackendProfile, ClusterSpec};
 
 /// Contract versions this host speaks (`hacluster:backend/plugin@X`).
 /// Contract versions this host speaks (`hacluster:backend/plugin@X`): each stands for its
-/// whole 0.x line (see `runtime::compatible`), so components of 0.1.0 load too.
+/// whole 0.x line (see `runtime::engine::compatible`), so components of 0.1.0 load too.
 pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.1"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]

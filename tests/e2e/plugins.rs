@@ -301,6 +301,62 @@ fn a_component_of_contract_0_1_0_still_loads_and_plans() {
     assert_eq!(r.json()["rendersFiles"], true);
 }
 
+/// A third party's backend is the SDK crate and its own code: the static example, copied out
+/// of the repository with its dependency pointed at the SDK by path, builds offline from its
+/// lock file, loads, and says the contract version of `wit/`.
+#[test]
+fn the_static_example_builds_outside_the_repository() {
+    let s = Scratch::new();
+    let copy = s.path("mine");
+    copy_tree(&example("static-backend"), &copy);
+    let manifest = copy.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let sdk = crate::support::repo().join("crates/hacluster-backend");
+    let pointed = text.replace("\"../../crates/hacluster-backend\"", &format!("{:?}", sdk.to_str().unwrap()));
+    assert_ne!(pointed, text, "the example depends on the SDK by a path relative to the repository");
+    std::fs::write(&manifest, pointed).unwrap();
+
+    // Kept beside this test binary, so that only the first run compiles the dependencies.
+    let target = shared_cache().with_file_name("static-backend-outside");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "--offline", "--locked", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(&copy)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("cargo runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let wasm = target.join("wasm32-wasip2/release/hacluster_plugin_static.wasm");
+    let r = s.run(&["plugins", "inspect", wasm.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    assert_eq!(v["info"]["name"], "static");
+    let wit = std::fs::read_to_string(crate::support::repo().join("wit/backend.wit")).unwrap();
+    let contract =
+        wit.lines().find_map(|l| l.strip_prefix("package hacluster:backend@")).unwrap().trim_end_matches(';');
+    assert_eq!(v["contract"], contract, "built against the contract of wit/");
+    assert_eq!(v["info"]["contract"], contract, "the SDK stamps the contract of wit/ into `info`");
+    assert_eq!(v["rendersFiles"], false);
+}
+
+/// Copies a source tree, without build output.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() == "target" {
+            continue;
+        }
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
 #[test]
 fn not_a_component_is_refused() {
     needs!(Plugins);

@@ -151,8 +151,19 @@ pub fn cluster(input: &ClusterInput) -> w::Cluster {
         service_subnet: spec.kubernetes.service_subnet.to_string(),
         ssh_user: spec.node_template.user.clone(),
         ssh_public_key: input.authorized_key.to_string(),
-        config: spec.backend_sections.get(input.backend).map(|v| v.to_string()).unwrap_or_else(|| "{}".into()),
+        config: section(spec.backend_sections.get(input.backend)),
     }
+}
+
+/// A backend's config section as the backend gets it: without the keys only the host reads
+/// (`egress`, the plugin's allow-list), so a backend declares only its own fields; "{}" when
+/// absent. `image` stays: the backend passes it to the host's image import.
+fn section(section: Option<&serde_json::Value>) -> String {
+    let Some(mut section) = section.cloned() else { return "{}".into() };
+    if let Some(keys) = section.as_object_mut() {
+        keys.remove("egress");
+    }
+    section.to_string()
 }
 
 /// Sizes of what a plugin describes itself and its work with, as shown.

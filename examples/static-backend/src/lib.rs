@@ -3,7 +3,7 @@
 //! Bring your own servers: list their addresses and SSH host keys in the config section
 //! `backends.static`, and point `endpoint` at your existing load balancer or VIP. `apply`
 //! returns them as infrastructure; nothing is created or destroyed. It is also the smallest
-//! complete example of the contract: copy it to start a backend of your own.
+//! complete example of a backend: copy it to start one of your own.
 //!
 //! ```yaml
 //! backends:
@@ -16,22 +16,11 @@
 //!         hostKey: ssh-ed25519 AAAA...  # from /etc/ssh/ssh_host_ed25519_key.pub on the machine
 //! ```
 
+use hacluster_backend::*;
 use serde::{Deserialize, Serialize};
 
-wit_bindgen::generate!({
-    world: "backend",
-    path: "../../wit",
-});
-
-use exports::hacluster::backend::plugin::Guest;
-use hacluster::backend::log::{self, Level};
-use hacluster::backend::types::*;
-use hacluster::backend::{checkpoint, progress};
-
-const CONTRACT: &str = "0.1.1";
-
 /// `backends.static` in the cluster config.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Config {
     /// `host[:port]` of the existing API load balancer or VIP.
@@ -42,10 +31,6 @@ struct Config {
     jump: Option<Jump>,
     #[serde(default)]
     machines: Vec<MachineConfig>,
-    /// Extra HTTP origins (not needed by this backend; the host reads it for any backend).
-    #[serde(default)]
-    #[allow(dead_code)]
-    egress: Vec<String>,
 }
 
 fn default_port() -> u16 {
@@ -72,100 +57,16 @@ struct MachineConfig {
     host_key: String,
 }
 
-/// What we hand back as opaque state: the machines adopted last time.
-#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+/// What we hand back as state: the machines adopted last time.
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct State {
     adopted: Vec<String>,
-}
-
-fn parse_config(cluster: &Cluster) -> Result<Config, String> {
-    serde_json::from_str(&cluster.config).map_err(|e| e.to_string())
-}
-
-fn parse_state(bytes: Option<Vec<u8>>) -> State {
-    bytes.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
-}
-
-/// `master-1` for `<cluster>-master-1`.
-fn short_name(cluster: &Cluster, node: &NodeSpec) -> String {
-    node.name.strip_prefix(&format!("{}-", cluster.name)).unwrap_or(&node.name).to_string()
 }
 
 fn looks_like_host_key(k: &str) -> bool {
     let mut parts = k.split_whitespace();
     matches!(parts.next(), Some(t) if t.starts_with("ssh-") || t.starts_with("ecdsa-"))
         && parts.next().is_some_and(|b| b.len() > 20)
-}
-
-fn diag(path: String, message: String, help: &str) -> Diagnostic {
-    Diagnostic { severity: Severity::Error, path, message, help: Some(help.to_string()) }
-}
-
-fn check(cluster: &Cluster) -> Vec<Diagnostic> {
-    let base = "backends.static";
-    let cfg = match parse_config(cluster) {
-        Ok(c) => c,
-        Err(e) => {
-            return vec![diag(
-                base.into(),
-                format!("cannot read the section: {e}"),
-                "see examples/static.yaml for the fields",
-            )];
-        }
-    };
-    let mut out = Vec::new();
-    for (i, m) in cfg.machines.iter().enumerate() {
-        let p = format!("{base}.machines[{i}]");
-        if !cluster.nodes.iter().any(|n| short_name(cluster, n) == m.node) {
-            let names: Vec<String> = cluster.nodes.iter().map(|n| short_name(cluster, n)).collect();
-            out.push(diag(
-                format!("{p}.node"),
-                format!("no node `{}` in cluster.nodes", m.node),
-                &format!("nodes are: {}", names.join(", ")),
-            ));
-        }
-        if !looks_like_host_key(&m.host_key) {
-            out.push(diag(
-                format!("{p}.hostKey"),
-                "not an OpenSSH public host key".into(),
-                "copy /etc/ssh/ssh_host_ed25519_key.pub from the machine (check its fingerprint out of band); hacluster pins it",
-            ));
-        }
-        if cfg.machines[..i].iter().any(|o| o.node == m.node) {
-            out.push(diag(format!("{p}.node"), format!("`{}` is listed twice", m.node), "list each node once"));
-        }
-    }
-    for n in &cluster.nodes {
-        let short = short_name(cluster, n);
-        if !cfg.machines.iter().any(|m| m.node == short) {
-            out.push(diag(
-                format!("{base}.machines"),
-                format!("node `{short}` has no machine"),
-                &format!("add `- {{node: {short}, address: ..., hostKey: ...}}`"),
-            ));
-        }
-    }
-    if matches!(cluster.endpoint, EndpointKind::CloudLoadBalancer) && cfg.endpoint.is_none() {
-        out.push(diag(
-            format!("{base}.endpoint"),
-            "the existing API endpoint is not given".into(),
-            "set `endpoint: HOST:6443` to your load balancer or VIP in front of the control planes",
-        ));
-    }
-    if let Some(j) = &cfg.jump
-        && !looks_like_host_key(&j.host_key)
-    {
-        out.push(diag(
-            format!("{base}.jump.hostKey"),
-            "not an OpenSSH public host key".into(),
-            "copy the jump host's host key",
-        ));
-    }
-    out
-}
-
-fn invalid(diags: Vec<Diagnostic>) -> Error {
-    Error::InvalidInput(diags.iter().map(|d| format!("{}: {}", d.path, d.message)).collect::<Vec<_>>().join("; "))
 }
 
 fn endpoint(cluster: &Cluster, cfg: &Config, machines: &[Machine]) -> Result<ApiEndpoint, Error> {
@@ -188,28 +89,54 @@ fn endpoint(cluster: &Cluster, cfg: &Config, machines: &[Machine]) -> Result<Api
 
 struct Static;
 
-impl Guest for Static {
-    fn info() -> PluginInfo {
-        PluginInfo {
-            name: "static".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            contract: CONTRACT.into(),
-            description: "machines that already exist, with an existing load balancer or VIP".into(),
-            // The endpoint is the user's existing load balancer, provided like a cloud one.
-            supports: Capabilities::CLOUD_LB | Capabilities::MULTI_HOST,
+impl Backend for Static {
+    type Config = Config;
+    type State = State;
+
+    const NAME: &'static str = "static";
+    const DESCRIPTION: &'static str = "machines that already exist, with an existing load balancer or VIP";
+    // The endpoint is the user's existing load balancer, provided like a cloud one.
+    const SUPPORTS: Capabilities = Capabilities::CLOUD_LB.union(Capabilities::MULTI_HOST);
+    const CONFIG_HELP: &'static str = "see examples/static.yaml for the fields";
+
+    fn validate(cluster: &Cluster, cfg: &Config, out: &mut Diagnostics) {
+        let base = "backends.static";
+        for (i, m) in cfg.machines.iter().enumerate() {
+            let p = format!("{base}.machines[{i}]");
+            if !cluster.nodes.iter().any(|n| cluster.short_name(n) == m.node) {
+                let names: Vec<&str> = cluster.nodes.iter().map(|n| cluster.short_name(n)).collect();
+                out.error(format!("{p}.node"), format!("no node `{}` in cluster.nodes", m.node))
+                    .help(format!("nodes are: {}", names.join(", ")));
+            }
+            if !looks_like_host_key(&m.host_key) {
+                out.error(format!("{p}.hostKey"), "not an OpenSSH public host key").help(
+                    "copy /etc/ssh/ssh_host_ed25519_key.pub from the machine (check its fingerprint out of band); hacluster pins it",
+                );
+            }
+            if cfg.machines[..i].iter().any(|o| o.node == m.node) {
+                out.error(format!("{p}.node"), format!("`{}` is listed twice", m.node)).help("list each node once");
+            }
+        }
+        for n in &cluster.nodes {
+            let short = cluster.short_name(n);
+            if !cfg.machines.iter().any(|m| m.node == short) {
+                out.error(format!("{base}.machines"), format!("node `{short}` has no machine"))
+                    .help(format!("add `- {{node: {short}, address: ..., hostKey: ...}}`"));
+            }
+        }
+        if matches!(cluster.endpoint, EndpointKind::CloudLoadBalancer) && cfg.endpoint.is_none() {
+            out.error(format!("{base}.endpoint"), "the existing API endpoint is not given")
+                .help("set `endpoint: HOST:6443` to your load balancer or VIP in front of the control planes");
+        }
+        if let Some(j) = &cfg.jump
+            && !looks_like_host_key(&j.host_key)
+        {
+            out.error(format!("{base}.jump.hostKey"), "not an OpenSSH public host key")
+                .help("copy the jump host's host key");
         }
     }
 
-    fn validate(cluster: Cluster) -> Vec<Diagnostic> {
-        check(&cluster)
-    }
-
-    fn plan(cluster: Cluster, prior: Option<Vec<u8>>) -> Result<Vec<Change>, Error> {
-        let diags = check(&cluster);
-        if !diags.is_empty() {
-            return Err(invalid(diags));
-        }
-        let prior = parse_state(prior);
+    fn plan(cluster: &Cluster, _cfg: &Config, prior: State) -> Result<Vec<Change>, Error> {
         let mut changes: Vec<Change> = cluster
             .nodes
             .iter()
@@ -231,13 +158,7 @@ impl Guest for Static {
         Ok(changes)
     }
 
-    fn apply(cluster: Cluster, prior: Option<Vec<u8>>) -> Result<Infrastructure, Error> {
-        let diags = check(&cluster);
-        if !diags.is_empty() {
-            return Err(invalid(diags));
-        }
-        let cfg = parse_config(&cluster).map_err(Error::InvalidInput)?;
-        let mut state = parse_state(prior);
+    fn apply(cluster: &Cluster, cfg: &Config, mut state: State) -> Result<Provisioned<State>, Error> {
         let jump = cfg.jump.as_ref().map(|j| JumpHost {
             address: j.address.clone(),
             port: j.port,
@@ -247,7 +168,7 @@ impl Guest for Static {
         let total = cluster.nodes.len() as u64;
         let mut machines = Vec::new();
         for (i, n) in cluster.nodes.iter().enumerate() {
-            let short = short_name(&cluster, n);
+            let short = cluster.short_name(n);
             let m = cfg.machines.iter().find(|m| m.node == short).expect("validated: every node has a machine");
             machines.push(Machine {
                 name: n.name.clone(),
@@ -265,26 +186,20 @@ impl Guest for Static {
             if !state.adopted.contains(&n.name) {
                 state.adopted.push(n.name.clone());
                 // Record every adoption as it happens, as a backend that creates things must.
-                let bytes = serde_json::to_vec(&state).expect("state serializes");
-                checkpoint::save(&bytes).map_err(|e| Error::Internal(format!("checkpoint failed: {e}")))?;
+                checkpoint(&state)?;
             }
             progress::report("adopt machines", i as u64 + 1, total);
         }
         state.adopted.retain(|a| cluster.nodes.iter().any(|n| &n.name == a));
-        log::log(Level::Info, "adopted existing machines", &[("count".into(), machines.len().to_string())]);
-        let endpoint = endpoint(&cluster, &cfg, &machines)?;
-        Ok(Infrastructure { machines, endpoint, state: serde_json::to_vec(&state).expect("state serializes") })
+        log::info("adopted existing machines", &[("count", &machines.len())]);
+        let endpoint = endpoint(cluster, cfg, &machines)?;
+        Ok(Provisioned { machines, endpoint, state })
     }
 
-    fn destroy(_cluster: Cluster, state: Option<Vec<u8>>) -> Result<(), Error> {
-        let state = parse_state(state);
-        log::log(
-            Level::Info,
-            "released machines; they keep running and are not changed",
-            &[("count".into(), state.adopted.len().to_string())],
-        );
+    fn destroy(_cluster: &Cluster, _cfg: &Config, state: State) -> Result<(), Error> {
+        log::info("released machines; they keep running and are not changed", &[("count", &state.adopted.len())]);
         Ok(())
     }
 }
 
-export!(Static);
+register_backend!(Static);

@@ -1,14 +1,14 @@
 //! A backend that does what a hostile or buggy plugin would. Each `mode` is one misdeed.
+//!
+//! It speaks the raw contract through the SDK's bindings rather than its `Backend` trait: its
+//! misdeeds (states that are not JSON, checkpoints of raw bytes, a contract version it makes
+//! up) are what the trait's typed layer rules out.
 
-wit_bindgen::generate!({
-    world: "backend-with-files",
-    path: "../../../wit",
-});
-
-use exports::hacluster::backend::files::{self, RenderedFile};
-use exports::hacluster::backend::plugin::Guest;
 use hacluster::backend::types::*;
 use hacluster::backend::{checkpoint, log};
+use hacluster_backend::bindings::hacluster;
+use hacluster_backend::bindings::with_files::exports::hacluster::backend::files::{self, RenderedFile};
+use hacluster_backend::bindings::with_files::exports::hacluster::backend::plugin::Guest;
 
 fn config(cluster: &Cluster) -> serde_json::Value {
     serde_json::from_str(&cluster.config).unwrap_or_default()
@@ -327,4 +327,6 @@ impl files::Guest for Adversary {
     }
 }
 
-export!(Adversary);
+hacluster_backend::bindings::with_files::export_backend_with_files!(
+    Adversary with_types_in hacluster_backend::bindings::with_files
+);

@@ -9,15 +9,15 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::hypervisor::{self as hv, HvError};
 use crate::{
-    ApiEndpoint, Change, ChangeAction, Cluster, EndpointKind, Error, HypervisorHost, Infrastructure, Machine,
-    NetworkMode, NodeSpec, SshTarget,
+    ApiEndpoint, Change, ChangeAction, Cluster, EndpointKind, Error, HypervisorHost, Machine, NetworkMode, NodeSpec,
+    Provisioned, SshTarget, checkpoint, log,
 };
-use crate::{checkpoint, cloudinit, info, names, progress, xml};
+use crate::{cloudinit, names, progress, xml};
 
 /// What this plugin created, by host URI, so `destroy` also finds resources of nodes that
 /// have since left the config. Names alone are enough when the state is lost.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct State {
+#[derive(Debug, Serialize, Deserialize)]
+pub struct State {
     version: u32,
     /// "kind uri pool name" entries, in creation order.
     created: Vec<Created>,
@@ -32,21 +32,19 @@ struct Created {
     name: String,
 }
 
+impl Default for State {
+    fn default() -> State {
+        State { version: 1, created: Vec::new() }
+    }
+}
+
 impl State {
-    fn load(prior: Option<Vec<u8>>) -> State {
-        prior.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(State { version: 1, created: Vec::new() })
-    }
-
-    fn bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("state serializes")
-    }
-
     fn record(&mut self, kind: &str, uri: &str, pool: &str, name: &str) -> Result<(), Error> {
         let c = Created { kind: kind.into(), uri: uri.into(), pool: pool.into(), name: name.into() };
         if !self.created.contains(&c) {
             self.created.push(c);
         }
-        checkpoint::save(&self.bytes()).map_err(|e| Error::Internal(format!("checkpoint: {e}")))
+        checkpoint(self)
     }
 }
 
@@ -251,7 +249,7 @@ fn exists(inv: &Inventory, s: &Step) -> bool {
     }
 }
 
-pub fn plan(cfg: &Config, cluster: &Cluster, _prior: Option<Vec<u8>>) -> Result<Vec<Change>, Error> {
+pub fn plan(cfg: &Config, cluster: &Cluster, _prior: State) -> Result<Vec<Change>, Error> {
     let plans = host_plans(cfg, cluster)?;
     let inv = inventory(cfg, &plans)?;
     Ok(steps(cfg, cluster, &plans)
@@ -265,7 +263,7 @@ pub fn plan(cfg: &Config, cluster: &Cluster, _prior: Option<Vec<u8>>) -> Result<
         .collect())
 }
 
-pub fn apply(cfg: &Config, cluster: &Cluster, prior: Option<Vec<u8>>) -> Result<Infrastructure, Error> {
+pub fn apply(cfg: &Config, cluster: &Cluster, mut state: State) -> Result<Provisioned<State>, Error> {
     let endpoint = match &cluster.endpoint {
         EndpointKind::Vip(v) => v.address.clone(),
         EndpointKind::LoadBalancer(n) | EndpointKind::ControlPlane(n) => {
@@ -276,7 +274,6 @@ pub fn apply(cfg: &Config, cluster: &Cluster, prior: Option<Vec<u8>>) -> Result<
             return Err(Error::InvalidInput("the libvirt backend has no cloud load balancer; use a VIP".into()));
         }
     };
-    let mut state = State::load(prior);
     let plans = host_plans(cfg, cluster)?;
     let inv = inventory(cfg, &plans)?;
     let all = steps(cfg, cluster, &plans);
@@ -303,7 +300,7 @@ pub fn apply(cfg: &Config, cluster: &Cluster, prior: Option<Vec<u8>>) -> Result<
         create(cfg, cluster, plan, &inv, s)?;
         state.record(s.kind, &s.uri, &s.pool, &s.name)?;
         created += 1;
-        info("created", &[("kind", s.kind.to_string()), ("name", s.name.clone()), ("detail", s.detail.clone())]);
+        log::info("created", &[("kind", &s.kind), ("name", &s.name), ("detail", &s.detail)]);
     }
     progress::report("libvirt resources", total, total);
     let others: Vec<String> = inv
@@ -313,13 +310,12 @@ pub fn apply(cfg: &Config, cluster: &Cluster, prior: Option<Vec<u8>>) -> Result<
         .map(|((_, d), _)| d.clone())
         .collect();
     if !others.is_empty() {
-        crate::log::log(
-            crate::log::Level::Warn,
+        log::warn(
             "domains of this cluster that the config no longer has; `hacluster down` removes them",
-            &[("domains".into(), others.join(","))],
+            &[("domains", &others.join(","))],
         );
     }
-    info("libvirt apply finished", &[("created", created.to_string()), ("kept", (all.len() - created).to_string())]);
+    log::info("libvirt apply finished", &[("created", &created), ("kept", &(all.len() - created))]);
     let machines = machines(cfg, cluster, &plans)?;
     let host = match &cluster.endpoint {
         EndpointKind::Vip(_) => endpoint,
@@ -329,7 +325,7 @@ pub fn apply(cfg: &Config, cluster: &Cluster, prior: Option<Vec<u8>>) -> Result<
             .map(|m| m.private_address.clone())
             .ok_or_else(|| Error::Internal(format!("endpoint node {endpoint} has no machine")))?,
     };
-    Ok(Infrastructure { machines, endpoint: ApiEndpoint { host, port: cluster.api_port }, state: state.bytes() })
+    Ok(Provisioned { machines, endpoint: ApiEndpoint { host, port: cluster.api_port }, state })
 }
 
 fn create(cfg: &Config, cluster: &Cluster, plan: &HostPlan, inv: &Inventory, s: &Step) -> Result<(), Error> {
@@ -453,8 +449,7 @@ fn dhcp_address(cfg: &Config, uri: &str, name: &str) -> Result<String, Error> {
 /// from the name). Nothing goes by its name alone: a domain without the mark stays, whatever
 /// it is called. Pools and networks under the names of earlier releases
 /// (`<cluster>-<host>-<pool>`, which another cluster's could share) are left, with a warning.
-pub fn destroy(cfg: &Config, cluster: &Cluster, state: Option<Vec<u8>>) -> Result<(), Error> {
-    let mut state = State::load(state);
+pub fn destroy(cfg: &Config, cluster: &Cluster, mut state: State) -> Result<(), Error> {
     let uris: BTreeSet<String> = cluster.hosts.iter().map(|h| h.uri.clone()).collect();
     let mut removed = 0u64;
     // Domains first: they hold the volumes.
@@ -469,7 +464,7 @@ pub fn destroy(cfg: &Config, cluster: &Cluster, state: Option<Vec<u8>>) -> Resul
             }
             hv::delete_domain(uri, &d.name).map_err(hv_err(&d.name))?;
             removed += 1;
-            info("removed", &[("kind", "domain".into()), ("name", d.name.clone())]);
+            log::info("removed", &[("kind", &"domain"), ("name", &d.name)]);
             progress::report("libvirt destroy", removed, 0);
         }
     }
@@ -487,7 +482,7 @@ pub fn destroy(cfg: &Config, cluster: &Cluster, state: Option<Vec<u8>>) -> Resul
                         progress::report("libvirt destroy", removed, 0);
                     }
                     hv::delete_pool(uri, &pool).map_err(hv_err(&pool))?;
-                    info("removed", &[("kind", "pool".into()), ("name", pool.clone())]);
+                    log::info("removed", &[("kind", &"pool"), ("name", &pool)]);
                 }
                 let legacy = names::legacy_pool(&cfg.cluster, &h.name, key);
                 if pools.contains(&legacy) {
@@ -505,13 +500,13 @@ pub fn destroy(cfg: &Config, cluster: &Cluster, state: Option<Vec<u8>>) -> Resul
             }
             if n.xml.contains(&format!("name='{}'", names::bridge(&n.name))) {
                 hv::delete_network(uri, &n.name).map_err(hv_err(&n.name))?;
-                info("removed", &[("kind", "network".into()), ("name", n.name.clone())]);
+                log::info("removed", &[("kind", &"network"), ("name", &n.name)]);
             } else {
                 warn_left("a network with this cluster's name on a bridge of someone else's", "network", uri, &n.name);
             }
         }
         state.created.retain(|c| &c.uri != uri);
-        checkpoint::save(&state.bytes()).map_err(|e| Error::Internal(format!("checkpoint: {e}")))?;
+        checkpoint(&state)?;
     }
     Ok(())
 }
@@ -523,9 +518,8 @@ fn warn_left(what: &str, kind: &str, uri: &str, name: &str) {
         "pool" => format!("virsh -c {uri} pool-destroy {name}; virsh -c {uri} pool-undefine {name}"),
         _ => format!("virsh -c {uri} net-destroy {name}; virsh -c {uri} net-undefine {name}"),
     };
-    crate::log::log(
-        crate::log::Level::Warn,
+    log::warn(
         &format!("left in place: {what}; if it is this cluster's, remove it by hand"),
-        &[("name".into(), name.into()), ("remove".into(), how)],
+        &[("name", &name), ("remove", &how)],
     );
 }

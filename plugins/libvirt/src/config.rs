@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::{Cluster, Diagnostic, Error, Severity};
+use crate::{Cluster, Diagnostics};
 
 /// The base image every node's disk is a copy-on-write layer of.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -55,10 +55,7 @@ pub struct Config {
     pub image: Image,
     #[serde(default)]
     pub haproxy_check: Check,
-    /// Extra HTTP origins (read by the host; this backend makes no HTTP requests).
-    #[serde(default)]
-    #[allow(dead_code)]
-    pub egress: Vec<String>,
+    /// The cluster's name, which every object's name carries.
     #[serde(skip)]
     pub cluster: String,
 }
@@ -68,67 +65,42 @@ fn default_domain_type() -> String {
 }
 
 impl Config {
-    pub fn from_cluster(cluster: &Cluster) -> Result<Config, Error> {
-        let mut c: Config =
-            serde_json::from_str(&cluster.config).map_err(|e| Error::InvalidInput(format!("backends.libvirt: {e}")))?;
-        c.cluster = cluster.name.clone();
-        Ok(c)
-    }
-
     pub fn test_driver(&self) -> bool {
         self.domain_type == "test"
     }
 }
 
-fn diag(path: &str, message: String, help: &str) -> Diagnostic {
-    Diagnostic { severity: Severity::Error, path: path.into(), message, help: Some(help.into()) }
-}
-
-pub fn validate(cluster: &Cluster) -> Vec<Diagnostic> {
-    let cfg = match Config::from_cluster(cluster) {
-        Ok(c) => c,
-        Err(Error::InvalidInput(m)) => {
-            return vec![diag("backends.libvirt", m, "see the README's libvirt section for the fields")];
-        }
-        Err(_) => return Vec::new(),
-    };
-    let mut out = Vec::new();
+pub fn validate(cfg: &Config, cluster: &Cluster, out: &mut Diagnostics) {
     if !matches!(cfg.domain_type.as_str(), "kvm" | "qemu" | "test") {
-        out.push(diag(
-            "backends.libvirt.domainType",
-            format!("`{}` is not a domain type hacluster makes", cfg.domain_type),
-            "use kvm (hardware virtualization), qemu (software emulation) or test (libvirt's test driver)",
-        ));
+        out.error("backends.libvirt.domainType", format!("`{}` is not a domain type hacluster makes", cfg.domain_type))
+            .help("use kvm (hardware virtualization), qemu (software emulation) or test (libvirt's test driver)");
     }
     match (&cfg.image.url, &cfg.image.path) {
         (Some(_), Some(_)) => {
-            out.push(diag("backends.libvirt.image", "both `url` and `path` are set".into(), "give one"))
+            out.error("backends.libvirt.image", "both `url` and `path` are set").help("give one");
         }
-        (None, None) if !cfg.test_driver() => out.push(diag(
-            "backends.libvirt.image",
-            "no base image".into(),
-            "set `url` (downloaded once) or `path` (on the host)",
-        )),
-        (Some(u), None) if !(u.starts_with("https://") || u.starts_with("http://")) => out.push(diag(
-            "backends.libvirt.image.url",
-            format!("`{u}` is not an http(s) URL"),
-            "use `path` for files on the host",
-        )),
-        (Some(u), None) if u.starts_with("http://") && cfg.image.sha256.is_none() => out.push(diag(
-            "backends.libvirt.image.url",
-            format!("`{u}` is plain http, and a SHA256SUMS fetched beside it over plain http proves nothing"),
-            "set `image.sha256` to the image's published SHA-256, or use an https URL",
-        )),
+        (None, None) if !cfg.test_driver() => {
+            out.error("backends.libvirt.image", "no base image")
+                .help("set `url` (downloaded once) or `path` (on the host)");
+        }
+        (Some(u), None) if !(u.starts_with("https://") || u.starts_with("http://")) => {
+            out.error("backends.libvirt.image.url", format!("`{u}` is not an http(s) URL"))
+                .help("use `path` for files on the host");
+        }
+        (Some(u), None) if u.starts_with("http://") && cfg.image.sha256.is_none() => {
+            out.error(
+                "backends.libvirt.image.url",
+                format!("`{u}` is plain http, and a SHA256SUMS fetched beside it over plain http proves nothing"),
+            )
+            .help("set `image.sha256` to the image's published SHA-256, or use an https URL");
+        }
         _ => {}
     }
     if let Some(h) = &cfg.image.sha256
         && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
     {
-        out.push(diag(
-            "backends.libvirt.image.sha256",
-            "not a SHA-256 (64 hex digits)".into(),
-            "copy it from the image's SHA256SUMS",
-        ));
+        out.error("backends.libvirt.image.sha256", "not a SHA-256 (64 hex digits)")
+            .help("copy it from the image's SHA256SUMS");
     }
     // Every DHCP node gets a fixed lease from the top quarter of the network.
     if let Some(net) = cluster.network.as_ref().filter(|n| n.mode != crate::NetworkMode::Bridge) {
@@ -138,19 +110,14 @@ pub fn validate(cluster: &Cluster) -> Vec<Diagnostic> {
             (end - start + 1) as usize - in_range
         });
         if dynamic > room {
-            out.push(diag(
+            out.error(
                 "cluster.network.cidr",
                 format!("{dynamic} nodes without `ip` need DHCP leases, and {} has room for {room}", net.cidr),
-                "give some nodes a static `ip`, or use a larger network (DHCP takes its top quarter)",
-            ));
+            )
+            .help("give some nodes a static `ip`, or use a larger network (DHCP takes its top quarter)");
         }
     }
     if cluster.hosts.is_empty() {
-        out.push(diag(
-            "hosts",
-            "the libvirt backend needs at least one host".into(),
-            "add `hosts: [{name: localhost}]`",
-        ));
+        out.error("hosts", "the libvirt backend needs at least one host").help("add `hosts: [{name: localhost}]`");
     }
-    out
 }

@@ -15,72 +15,58 @@ mod lb;
 mod names;
 mod xml;
 
-wit_bindgen::generate!({
-    world: "backend-with-files",
-    path: "../../wit",
-});
+use hacluster_backend::*;
 
-use exports::hacluster::backend::files::{self, RenderedFile};
-use exports::hacluster::backend::plugin::Guest;
-use hacluster::backend::types::*;
-
-pub(crate) use hacluster::backend::{checkpoint, hypervisor, log, progress};
-
-const CONTRACT: &str = "0.1.1";
-
-pub(crate) fn info(message: &str, fields: &[(&str, String)]) {
-    let f: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-    log::log(log::Level::Info, message, &f);
-}
+use crate::apply::State;
+use crate::config::Config;
 
 struct Libvirt;
 
-impl Guest for Libvirt {
-    fn info() -> PluginInfo {
-        PluginInfo {
-            name: "libvirt".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            contract: CONTRACT.into(),
-            description: "VMs on libvirt hosts, with HAProxy + keepalived load balancers holding the API's virtual IP"
-                .into(),
-            supports: Capabilities::VIP | Capabilities::MULTI_HOST | Capabilities::DATA_DISKS,
-        }
+impl Backend for Libvirt {
+    type Config = Config;
+    type State = State;
+
+    const NAME: &'static str = "libvirt";
+    const DESCRIPTION: &'static str =
+        "VMs on libvirt hosts, with HAProxy + keepalived load balancers holding the API's virtual IP";
+    const SUPPORTS: Capabilities = Capabilities::VIP.union(Capabilities::MULTI_HOST).union(Capabilities::DATA_DISKS);
+    const CONFIG_HELP: &'static str = "see the README's libvirt section for the fields";
+
+    fn configure(mut config: Config, cluster: &Cluster) -> Result<Config, Error> {
+        config.cluster = cluster.name.clone();
+        Ok(config)
     }
 
-    fn validate(cluster: Cluster) -> Vec<Diagnostic> {
-        config::validate(&cluster)
+    fn validate(cluster: &Cluster, config: &Config, out: &mut Diagnostics) {
+        config::validate(config, cluster, out)
     }
 
-    fn plan(cluster: Cluster, prior: Option<Vec<u8>>) -> Result<Vec<Change>, Error> {
-        let cfg = config::Config::from_cluster(&cluster)?;
-        apply::plan(&cfg, &cluster, prior)
+    fn plan(cluster: &Cluster, config: &Config, prior: State) -> Result<Vec<Change>, Error> {
+        apply::plan(config, cluster, prior)
     }
 
-    fn apply(cluster: Cluster, prior: Option<Vec<u8>>) -> Result<Infrastructure, Error> {
-        let cfg = config::Config::from_cluster(&cluster)?;
-        apply::apply(&cfg, &cluster, prior)
+    fn apply(cluster: &Cluster, config: &Config, prior: State) -> Result<Provisioned<State>, Error> {
+        apply::apply(config, cluster, prior)
     }
 
-    fn destroy(cluster: Cluster, state: Option<Vec<u8>>) -> Result<(), Error> {
-        let cfg = config::Config::from_cluster(&cluster)?;
-        apply::destroy(&cfg, &cluster, state)
+    fn destroy(cluster: &Cluster, config: &Config, state: State) -> Result<(), Error> {
+        apply::destroy(config, cluster, state)
     }
 }
 
 /// What `apply` puts on the machines: every node's NoCloud seed, and the load balancers'
 /// HAProxy and keepalived files inside it, as they are rendered there.
-impl files::Guest for Libvirt {
-    fn rendered_files(cluster: Cluster, _prior: Option<Vec<u8>>) -> Result<Vec<RenderedFile>, Error> {
-        let cfg = config::Config::from_cluster(&cluster)?;
+impl RendersFiles for Libvirt {
+    fn files(cluster: &Cluster, cfg: &Config, _prior: State) -> Result<Vec<RenderedFile>, Error> {
         let mut out = Vec::new();
         for node in &cluster.nodes {
             let iso = names::seed(node);
-            for (name, content) in cloudinit::seed(&cfg, &cluster, node) {
+            for (name, content) in cloudinit::seed(cfg, cluster, node) {
                 let destination =
                     format!("{name} of the NoCloud seed ISO (volume {iso}), read by cloud-init at first boot");
                 out.push(RenderedFile { node: node.name.clone(), name: name.into(), destination, content });
             }
-            for (path, mode, content) in cloudinit::lb_files(&cfg, &cluster, node) {
+            for (path, mode, content) in cloudinit::lb_files(cfg, cluster, node) {
                 let name = path.rsplit('/').next().unwrap_or(path).to_string();
                 let destination = format!("{path} (mode {mode}), written by cloud-init from user-data");
                 out.push(RenderedFile { node: node.name.clone(), name, destination, content });
@@ -90,4 +76,4 @@ impl files::Guest for Libvirt {
     }
 }
 
-export!(Libvirt);
+register_backend!(Libvirt, files);

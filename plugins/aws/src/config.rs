@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::{Cluster, Diagnostic, Error, Severity};
+use crate::{Cluster, Diagnostics, Error};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -30,14 +30,13 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_cluster(cluster: &Cluster) -> Result<Config, Error> {
-        let mut c: Config = serde_json::from_str(&cluster.config)
-            .map_err(|e| Error::InvalidInput(format!("backends.aws: {e} (is the section there?)")))?;
-        if c.availability_zones.is_empty() {
+    /// The section as the core validated it, for this cluster.
+    pub fn for_cluster(mut self, cluster: &Cluster) -> Result<Config, Error> {
+        if self.availability_zones.is_empty() {
             return Err(Error::InvalidInput("backends.aws.availabilityZones is empty".into()));
         }
-        c.cluster = cluster.name.clone();
-        Ok(c)
+        self.cluster = cluster.name.clone();
+        Ok(self)
     }
 
     /// ELB names are at most 32 characters and unique per account and region.
@@ -69,35 +68,13 @@ impl Config {
     }
 }
 
-pub fn validate(cluster: &Cluster) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    let cfg = match Config::from_cluster(cluster) {
-        Ok(c) => c,
-        Err(Error::InvalidInput(m)) => {
-            return vec![Diagnostic {
-                severity: Severity::Error,
-                path: "backends.aws".into(),
-                message: m,
-                help: Some("see examples/aws.yaml".into()),
-            }];
-        }
-        Err(_) => return out,
-    };
+pub fn validate(cfg: &Config, out: &mut Diagnostics) {
     if cfg.ami.is_none() {
-        out.push(Diagnostic {
-            severity: Severity::Error,
-            path: "backends.aws.ami".into(),
-            message: "no AMI given for the nodes".into(),
-            help: Some("set an Ubuntu or Debian AMI with cloud-init for your region".into()),
-        });
+        out.error("backends.aws.ami", "no AMI given for the nodes")
+            .help("set an Ubuntu or Debian AMI with cloud-init for your region");
     }
     if cfg.availability_zones.len() > 16 {
-        out.push(Diagnostic {
-            severity: Severity::Error,
-            path: "backends.aws.availabilityZones".into(),
-            message: "more than 16 zones".into(),
-            help: Some("list at most 16 zones; the VPC is split into 16 subnets".into()),
-        });
+        out.error("backends.aws.availabilityZones", "more than 16 zones")
+            .help("list at most 16 zones; the VPC is split into 16 subnets");
     }
-    out
 }

@@ -10,7 +10,7 @@ use crate::aws::{Clients, code, err, pause};
 use crate::config::Config;
 use crate::inventory::discover;
 use crate::provision::{State, save};
-use crate::{Cluster, Error, info_log, progress};
+use crate::{Cluster, Error, log, progress};
 
 async fn until_gone<F, Fut>(what: &str, mut gone: F) -> Result<(), Error>
 where
@@ -51,8 +51,8 @@ where
     Err(Error::Transient(format!("{what} still has dependencies")))
 }
 
-pub async fn destroy(c: &Clients, cfg: &Config, _cluster: &Cluster, prior: Option<Vec<u8>>) -> Result<(), Error> {
-    let state = RefCell::new(State::parse(prior));
+pub async fn destroy(c: &Clients, cfg: &Config, _cluster: &Cluster, prior: State) -> Result<(), Error> {
+    let state = RefCell::new(prior);
     let inv = discover(c, cfg).await?;
     let total = inv.count() as u64;
     let removed = RefCell::new(0u64);
@@ -60,7 +60,7 @@ pub async fn destroy(c: &Clients, cfg: &Config, _cluster: &Cluster, prior: Optio
         *removed.borrow_mut() += n;
         progress::report("remove resources", (*removed.borrow()).min(total), total);
     };
-    info_log("removing resources", &[("found", total.to_string())]);
+    log::info("removing resources", &[("found", &total)]);
 
     // The load balancer first: listener, targets, balancer, then its target group.
     if let Some(l) = &inv.listener {
@@ -132,7 +132,7 @@ pub async fn destroy(c: &Clients, cfg: &Config, _cluster: &Cluster, prior: Optio
             .send()
             .await
             .map_err(|e| err("TerminateInstances", e))?;
-        info_log("terminating instances", &[("count", ids.len().to_string())]);
+        log::info("terminating instances", &[("count", &ids.len())]);
         until_gone("instances to terminate", || async {
             let out = c
                 .ec2
@@ -256,6 +256,6 @@ pub async fn destroy(c: &Clients, cfg: &Config, _cluster: &Cluster, prior: Optio
         save(&state)?;
         tick(1);
     }
-    info_log("removed all resources", &[("count", (*removed.borrow()).to_string())]);
+    log::info("removed all resources", &[("count", &*removed.borrow())]);
     Ok(())
 }

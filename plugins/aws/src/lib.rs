@@ -16,62 +16,44 @@ mod plan;
 mod provision;
 mod rules;
 
-wit_bindgen::generate!({
-    world: "backend",
-    path: "../../wit",
-});
+use hacluster_backend::*;
 
-use exports::hacluster::backend::plugin::Guest;
-use hacluster::backend::types::*;
-
-pub(crate) use hacluster::backend::{checkpoint, credentials, log, progress};
-
-const CONTRACT: &str = "0.1.1";
-
-pub(crate) fn info_log(message: &str, fields: &[(&str, String)]) {
-    let fields: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-    log::log(log::Level::Info, message, &fields);
-}
-
-pub(crate) fn debug_log(message: &str, fields: &[(&str, String)]) {
-    let fields: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-    log::log(log::Level::Debug, message, &fields);
-}
+use crate::config::Config;
+use crate::provision::State;
 
 struct Aws;
 
-impl Guest for Aws {
-    fn info() -> PluginInfo {
-        PluginInfo {
-            name: "aws".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            contract: CONTRACT.into(),
-            description: "VPC, security groups, EC2 instances and a Network Load Balancer on AWS".into(),
-            supports: Capabilities::CLOUD_LB | Capabilities::MULTI_HOST,
-        }
+impl Backend for Aws {
+    type Config = Config;
+    type State = State;
+
+    const NAME: &'static str = "aws";
+    const DESCRIPTION: &'static str = "VPC, security groups, EC2 instances and a Network Load Balancer on AWS";
+    const SUPPORTS: Capabilities = Capabilities::CLOUD_LB.union(Capabilities::MULTI_HOST);
+    const CONFIG_HELP: &'static str = "see examples/aws.yaml";
+
+    fn configure(config: Config, cluster: &Cluster) -> Result<Config, Error> {
+        config.for_cluster(cluster)
     }
 
-    fn validate(cluster: Cluster) -> Vec<Diagnostic> {
-        config::validate(&cluster)
+    fn validate(_cluster: &Cluster, config: &Config, out: &mut Diagnostics) {
+        config::validate(config, out)
     }
 
-    fn plan(cluster: Cluster, prior: Option<Vec<u8>>) -> Result<Vec<Change>, Error> {
-        let cfg = config::Config::from_cluster(&cluster)?;
-        let clients = aws::Clients::new(&cfg)?;
-        wstd::runtime::block_on(plan::plan(&clients, &cfg, &cluster, prior))
+    fn plan(cluster: &Cluster, config: &Config, _prior: State) -> Result<Vec<Change>, Error> {
+        let clients = aws::Clients::new(config)?;
+        wstd::runtime::block_on(plan::plan(&clients, config, cluster))
     }
 
-    fn apply(cluster: Cluster, prior: Option<Vec<u8>>) -> Result<Infrastructure, Error> {
-        let cfg = config::Config::from_cluster(&cluster)?;
-        let clients = aws::Clients::new(&cfg)?;
-        wstd::runtime::block_on(provision::apply(&clients, &cfg, &cluster, prior))
+    fn apply(cluster: &Cluster, config: &Config, prior: State) -> Result<Provisioned<State>, Error> {
+        let clients = aws::Clients::new(config)?;
+        wstd::runtime::block_on(provision::apply(&clients, config, cluster, prior))
     }
 
-    fn destroy(cluster: Cluster, state: Option<Vec<u8>>) -> Result<(), Error> {
-        let cfg = config::Config::from_cluster(&cluster)?;
-        let clients = aws::Clients::new(&cfg)?;
-        wstd::runtime::block_on(destroy::destroy(&clients, &cfg, &cluster, state))
+    fn destroy(cluster: &Cluster, config: &Config, state: State) -> Result<(), Error> {
+        let clients = aws::Clients::new(config)?;
+        wstd::runtime::block_on(destroy::destroy(&clients, config, cluster, state))
     }
 }
 
-export!(Aws);
+register_backend!(Aws);

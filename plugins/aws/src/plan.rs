@@ -9,7 +9,7 @@ fn change(exists: bool, kind: &str, name: String, detail: String) -> Change {
     Change { action: if exists { ChangeAction::Keep } else { ChangeAction::Create }, kind: kind.into(), name, detail }
 }
 
-pub async fn plan(c: &Clients, cfg: &Config, cluster: &Cluster, _prior: Option<Vec<u8>>) -> Result<Vec<Change>, Error> {
+pub async fn plan(c: &Clients, cfg: &Config, cluster: &Cluster) -> Result<Vec<Change>, Error> {
     let inv = discover(c, cfg).await?;
     let name = &cfg.cluster;
     let mut out = Vec::new();

@@ -18,8 +18,7 @@ use crate::config::Config;
 use crate::inventory::{Inventory, discover};
 use crate::rules;
 use crate::{
-    ApiEndpoint, Cluster, EndpointKind, Error, Infrastructure, Machine, NodeRole, SshTarget, checkpoint, debug_log,
-    info_log, progress,
+    ApiEndpoint, Cluster, EndpointKind, Error, Machine, NodeRole, Provisioned, SshTarget, checkpoint, log, progress,
 };
 
 /// The backend's state: ids of what it created, and the nonce of this cluster's life (part of
@@ -45,16 +44,6 @@ pub struct State {
     pub listener: Option<String>,
 }
 
-impl State {
-    pub fn parse(prior: Option<Vec<u8>>) -> State {
-        prior.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
-    }
-
-    pub fn bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("state serializes")
-    }
-}
-
 /// The `hacluster:role` of the NLB's security group.
 pub const LB_ROLE: &str = "api-load-balancer";
 
@@ -67,8 +56,7 @@ pub struct Groups {
 
 /// Saves the state through the host before the next step.
 pub fn save(state: &RefCell<State>) -> Result<(), Error> {
-    let bytes = state.borrow().bytes();
-    checkpoint::save(&bytes).map_err(|e| Error::Internal(format!("checkpoint failed: {e}")))
+    checkpoint(&*state.borrow())
 }
 
 fn new_nonce() -> String {
@@ -192,7 +180,7 @@ async fn ensure_network(
             let id = out.vpc().and_then(|v| v.vpc_id()).unwrap_or_default().to_string();
             state.borrow_mut().vpc = Some(id.clone());
             save(state)?;
-            info_log("created VPC", &[("id", id.clone()), ("cidr", cfg.vpc_cidr.clone())]);
+            log::info("created VPC", &[("id", &id), ("cidr", &cfg.vpc_cidr)]);
             inv.vpc = Some(id.clone());
             id
         }
@@ -247,7 +235,7 @@ async fn ensure_network(
                     .await
                     .map_err(|e| err("ModifySubnetAttribute", e))?;
             }
-            info_log("created subnet", &[("id", id.clone()), ("zone", zone.clone()), ("cidr", cidr)]);
+            log::info("created subnet", &[("id", &id), ("zone", &zone), ("cidr", &cidr)]);
             Ok::<(String, String), Error>((zone.clone(), id))
         }
     });
@@ -307,7 +295,7 @@ async fn ensure_network(
                 .send()
                 .await
                 .map_err(|e| err("AttachInternetGateway", e))?;
-            info_log("created internet gateway", &[("id", id.clone())]);
+            log::info("created internet gateway", &[("id", &id)]);
             id
         }
     };
@@ -331,7 +319,7 @@ async fn ensure_network(
             let id = out.route_table().and_then(|r| r.route_table_id()).unwrap_or_default().to_string();
             state.borrow_mut().route_table = Some(id.clone());
             save(state)?;
-            info_log("created route table", &[("id", id.clone())]);
+            log::info("created route table", &[("id", &id)]);
             (id, Vec::new(), false)
         }
     };
@@ -407,7 +395,7 @@ async fn ensure_security_groups(
                     }
                 }
                 save(state)?;
-                info_log("created security group", &[("id", id.clone()), ("role", role.into())]);
+                log::info("created security group", &[("id", &id), ("role", &role)]);
                 id
             }
         };
@@ -447,7 +435,7 @@ async fn authorize_missing(c: &Clients, group: String, missing: Vec<rules::Rule>
         .send()
         .await
         .map_err(|e| err("AuthorizeSecurityGroupIngress", e))?;
-    debug_log("authorized ingress rules", &[("group", group.clone()), ("rules", missing.len().to_string())]);
+    log::debug("authorized ingress rules", &[("group", &group), ("rules", &missing.len())]);
     Ok(missing.len())
 }
 
@@ -476,7 +464,7 @@ async fn ensure_key_pair(
         .map_err(|e| err("ImportKeyPair", e))?;
     state.borrow_mut().key_pair = Some(name.clone());
     save(state)?;
-    info_log("imported key pair", &[("name", name.clone())]);
+    log::info("imported key pair", &[("name", &name)]);
     Ok(name)
 }
 
@@ -621,7 +609,7 @@ async fn ensure_instances(
                     }
                     Err(e) if worth_retrying(&e) && attempt < LAUNCH_ATTEMPTS => {
                         if let Some(id) = instance_of_node(c, &cfg.cluster, &node.name).await? {
-                            info_log("the launch went through; its answer was lost", &[("node", node.name.clone())]);
+                            log::info("the launch went through; its answer was lost", &[("node", &node.name)]);
                             break id;
                         }
                         attempt += 1;
@@ -634,7 +622,7 @@ async fn ensure_instances(
             save(state)?;
             *done.borrow_mut() += 1;
             progress::report("create instances", *done.borrow(), total);
-            info_log("launched instance", &[("node", node.name.clone()), ("id", id.clone()), ("zone", zone)]);
+            log::info("launched instance", &[("node", &node.name), ("id", &id), ("zone", &zone)]);
             Ok::<(), Error>(())
         }
     });
@@ -719,7 +707,7 @@ async fn ensure_no_client_ip_preservation(c: &Clients, tg: &str) -> Result<(), E
         .send()
         .await
         .map_err(|e| err("ModifyTargetGroupAttributes", e))?;
-    debug_log("turned client address preservation off", &[("target group", tg.to_string())]);
+    log::debug("turned client address preservation off", &[("target group", &tg)]);
     Ok(())
 }
 
@@ -782,7 +770,7 @@ async fn ensure_load_balancer(
             let arn = out.target_groups().first().and_then(|t| t.target_group_arn()).unwrap_or_default().to_string();
             state.borrow_mut().target_group = Some(arn.clone());
             save(state)?;
-            info_log("created target group", &[("arn", arn.clone())]);
+            log::info("created target group", &[("arn", &arn)]);
             arn
         }
     };
@@ -814,7 +802,7 @@ async fn ensure_load_balancer(
             let arn = lb.and_then(|l| l.load_balancer_arn()).unwrap_or_default().to_string();
             state.borrow_mut().load_balancer = Some(arn.clone());
             save(state)?;
-            info_log("created network load balancer", &[("arn", arn.clone())]);
+            log::info("created network load balancer", &[("arn", &arn)]);
             inv.lb = Some(crate::inventory::Lb { arn: arn.clone(), security_groups: vec![sgs.lb.clone()] });
             arn
         }
@@ -875,7 +863,7 @@ async fn ensure_load_balancer(
             .send()
             .await
             .map_err(|e| err("RegisterTargets", e))?;
-        info_log("registered control planes with the load balancer", &[("count", wanted.len().to_string())]);
+        log::info("registered control planes with the load balancer", &[("count", &wanted.len())]);
     }
 
     let dns = RefCell::new(String::new());
@@ -900,25 +888,19 @@ async fn ensure_load_balancer(
     Ok(dns.into_inner())
 }
 
-pub async fn apply(
-    c: &Clients,
-    cfg: &Config,
-    cluster: &Cluster,
-    prior: Option<Vec<u8>>,
-) -> Result<Infrastructure, Error> {
+pub async fn apply(c: &Clients, cfg: &Config, cluster: &Cluster, mut st: State) -> Result<Provisioned<State>, Error> {
     if !matches!(cluster.endpoint, EndpointKind::CloudLoadBalancer) {
         return Err(Error::InvalidInput(
             "the aws backend provides the endpoint itself (a Network Load Balancer)".into(),
         ));
     }
-    let mut st = State::parse(prior);
     if st.nonce.is_empty() {
         st.nonce = new_nonce();
     }
     let state = RefCell::new(st);
     save(&state)?;
     let mut inv = discover(c, cfg).await?;
-    debug_log("discovered existing resources", &[("count", inv.count().to_string())]);
+    log::debug("discovered existing resources", &[("count", &inv.count())]);
     refuse_nlb_without_group(cfg, &inv)?;
 
     let vpc = ensure_network(c, cfg, &mut inv, &state).await?;
@@ -930,10 +912,9 @@ pub async fn apply(
 
     let extra: Vec<&String> = inv.instances.keys().filter(|n| !cluster.nodes.iter().any(|x| &x.name == *n)).collect();
     if !extra.is_empty() {
-        crate::log::log(
-            crate::log::Level::Warn,
+        log::warn(
             "instances of nodes no longer in the config are left running; drain them and run down or remove them",
-            &[("nodes".into(), extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","))],
+            &[("nodes", &extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","))],
         );
     }
     let mut machines = Vec::new();
@@ -963,8 +944,7 @@ pub async fn apply(
             provider_id: inst.id.clone(),
         });
     }
-    let state = state.into_inner();
-    Ok(Infrastructure { machines, endpoint: ApiEndpoint { host: dns, port: cluster.api_port }, state: state.bytes() })
+    Ok(Provisioned { machines, endpoint: ApiEndpoint { host: dns, port: cluster.api_port }, state: state.into_inner() })
 }
 
 #[cfg(test)]

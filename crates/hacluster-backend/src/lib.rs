@@ -7,7 +7,7 @@
 //! - implement [`Backend`] with your config section and your state as serde types;
 //! - register it with [`register_backend!`] (add `, files` and implement
 //!   [`RendersFiles`] if you put files of your own on the machines);
-//! - use [`log`], [`progress`], [`checkpoint`] and the [`Diagnostics`] builder, and the
+//! - use [`log`], [`progress`], [`checkpoint()`] and the [`Diagnostics`] builder, and the
 //!   host's [`hypervisor`] and [`credentials`] when the operator grants them.
 //!
 //! ```ignore
@@ -34,7 +34,7 @@
 #![deny(missing_docs)]
 
 mod backend;
-pub mod checkpoint;
+mod checkpoint;
 mod cluster;
 mod diagnostics;
 #[doc(hidden)]

@@ -303,9 +303,10 @@ fn a_component_of_contract_0_1_0_still_loads_and_plans() {
 
 /// A third party's backend is the SDK crate and its own code: the static example, copied out
 /// of the repository with its dependency pointed at the SDK by path, builds offline from its
-/// lock file, loads, and says the contract version of `wit/`.
+/// lock file, loads, says the contract version of `wit/`, and provisions.
 #[test]
 fn the_static_example_builds_outside_the_repository() {
+    needs!(Plugins);
     let s = Scratch::new();
     let copy = s.path("mine");
     copy_tree(&example("static-backend"), &copy);
@@ -338,6 +339,16 @@ fn the_static_example_builds_outside_the_repository() {
     assert_eq!(v["contract"], contract, "built against the contract of wit/");
     assert_eq!(v["info"]["contract"], contract, "the SDK stamps the contract of wit/ into `info`");
     assert_eq!(v["rendersFiles"], false);
+
+    // And it provisions: the machines of the example adopted, their host keys pinned.
+    let text = std::fs::read_to_string(example("static.yaml")).unwrap().replace("~/.ssh/id_ed25519", "OPKEY");
+    let cfg = s.write("static.yaml", &text);
+    let r = s.run(&["provision", "-c", cfg.to_str().unwrap(), "--plugin", wasm.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("API endpoint: 192.0.2.10:6443"), "{}", r.stdout);
+    let st = s.state_of("metal").expect("the state of the provisioned cluster");
+    assert_eq!(st.backend, "static");
+    assert_eq!(st.infrastructure.expect("its machines").machines.len(), 5);
 }
 
 /// Copies a source tree, without build output.

@@ -32,33 +32,32 @@ const IGNORED: &[&str] = &["CRI", "ContainerRuntimeVersion", "KubeletVersion", "
 /// ("invalid IP-literal"): a check of the build, not of the document.
 const IGNORED_V1_30: &[&str] = &["FileExisting-crictl", "HTTPProxyCIDR"];
 
-/// Whether every pinned version is built (`scripts/build-k8s --list` exits 1 when one is not).
-pub(crate) fn kubernetes_built() -> bool {
-    static BUILT: OnceLock<bool> = OnceLock::new();
-    *BUILT.get_or_init(|| {
-        Command::new(repo().join("scripts/build-k8s"))
-            .arg("--list")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+/// `scripts/build-k8s --list`, run once: its stdout when every pinned version is built, else
+/// its stderr (it exits 1 when one is not).
+fn listed() -> &'static Result<String, String> {
+    static LISTED: OnceLock<Result<String, String>> = OnceLock::new();
+    LISTED.get_or_init(|| {
+        let out =
+            Command::new(repo().join("scripts/build-k8s")).arg("--list").output().expect("scripts/build-k8s runs");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        if out.status.success() { Ok(text(&out.stdout)) } else { Err(text(&out.stderr)) }
     })
+}
+
+/// Whether every pinned version is built.
+pub(crate) fn kubernetes_built() -> bool {
+    listed().is_ok()
 }
 
 /// (version, directory of its binaries), as `scripts/build-k8s --list` prints them.
 pub(crate) fn pinned() -> &'static [(String, PathBuf)] {
     static PINNED: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
     PINNED.get_or_init(|| {
-        let out =
-            Command::new(repo().join("scripts/build-k8s")).arg("--list").output().expect("scripts/build-k8s runs");
-        assert!(
-            out.status.success(),
-            "the Kubernetes binaries are not built; run ./scripts/build-k8s (./scripts/setup does):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = listed().as_ref().unwrap_or_else(|stderr| {
+            panic!("the Kubernetes binaries are not built; run ./scripts/build-k8s (./scripts/setup does):\n{stderr}")
+        });
         // Kubernetes versions only; the lab's other builds (`etcd-v3.7.0 …`) follow them.
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
+        out.lines()
             .filter(|l| l.starts_with('v'))
             .map(|l| {
                 let (v, dir) = l.split_once(' ').expect("`version dir` lines");

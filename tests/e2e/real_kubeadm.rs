@@ -308,7 +308,7 @@ fn real_kubeadm_default_version_vip_labels_taints_subnets_flannel_mirror() {
         &with_nodes(
             "dflt",
             &nodes,
-            "  networkPlugin: flannel\n  dnsMode: coredns\n  podSubnet: 10.32.0.0/16\n  serviceSubnet: 10.112.0.0/12\n  packageMirror: https://mirror.lab.invalid/kubernetes\n  imageRepository: registry.lab.invalid:5000/k8s\n  registryMirrors: [{registry: docker.io, endpoint: \"http://registry.lab.invalid:5000\", plainHttp: true}]\n  containerd: {restrictOomScoreAdj: true}\n  ignorePreflightErrors: [SystemVerification, Swap]\n  kubelet: {failCgroupV1: false, maxPods: 50}\n",
+            "  networkPlugin: flannel\n  dnsMode: coredns\n  podSubnet: 10.32.0.0/16\n  serviceSubnet: 10.112.0.0/12\n  packageMirror: https://mirror.lab.invalid/kubernetes\n  imageRepository: registry.lab.invalid:5000/k8s\n  registryMirrors: [{registry: docker.io, endpoint: \"http://registry.lab.invalid:5000\", plainHttp: true}]\n  containerd: {restrictOomScoreAdj: true}\n  ignorePreflightErrors: [SystemVerification, Swap]\n  kubelet: {failCgroupV1: false, maxPods: 50}\n  kubeProxy: {conntrack: {maxPerCore: 0}, mode: iptables}\n",
         ),
     );
     let out = judge_plan(&s, &c, &[]);
@@ -318,6 +318,8 @@ fn real_kubeadm_default_version_vip_labels_taints_subnets_flannel_mirror() {
     assert_eq!(init[1]["imageRepository"], "registry.lab.invalid:5000/k8s");
     assert_eq!(init[0]["nodeRegistration"]["ignorePreflightErrors"], serde_json::json!(["SystemVerification", "Swap"]));
     assert_eq!((init[2]["failCgroupV1"].clone(), init[2]["maxPods"].clone()), (false.into(), 50.into()));
+    assert_eq!(init[3]["kind"], "KubeProxyConfiguration");
+    assert_eq!(init[3]["conntrack"]["maxPerCore"], 0);
     let w = std::fs::read_to_string(out.join("dflt-worker-1/kubeadm-join.yaml")).unwrap();
     assert!(w.contains("node.example.com/pool=blue") && w.contains("dedicated"), "{w}");
 }
@@ -331,7 +333,14 @@ fn real_kubeadm_previous_minor_single_lb_dhcp_kube_router() {
     let c = config(
         &s,
         "previous.yaml",
-        &with_nodes("prev", nodes, &format!("  version: {}\n  networkPlugin: kube-router\n", previous.0)),
+        &with_nodes(
+            "prev",
+            nodes,
+            &format!(
+                "  version: {}\n  networkPlugin: kube-router\n  kubeProxy: {{conntrack: {{maxPerCore: 0}}}}\n",
+                previous.0
+            ),
+        ),
     );
     let out = judge_plan(&s, &c, &[]);
     // DHCP nodes: placeholder addresses, named in the README.

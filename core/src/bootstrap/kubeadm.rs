@@ -209,7 +209,25 @@ pub fn init_config(spec: &ClusterSpec, infra: &Infrastructure, secrets: &Secrets
     if let Some(r) = &spec.kubernetes.image_repository {
         cluster["imageRepository"] = json!(r);
     }
-    docs(&[init, cluster, kubelet_config(spec)])
+    let mut documents = vec![init, cluster, kubelet_config(spec)];
+    documents.extend(kube_proxy_config(spec));
+    docs(&documents)
+}
+
+/// The KubeProxyConfiguration kubeadm gives kube-proxy, when the config sets any of its fields
+/// (otherwise kubeadm's own defaults, and no document).
+pub fn kube_proxy_config(spec: &ClusterSpec) -> Option<Value> {
+    if spec.kubernetes.kube_proxy.is_empty() {
+        return None;
+    }
+    let mut proxy = json!({
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+    });
+    for (k, v) in &spec.kubernetes.kube_proxy {
+        proxy[k] = v.clone();
+    }
+    Some(proxy)
 }
 
 /// The KubeletConfiguration kubeadm distributes to every node: the systemd cgroup driver

@@ -377,12 +377,28 @@ pub struct Kubernetes {
     /// `failCgroupV1: false`. They go into the KubeletConfiguration kubeadm distributes.
     #[serde(default)]
     pub kubelet: BTreeMap<String, serde_json::Value>,
+    /// KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) fields, e.g.
+    /// `conntrack: {maxPerCore: 0}` to leave the machine's conntrack table size alone. They go
+    /// into the configuration kubeadm gives kube-proxy. Default: none (kubeadm's defaults).
+    #[serde(default)]
+    pub kube_proxy: BTreeMap<String, serde_json::Value>,
+    /// How `hacluster upgrade` rolls a new `version` out.
+    #[serde(default)]
+    pub upgrade: Upgrade,
     /// Kubitect compatibility only: hacluster runs kubeadm itself. Ignored with a warning.
     pub kubespray: Option<serde_json::Value>,
     /// Kubitect compatibility only. Ignored with a warning.
     pub manager: Option<serde_json::Value>,
     /// Kubitect compatibility only. Ignored with a warning.
     pub other: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Upgrade {
+    /// Workers drained and upgraded at once (control planes always go one at a time, for
+    /// etcd's quorum). Default: 1.
+    pub max_unavailable_workers: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -433,6 +433,10 @@ pub struct KubernetesSpec {
     pub ignore_preflight_errors: Vec<String>,
     /// KubeletConfiguration fields set on every node.
     pub kubelet: BTreeMap<String, serde_json::Value>,
+    /// KubeProxyConfiguration fields (none: kubeadm's defaults).
+    pub kube_proxy: BTreeMap<String, serde_json::Value>,
+    /// Workers drained and upgraded at once by `hacluster upgrade` (at least 1).
+    pub max_unavailable_workers: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

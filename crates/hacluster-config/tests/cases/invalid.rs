@@ -780,6 +780,18 @@ const CASES: &[Case] = &[
         "not a kubeadm preflight check",
     ),
     case(
+        "kube-proxy field that is no field",
+        &[("  version: v1.35.0\n", "  version: v1.35.0\n  kubeProxy:\n    conntrack-max: 0 #<\n")],
+        "kubernetes.kubeProxy.conntrack-max",
+        "not a KubeProxyConfiguration field",
+    ),
+    case(
+        "an upgrade that would upgrade no worker",
+        &[("  version: v1.35.0\n", "  version: v1.35.0\n  upgrade:\n    maxUnavailableWorkers: 0 #<\n")],
+        "kubernetes.upgrade.maxUnavailableWorkers",
+        "never upgrade a worker",
+    ),
+    case(
         "all mixed with named preflight checks",
         &[("  version: v1.35.0\n", "  version: v1.35.0\n  ignorePreflightErrors: [all, Swap] #<\n")],
         "kubernetes.ignorePreflightErrors",

@@ -190,26 +190,34 @@ pub fn check(cx: &mut Ctx, raw: &RawConfig, opts: &Options, network: Option<&Net
         );
     }
 
-    for key in k.kubelet.keys() {
-        let ok = key.len() <= 128
-            && key.as_bytes().first().is_some_and(|b| b.is_ascii_lowercase())
-            && key.bytes().all(|b| b.is_ascii_alphanumeric());
-        if matches!(key.as_str(), "apiVersion" | "kind") {
-            cx.error_key(
-                "kubelet-field",
-                base.key("kubelet").key(key.clone()),
-                format!("`{key}` of the KubeletConfiguration is hacluster's to set"),
-                "remove it: hacluster renders kubelet.config.k8s.io/v1beta1",
-            );
-        } else if !ok {
-            cx.error_key(
-                "kubelet-field",
-                base.key("kubelet").key(key.clone()),
-                format!("`{key}` is not a KubeletConfiguration field name"),
-                "KubeletConfiguration fields are camelCase names such as `failCgroupV1` or `maxPods`",
-            );
-        }
+    let max_unavailable_workers = k.upgrade.max_unavailable_workers.unwrap_or(1);
+    if max_unavailable_workers == 0 {
+        cx.error(
+            "upgrade-batch",
+            base.key("upgrade").key("maxUnavailableWorkers"),
+            "`maxUnavailableWorkers: 0` would never upgrade a worker",
+            "use 1 (the default: one worker drained at a time) or more",
+        );
     }
+
+    component_fields(
+        cx,
+        &base,
+        "kubelet",
+        k.kubelet.keys(),
+        "KubeletConfiguration",
+        "kubelet.config.k8s.io/v1beta1",
+        "`failCgroupV1` or `maxPods`",
+    );
+    component_fields(
+        cx,
+        &base,
+        "kubeProxy",
+        k.kube_proxy.keys(),
+        "KubeProxyConfiguration",
+        "kubeproxy.config.k8s.io/v1alpha1",
+        "`conntrack` or `mode`",
+    );
 
     Some(KubernetesSpec {
         version: version?,
@@ -226,6 +234,8 @@ pub fn check(cx: &mut Ctx, raw: &RawConfig, opts: &Options, network: Option<&Net
         },
         ignore_preflight_errors: ignore,
         kubelet: k.kubelet.clone(),
+        kube_proxy: k.kube_proxy.clone(),
+        max_unavailable_workers,
     })
 }
 
@@ -361,6 +371,40 @@ fn check_support(cx: &mut Ctx, path: FieldPath, v: KubeVersion, today: &str, has
                 "kubeadm before v1.22 lacks the v1beta3 config API that hacluster renders; use a newer version",
             );
             None
+        }
+    }
+}
+
+/// The field names of a component's configuration the config passes on (`kubelet`,
+/// `kubeProxy`): camelCase names, and never the document's own `apiVersion` or `kind`.
+fn component_fields<'k>(
+    cx: &mut Ctx,
+    base: &FieldPath,
+    section: &str,
+    keys: impl Iterator<Item = &'k String>,
+    kind: &str,
+    api: &str,
+    examples: &str,
+) {
+    for key in keys {
+        let ok = key.len() <= 128
+            && key.as_bytes().first().is_some_and(|b| b.is_ascii_lowercase())
+            && key.bytes().all(|b| b.is_ascii_alphanumeric());
+        let rule = if section == "kubelet" { "kubelet-field" } else { "kube-proxy-field" };
+        if matches!(key.as_str(), "apiVersion" | "kind") {
+            cx.error_key(
+                rule,
+                base.key(section).key(key.clone()),
+                format!("`{key}` of the {kind} is hacluster's to set"),
+                format!("remove it: hacluster renders {api}"),
+            );
+        } else if !ok {
+            cx.error_key(
+                rule,
+                base.key(section).key(key.clone()),
+                format!("`{key}` is not a {kind} field name"),
+                format!("{kind} fields are camelCase names such as {examples}"),
+            );
         }
     }
 }

@@ -6,6 +6,8 @@
 pub use hacluster_config::{config, model, plan};
 
 pub mod bootstrap;
+pub mod certs;
+pub mod drain;
 pub mod events;
 pub mod identity;
 pub mod infra;
@@ -15,3 +17,4 @@ pub mod session;
 pub mod ssh;
 pub mod state;
 pub mod text;
+pub mod upgrade;

@@ -42,6 +42,12 @@ pub enum SessionError {
     NoState(String),
     #[error("{0}")]
     Input(String),
+    #[error(
+        "cluster `{0}` is provisioned but not bootstrapped: there is nothing to upgrade; `hacluster up` makes it at the config's version"
+    )]
+    NotBootstrapped(String),
+    #[error("{0}")]
+    VersionChange(String),
 }
 
 impl SessionError {
@@ -58,6 +64,8 @@ impl SessionError {
                 | SessionError::Grants(_)
                 | SessionError::BackendChanged { .. }
                 | SessionError::Input(_)
+                | SessionError::NotBootstrapped(_)
+                | SessionError::VersionChange(_)
         )
     }
 }
@@ -354,6 +362,8 @@ pub enum RunError {
     Merge(#[from] crate::bootstrap::kubeconfig::MergeError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Upgrade(#[from] crate::upgrade::UpgradeError),
 }
 
 impl RunError {
@@ -425,6 +435,120 @@ pub async fn bootstrap(
         crate::bootstrap::kubeconfig::merge_into(target, spec.name.as_str(), &text)?;
     }
     Ok(Bootstrapped { kubeconfig, endpoint: crate::bootstrap::kubeadm::endpoint(&infra) })
+}
+
+/// A rolling upgrade to the config's version (resumable; nothing to do when it is there).
+pub async fn upgrade(
+    spec: &ClusterSpec,
+    state_root: &Path,
+    events: Arc<dyn crate::events::Events>,
+    settings: crate::ssh::Settings,
+) -> Result<crate::upgrade::Outcome, RunError> {
+    let (dir, _, _) = provisioned(spec, state_root)?;
+    let lock = dir.lock()?;
+    let state = lock.load_or_new(spec.name.as_str(), "")?;
+    let infra = state.infrastructure.clone().ok_or_else(|| SessionError::NoState(spec.name.to_string()))?;
+    if !state.bootstrap.as_ref().is_some_and(|b| b.completed.iter().any(|c| c == "kubeadm-init")) {
+        return Err(SessionError::NotBootstrapped(spec.name.to_string()).into());
+    }
+    refuse_recorded_version_skip(spec, &state)?;
+    let r = over_ssh(settings, events.clone(), async |exec| {
+        for id in state.identities.values() {
+            exec.redactor().add(&id.host_private_key);
+        }
+        crate::upgrade::Upgrade::new(spec, &infra, exec, events, &lock, state.clone()).run().await
+    })
+    .await?;
+    Ok(r?)
+}
+
+/// The upgrade `plan` shows: from the version the state records (or the start of an upgrade
+/// under way, with its finished steps) to the config's. `Ok(None)`: no state, no recorded
+/// version, or nothing to upgrade.
+pub fn planned_upgrade(
+    spec: &ClusterSpec,
+    state_root: &Path,
+) -> Result<Option<(crate::upgrade::UpgradePlan, Vec<String>)>, crate::upgrade::Refusal> {
+    let Ok(Some(state)) = StateDir::new(state_root, spec.name.as_str()).read() else { return Ok(None) };
+    let to = spec.kubernetes.version;
+    let (from, completed) = match &state.upgrade {
+        Some(u) if u.to == to.to_string() => (u.from.parse().ok(), u.completed.clone()),
+        _ => (recorded_version(&state), Vec::new()),
+    };
+    let Some(from) = from else { return Ok(None) };
+    Ok(crate::upgrade::plan::plan(spec, from)?.map(|p| (p, completed)))
+}
+
+/// The version the state records for the cluster, when it records one.
+pub fn recorded_version(state: &ClusterState) -> Option<crate::model::KubeVersion> {
+    state.bootstrap.as_ref()?.kubernetes_version.as_deref()?.parse().ok()
+}
+
+/// A skipped minor or a downgrade against the recorded version is refused before any node
+/// is asked (the live check follows in the upgrade itself).
+fn refuse_recorded_version_skip(spec: &ClusterSpec, state: &ClusterState) -> Result<(), crate::upgrade::UpgradeError> {
+    if state.upgrade.is_some() {
+        return Ok(());
+    }
+    if let Some(from) = recorded_version(state) {
+        crate::upgrade::plan::check(from, spec.kubernetes.version)?;
+    }
+    Ok(())
+}
+
+/// `up` and `bootstrap` on a cluster made at another version: they do not upgrade (that
+/// restarts every control plane, and has its own checks): `hacluster upgrade` does.
+pub fn refuse_version_change(spec: &ClusterSpec, state_root: &Path) -> Result<(), SessionError> {
+    let dir = StateDir::new(state_root, spec.name.as_str());
+    let Some(state) = dir.read()? else { return Ok(()) };
+    let to = spec.kubernetes.version;
+    let under_way = state.upgrade.as_ref().map(|u| u.to.clone());
+    match (recorded_version(&state), under_way) {
+        (_, Some(u)) => Err(SessionError::VersionChange(format!(
+            "an upgrade to {u} is under way on cluster `{}`: finish it with `hacluster upgrade -c FILE` (the config must ask for {u}) before `up`",
+            spec.name
+        ))),
+        (Some(from), None) if from != to => Err(SessionError::VersionChange(format!(
+            "cluster `{}` runs {from} and the config asks for {to}: `up` does not change a running cluster's version. Run `hacluster plan -c FILE` to see the upgrade, and `hacluster upgrade -c FILE` to carry it out",
+            spec.name
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Every node's certificates and when they expire.
+pub async fn certificates(
+    spec: &ClusterSpec,
+    state_root: &Path,
+    events: Arc<dyn crate::events::Events>,
+    settings: crate::ssh::Settings,
+) -> Result<Vec<crate::certs::NodeCertificates>, RunError> {
+    let (_, _, infra) = provisioned(spec, state_root)?;
+    over_ssh(settings, events, async |exec| crate::certs::survey(spec, &infra, exec).await).await
+}
+
+/// `certs renew`: kubeadm's certificates renewed on every control plane in turn, and the admin
+/// kubeconfig in the state rewritten with its renewed client certificate.
+pub async fn renew_certificates(
+    spec: &ClusterSpec,
+    state_root: &Path,
+    events: Arc<dyn crate::events::Events>,
+    settings: crate::ssh::Settings,
+) -> Result<(Vec<crate::certs::Renewed>, PathBuf), RunError> {
+    let (dir, _, _) = provisioned(spec, state_root)?;
+    let lock = dir.lock()?;
+    let state = lock.load_or_new(spec.name.as_str(), "")?;
+    let infra = state.infrastructure.clone().ok_or_else(|| SessionError::NoState(spec.name.to_string()))?;
+    if !state.bootstrap.as_ref().is_some_and(|b| b.completed.iter().any(|c| c == "kubeadm-init")) {
+        return Err(SessionError::NotBootstrapped(spec.name.to_string()).into());
+    }
+    let (renewed, admin) =
+        over_ssh(settings, events.clone(), async |exec| crate::certs::renew(spec, &infra, exec, events.clone()).await)
+            .await??;
+    let text = crate::bootstrap::kubeconfig::with_server(&admin, &infra.endpoint.host, infra.endpoint.port);
+    let path = lock.dir().path.join("kubeconfig");
+    crate::state::write_atomic(&path, text.as_bytes())?;
+    Ok((renewed, path))
 }
 
 /// Live health of a provisioned cluster.

@@ -88,6 +88,9 @@ pub struct ClusterState {
     /// Kubernetes bootstrap progress and its secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<BootstrapRecord>,
+    /// An upgrade under way (gone once it has finished).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<crate::upgrade::UpgradeRecord>,
 }
 
 /// What the bootstrap has done, so a second run knows where it stands (the nodes are still
@@ -107,6 +110,10 @@ pub struct BootstrapRecord {
     /// Steps finished, in order (`kubeadm-init`, `join:<node>`, ...).
     #[serde(default)]
     pub completed: Vec<String>,
+    /// The Kubernetes version the cluster was made at, or last upgraded to (`v1.N.P`); absent
+    /// in states from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_version: Option<String>,
     /// The admin kubeconfig written for the user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubeconfig: Option<PathBuf>,

@@ -404,6 +404,12 @@ impl<'a> Bootstrap<'a> {
             };
             self.record(|r| r.secrets.ca_cert_hash = Some(hash)).await?;
         }
+        // The version the cluster is made at: `up` and `plan` compare the config's with it.
+        let version = self.spec.kubernetes.version.to_string();
+        self.record(|r| {
+            r.kubernetes_version.get_or_insert(version);
+        })
+        .await?;
         self.done("kubeadm-init").await
     }
 

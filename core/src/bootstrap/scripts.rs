@@ -159,6 +159,14 @@ fi
 want={pkg_version}
 have=$(dpkg-query -W -f='${{Version}}' kubeadm 2>/dev/null || true)
 runtime=$(dpkg-query -W -f='${{Status}}' {containerd_pkg} 2>/dev/null || true)
+# A node in the cluster already keeps its version: changing it is `hacluster upgrade`'s, which
+# drains it and restarts its control plane in order.
+if [ -e /etc/kubernetes/kubelet.conf ] && [ -n "$have" ]; then
+  case "$have" in
+    "$want"-*) ;;
+    *) echo "this node runs kubeadm $have and the config asks for $want: preparing a node does not upgrade it; run \`hacluster upgrade -c FILE\`" >&2; exit 3 ;;
+  esac
+fi
 case "$have $runtime" in
   "$want"-*" install ok installed") ;;
   *)

@@ -53,7 +53,11 @@ impl From<SessionError> for CliError {
 
 impl From<RunError> for CliError {
     fn from(e: RunError) -> Self {
-        let code = if e.is_usage() { exit::USAGE } else { exit::FAILED };
+        let code = match &e {
+            RunError::Upgrade(u) if u.is_config() => exit::INVALID,
+            e if e.is_usage() => exit::USAGE,
+            _ => exit::FAILED,
+        };
         Self::new(e, code)
     }
 }

@@ -44,10 +44,15 @@ pub enum Command {
     Up(commands::up::Args),
     /// Bootstrap Kubernetes on infrastructure already provisioned.
     Bootstrap(commands::bootstrap::Args),
+    /// Roll the cluster to the config's kubernetes.version, one node at a time (resumable).
+    Upgrade(commands::upgrade::Args),
     /// Machines, roles, etcd members and endpoint health.
     Status(commands::status::Args),
     /// Check the HA promise; --chaos stops a control plane to show it.
     Verify(commands::verify::Args),
+    /// The cluster's certificates (`status` shows when they expire).
+    #[command(subcommand)]
+    Certs(commands::certs::Command),
     /// Path of the cluster's admin kubeconfig (optionally merged into another).
     Kubeconfig(commands::kubeconfig::Args),
     /// Remove the cluster's infrastructure through its backend, then its state.
@@ -99,6 +104,8 @@ fn main() -> ExitCode {
         Command::Provision(a) => commands::provision::exec(&shell, a),
         Command::Up(a) => commands::up::exec(&shell, a),
         Command::Bootstrap(a) => commands::bootstrap::exec(&shell, a),
+        Command::Upgrade(a) => commands::upgrade::exec(&shell, a),
+        Command::Certs(c) => commands::certs::exec(&shell, c),
         Command::Status(a) => commands::status::exec(&shell, a),
         Command::Verify(a) => commands::verify::exec(&shell, a),
         Command::Kubeconfig(a) => commands::kubeconfig::exec(&shell, a),

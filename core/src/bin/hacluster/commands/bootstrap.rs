@@ -25,6 +25,7 @@ pub struct Args {
 pub fn exec(shell: &Shell, args: &Args) -> CliResult {
     let root = args.host.state_root();
     open::with_config(shell, &args.config, &args.host, Backend::Provisioned(&root), async |cfg| {
+        session::refuse_version_change(&cfg.spec, &root)?;
         finish(shell, &cfg.spec, &root, args.merge_kubeconfig.as_deref()).await
     })
 }

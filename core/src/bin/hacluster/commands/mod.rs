@@ -1,4 +1,5 @@
 pub mod bootstrap;
+pub mod certs;
 pub mod completions;
 pub mod down;
 pub mod kubeconfig;
@@ -9,6 +10,7 @@ pub mod provision;
 pub mod schema;
 pub mod status;
 pub mod up;
+pub mod upgrade;
 pub mod validate;
 pub mod verify;
 

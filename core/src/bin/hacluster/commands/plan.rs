@@ -78,8 +78,14 @@ pub fn exec(shell: &Shell, args: &Args) -> CliResult {
                 Some(Written { files, dir: dir.display().to_string() })
             }
         };
+        let (upgrade, refused) = match session::planned_upgrade(spec, &root) {
+            Ok(u) => (u.map(|(plan, completed)| UpgradeView { plan, completed }), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
         shell.diagnostics(&cfg.checked);
         shell.print(&Planned {
+            upgrade,
+            upgrade_refused: refused.clone(),
             findings: Findings::of(&cfg.checked),
             plan: Plan::for_cluster(spec),
             changes,
@@ -87,8 +93,32 @@ pub fn exec(shell: &Shell, args: &Args) -> CliResult {
             out,
             missing: cfg.missing.as_ref(),
         });
-        Ok(())
+        // The config asks for a version the cluster cannot be upgraded to.
+        if refused.is_some() { Err(CliError::code(exit::INVALID)) } else { Ok(()) }
     })
+}
+
+/// The upgrade from the version the state records to the config's.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UpgradeView {
+    #[serde(flatten)]
+    plan: hacluster::upgrade::UpgradePlan,
+    /// Steps an upgrade under way has finished.
+    completed: Vec<String>,
+}
+
+fn upgrade_view(f: &mut fmt::Formatter<'_>, u: &UpgradeView) -> fmt::Result {
+    writeln!(
+        f,
+        "\nUpgrade from {} to {} (`hacluster upgrade -c FILE` carries it out; `up` does not change the version):",
+        u.plan.from, u.plan.to
+    )?;
+    for (i, s) in u.plan.steps.iter().enumerate() {
+        let done = if u.completed.contains(&s.id) { " [done]" } else { "" };
+        writeln!(f, "  {:>2}. {}{done}", i + 1, s.description)?;
+    }
+    writeln!(f, "  Endpoint drain: {}", u.plan.endpoint_drain)
 }
 
 #[derive(Serialize)]
@@ -97,6 +127,11 @@ struct Planned<'a> {
     #[serde(flatten)]
     findings: Findings<'a>,
     plan: Plan,
+    /// The rolling upgrade to the config's version, when the state records another.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upgrade: Option<UpgradeView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upgrade_refused: Option<String>,
     /// `None` when no backend looked.
     changes: Option<Vec<Change>>,
     /// Why an inferred backend could not look.
@@ -129,6 +164,12 @@ impl fmt::Display for Planned<'_> {
             )?,
             (None, Some(nf)) => writeln!(f, "\nInfrastructure changes: not shown ({nf})")?,
             (None, None) => {}
+        }
+        if let Some(u) = &self.upgrade {
+            upgrade_view(f, u)?;
+        }
+        if let Some(r) = &self.upgrade_refused {
+            writeln!(f, "\nUpgrade REFUSED: {r}")?;
         }
         if let Some(w) = &self.out {
             files_view(f, &w.dir, &w.files)?;

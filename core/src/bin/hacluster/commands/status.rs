@@ -1,6 +1,7 @@
 use std::fmt;
 
 use hacluster::bootstrap::verify::Health;
+use hacluster::certs::{NodeCertificates, WARN_SECS};
 use hacluster::infra::{ApiEndpoint, Machine};
 use hacluster::model::NodeRole;
 use hacluster::session;
@@ -26,6 +27,7 @@ pub fn exec(shell: &Shell, args: &Args) -> CliResult {
     open::with_config(shell, &args.config, &args.host, Backend::Provisioned(&root), async |cfg| {
         let spec = &cfg.spec;
         let (state, h) = session::health(spec, &root, shell.events(), session::ssh_settings(spec)).await?;
+        let certificates = session::certificates(spec, &root, shell.events(), session::ssh_settings(spec)).await?;
         let infra = state.infrastructure.as_ref().expect("health reads a provisioned cluster only");
         let completed = state.bootstrap.as_ref().map(|b| b.completed.clone()).unwrap_or_default();
         shell.print(&Status {
@@ -35,6 +37,7 @@ pub fn exec(shell: &Shell, args: &Args) -> CliResult {
             machines: &infra.machines,
             bootstrap_completed: &completed,
             health: &h,
+            certificates: &certificates,
         });
         if h.all_ok() { Ok(()) } else { Err(CliError::code(exit::FAILED)) }
     })
@@ -49,6 +52,7 @@ struct Status<'a> {
     machines: &'a [Machine],
     bootstrap_completed: &'a [String],
     health: &'a Health,
+    certificates: &'a [NodeCertificates],
 }
 
 pub fn mark(ok: bool) -> &'static str {
@@ -118,6 +122,39 @@ impl fmt::Display for Status<'_> {
             "Bootstrap steps done: {}",
             if completed.is_empty() { "none".into() } else { completed.join(", ") }
         )?;
-        Ok(())
+        certificates_view(f, self.certificates)
     }
+}
+
+fn days(secs: i64) -> String {
+    if secs <= 0 { "EXPIRED".into() } else { format!("{} days", secs / 86400) }
+}
+
+/// Per node, the certificate that expires first; a line of its own for each under 30 days.
+pub fn certificates_view(f: &mut fmt::Formatter<'_>, nodes: &[NodeCertificates]) -> fmt::Result {
+    writeln!(f, "Certificates (`hacluster certs renew` renews kubeadm's; kubelets rotate their own):")?;
+    for n in nodes {
+        if let Some(p) = &n.problem {
+            writeln!(f, "  {:<32} could not be read: {p}", n.node)?;
+            continue;
+        }
+        let leaves = n.all().filter(|c| !c.authority);
+        match leaves.min_by_key(|c| c.residual_secs) {
+            Some(c) => writeln!(
+                f,
+                "  {:<32} {} certificate(s), the first to expire: {} on {} ({})",
+                n.node,
+                n.all().count(),
+                c.name,
+                c.expires,
+                days(c.residual_secs)
+            )?,
+            None => writeln!(f, "  {:<32} none found", n.node)?,
+        }
+        for c in n.all().filter(|c| c.residual_secs < WARN_SECS) {
+            let what = if c.authority { "certificate authority" } else { "certificate" };
+            writeln!(f, "    WARNING: {what} {} expires {} ({})", c.name, c.expires, days(c.residual_secs))?;
+        }
+    }
+    Ok(())
 }

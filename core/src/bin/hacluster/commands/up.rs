@@ -25,6 +25,7 @@ pub fn exec(shell: &Shell, args: &Args) -> CliResult {
         shell.diagnostics(&cfg.checked);
         let plugin = cfg.plugin();
         let root = args.host.state_root();
+        session::refuse_version_change(&cfg.spec, &root)?;
         let p = session::provision(plugin, &cfg.spec, &root).await?;
         // People see the machines before the bootstrap; JSON has the bootstrap's result only.
         if !shell.is_json() {

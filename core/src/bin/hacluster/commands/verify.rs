@@ -49,8 +49,21 @@ pub fn exec(shell: &Shell, args: &Args) -> CliResult {
             Some(ChaosOutcome::Ran(c)) => c.api_answered && c.quorum_kept && c.restored,
             Some(ChaosOutcome::Failed { .. }) => false,
         };
-        let healthy = h.all_ok();
-        shell.print(&Verified { cluster: spec.name.as_str(), health: &h, healthy, chaos, asked: args.chaos });
+        // An expired certificate is an outage waiting for the next restart: verify fails on it.
+        let certificates = session::certificates(spec, &root, shell.events(), ssh()).await?;
+        let expired: Vec<String> = certificates
+            .iter()
+            .flat_map(|n| n.all().filter(|c| c.residual_secs <= 0).map(move |c| format!("{}: {}", n.node, c.name)))
+            .collect();
+        let healthy = h.all_ok() && expired.is_empty();
+        shell.print(&Verified {
+            cluster: spec.name.as_str(),
+            health: &h,
+            expired_certificates: &expired,
+            healthy,
+            chaos,
+            asked: args.chaos,
+        });
         if healthy && chaos_ok { Ok(()) } else { Err(CliError::code(exit::FAILED)) }
     })
 }
@@ -59,6 +72,8 @@ pub fn exec(shell: &Shell, args: &Args) -> CliResult {
 struct Verified<'a> {
     cluster: &'a str,
     health: &'a Health,
+    /// `node: certificate` of every expired one.
+    expired_certificates: &'a [String],
     healthy: bool,
     chaos: Option<ChaosOutcome>,
     /// Whether `--chaos` was given, to say why it did not run.
@@ -98,6 +113,15 @@ impl fmt::Display for Verified<'_> {
             )?;
         }
         writeln!(f, "  nodes Ready: {} of {}", h.nodes_ready.len(), h.nodes_total)?;
+        if self.expired_certificates.is_empty() {
+            writeln!(f, "  certificates: none expired")?;
+        } else {
+            writeln!(
+                f,
+                "  certificates EXPIRED: {} (`hacluster certs renew -c FILE` renews kubeadm's)",
+                self.expired_certificates.join(", ")
+            )?;
+        }
         match &self.chaos {
             Some(ChaosOutcome::Ran(c)) => {
                 writeln!(f, "Chaos: stopped {} (static pods and kubelet)", c.stopped)?;

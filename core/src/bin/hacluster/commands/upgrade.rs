@@ -1,0 +1,56 @@
+use std::fmt;
+
+use hacluster::session;
+use hacluster::upgrade::Outcome;
+use serde::Serialize;
+
+use super::open::{self, Backend};
+use super::{ConfigArgs, HostArgs};
+use crate::error::CliResult;
+use crate::shell::Shell;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub host: HostArgs,
+}
+
+/// `upgrade`: the cluster, rolled to the config's `kubernetes.version` (resumable).
+pub fn exec(shell: &Shell, args: &Args) -> CliResult {
+    let root = args.host.state_root();
+    open::with_config(shell, &args.config, &args.host, Backend::Provisioned(&root), async |cfg| {
+        let spec = &cfg.spec;
+        let o = session::upgrade(spec, &root, shell.events(), session::ssh_settings(spec)).await?;
+        shell.print(&Upgraded { cluster: spec.name.as_str(), outcome: &o });
+        Ok(())
+    })
+}
+
+#[derive(Serialize)]
+struct Upgraded<'a> {
+    cluster: &'a str,
+    #[serde(flatten)]
+    outcome: &'a Outcome,
+}
+
+impl fmt::Display for Upgraded<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = self.outcome;
+        if o.steps == 0 {
+            return writeln!(f, "Cluster {} runs {}: nothing to upgrade", self.cluster, o.to);
+        }
+        writeln!(
+            f,
+            "Cluster {} upgraded from {} to {}: {} steps, {} in this run{}",
+            self.cluster,
+            o.from,
+            o.to,
+            o.steps,
+            o.ran.len(),
+            if o.resumed { " (resumed)" } else { "" }
+        )?;
+        writeln!(f, "The control planes' certificates were renewed by kubeadm as it upgraded them.")
+    }
+}

@@ -70,6 +70,8 @@ pub struct UpgradePlan {
     pub steps: Vec<Step>,
     /// How each control plane is taken out of the endpoint while it restarts.
     pub endpoint_drain: String,
+    /// Risks the operator should know of before starting.
+    pub warnings: Vec<String>,
 }
 
 /// The steps from `from` to the config's version; `Ok(None)` when the cluster is there.
@@ -143,7 +145,13 @@ pub fn plan(spec: &ClusterSpec, from: KubeVersion) -> Result<Option<UpgradePlan>
         nodes: Vec::new(),
         description: format!("record {to} as the cluster's version"),
     });
-    Ok(Some(UpgradePlan { from, to, steps, endpoint_drain: crate::drain::DESCRIPTION.into() }))
+    // No backend can be told yet (the contract has no drain call): said for each, so that an
+    // operator whose balancer neither checks /readyz nor retries knows before starting.
+    let warnings = vec![format!(
+        "backend `{}` cannot be told to take a control plane out of its load balancer (the backend contract has no drain call yet): hacluster takes the member out on the node; a balancer that checks /readyz or retries refused connections (HAProxy as the libvirt backend renders it) sends no request to a restarting member, one that does neither (an AWS NLB) may until its health check notices",
+        spec.backend.name
+    )];
+    Ok(Some(UpgradePlan { from, to, steps, endpoint_drain: crate::drain::DESCRIPTION.into(), warnings }))
 }
 
 #[cfg(test)]

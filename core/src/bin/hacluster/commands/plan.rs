@@ -80,7 +80,7 @@ pub fn exec(shell: &Shell, args: &Args) -> CliResult {
         };
         let (upgrade, refused) = match session::planned_upgrade(spec, &root) {
             Ok(u) => (u.map(|(plan, completed)| UpgradeView { plan, completed }), None),
-            Err(e) => (None, Some(e.to_string())),
+            Err(e) => (None, Some(format!("{}: {e}", args.config.config.display()))),
         };
         shell.diagnostics(&cfg.checked);
         shell.print(&Planned {
@@ -118,7 +118,11 @@ fn upgrade_view(f: &mut fmt::Formatter<'_>, u: &UpgradeView) -> fmt::Result {
         let done = if u.completed.contains(&s.id) { " [done]" } else { "" };
         writeln!(f, "  {:>2}. {}{done}", i + 1, s.description)?;
     }
-    writeln!(f, "  Endpoint drain: {}", u.plan.endpoint_drain)
+    writeln!(f, "  Endpoint drain: {}", u.plan.endpoint_drain)?;
+    for w in &u.plan.warnings {
+        writeln!(f, "  warning: {w}")?;
+    }
+    Ok(())
 }
 
 #[derive(Serialize)]

@@ -1,12 +1,13 @@
 use std::fmt;
 
-use hacluster::session;
+use hacluster::session::{self, RunError};
 use hacluster::upgrade::Outcome;
 use serde::Serialize;
 
 use super::open::{self, Backend};
 use super::{ConfigArgs, HostArgs};
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult};
+use crate::exit;
 use crate::shell::Shell;
 
 #[derive(clap::Args)]
@@ -22,7 +23,14 @@ pub fn exec(shell: &Shell, args: &Args) -> CliResult {
     let root = args.host.state_root();
     open::with_config(shell, &args.config, &args.host, Backend::Provisioned(&root), async |cfg| {
         let spec = &cfg.spec;
-        let o = session::upgrade(spec, &root, shell.events(), session::ssh_settings(spec)).await?;
+        let o = match session::upgrade(spec, &root, shell.events(), session::ssh_settings(spec)).await {
+            Ok(o) => o,
+            // The config asks for what cannot be done: say which file.
+            Err(RunError::Upgrade(e)) if e.is_config() => {
+                return Err(CliError::new(format!("{}: {e}", args.config.config.display()), exit::INVALID));
+            }
+            Err(e) => return Err(e.into()),
+        };
         shell.print(&Upgraded { cluster: spec.name.as_str(), outcome: &o });
         Ok(())
     })

@@ -22,11 +22,18 @@ pub(crate) struct Lab {
 
 impl Lab {
     pub fn up(control_planes: u32, workers: u32) -> Lab {
+        Lab::up_at(control_planes, workers, None)
+    }
+
+    /// A lab whose config asks for `version` (`v1.N` or `v1.N.P`, one the lab has built).
+    pub fn up_at(control_planes: u32, workers: u32, version: Option<&str>) -> Lab {
         let started = Instant::now();
-        let out = Command::new(repo().join("scripts/lab"))
-            .args(["up", "--control-planes", &control_planes.to_string(), "--workers", &workers.to_string()])
-            .output()
-            .expect("scripts/lab runs");
+        let (cps, ws) = (control_planes.to_string(), workers.to_string());
+        let mut args = vec!["up", "--control-planes", &cps, "--workers", &ws];
+        if let Some(v) = version {
+            args.extend(["--version", v]);
+        }
+        let out = Command::new(repo().join("scripts/lab")).args(&args).output().expect("scripts/lab runs");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "scripts/lab up failed:\n{}", String::from_utf8_lossy(&out.stderr));
         let config = PathBuf::from(stdout.lines().last().expect("the config's path, last").trim());

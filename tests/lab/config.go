@@ -42,6 +42,10 @@ cluster:
     loadBalancer:
       vip: %s
       virtualRouterId: 51
+      # The tests' web Service (NodePort 30080) through the VIP, as a site exposes a NodePort
+      # Service: the balancers check each worker and retry a refused connection on another.
+      forwardPorts:
+        - {name: web, port: 8080, targetPort: 30080}
       instances:
 %s    master:
       instances:
@@ -145,6 +149,11 @@ cluster:
       nodefs.inodesFree: 1%%
       imagefs.available: 1Gi
     imageGCHighThresholdPercent: 100
+  # The conntrack table's size is this machine's (read-only in a node's network namespace):
+  # kube-proxy 1.36 fails at start when it cannot set it, unless told to leave it alone.
+  kubeProxy:
+    conntrack:
+      maxPerCore: 0
   containerd:
     restrictOomScoreAdj: true
 backends:

@@ -12,6 +12,7 @@
 //	lab down [N ...]                                          removes labs (all without N)
 //	lab list
 //	lab nodes N                                               lab N's machines, host keys included
+//	lab sample KUBECONFIG GET-PATH SERVICE-URL OUT STOP       what clients see, until STOP exists
 //
 // See README.md beside this file. scripts/lab builds and runs it.
 package main
@@ -38,6 +39,8 @@ func main() {
 		err = cmdList()
 	case "nodes":
 		err = cmdNodes(args)
+	case "sample":
+		err = cmdSample(args)
 	case "serve":
 		err = cmdServe(args)
 	case "node-start":
@@ -54,6 +57,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: lab up --control-planes N --workers M [--version V] | lab down [N ...] | lab list | lab nodes N")
+	fmt.Fprintln(os.Stderr, "usage: lab up --control-planes N --workers M [--version V] | lab down [N ...] | lab list | lab nodes N | lab sample KUBECONFIG GET-PATH SERVICE-URL OUT STOP")
 	os.Exit(2)
 }

@@ -42,9 +42,7 @@ pub enum SessionError {
     NoState(String),
     #[error("{0}")]
     Input(String),
-    #[error(
-        "cluster `{0}` is provisioned but not bootstrapped: there is nothing to upgrade; `hacluster up` makes it at the config's version"
-    )]
+    #[error("cluster `{0}` is provisioned but has no Kubernetes yet: run `hacluster up` first")]
     NotBootstrapped(String),
     #[error("{0}")]
     VersionChange(String),

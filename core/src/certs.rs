@@ -117,7 +117,7 @@ fn kubelet_client(out: &str) -> Option<Expiry> {
 /// kubelet's), asked at once.
 pub async fn survey(spec: &ClusterSpec, infra: &Infrastructure, exec: &Executor) -> Vec<NodeCertificates> {
     let nodes = spec.control_planes.iter().chain(&spec.workers);
-    let asks = nodes.filter_map(|n| infra.machines.iter().find(|m| m.name == n.name.as_str())).map(|m| async move {
+    let asks = nodes.filter_map(|n| infra.machine(n.name.as_str())).map(|m| async move {
         let mut c = NodeCertificates {
             node: m.name.clone(),
             role: m.role,
@@ -185,8 +185,7 @@ pub async fn renew(
     events: Arc<dyn Events>,
 ) -> Result<(Vec<Renewed>, String), BootstrapError> {
     let mut done = Vec::new();
-    let cps: Vec<&Machine> =
-        spec.control_planes.iter().filter_map(|n| infra.machines.iter().find(|m| m.name == n.name.as_str())).collect();
+    let cps: Vec<&Machine> = spec.control_planes.iter().filter_map(|n| infra.machine(n.name.as_str())).collect();
     for (i, m) in cps.iter().enumerate() {
         events.progress("certs", "renew certificates", i as u64, cps.len() as u64);
         let unparked = exec.run(m, &Script::root("unpark manifests", UNPARK)).await?;

@@ -57,6 +57,13 @@ pub struct Infrastructure {
     pub endpoint: ApiEndpoint,
 }
 
+impl Infrastructure {
+    /// The machine the backend reported for node `name`.
+    pub fn machine(&self, name: &str) -> Option<&Machine> {
+        self.machines.iter().find(|m| m.name == name)
+    }
+}
+
 /// A planned change to infrastructure, as a backend reports it for dry runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

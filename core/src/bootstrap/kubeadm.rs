@@ -100,7 +100,7 @@ pub fn endpoint(infra: &Infrastructure) -> String {
 }
 
 fn address_of<'a>(infra: &'a Infrastructure, node: &Node) -> &'a str {
-    infra.machines.iter().find(|m| m.name == node.name.as_str()).map(|m| m.private_address.as_str()).unwrap_or("")
+    infra.machine(node.name.as_str()).map(|m| m.private_address.as_str()).unwrap_or("")
 }
 
 fn v1beta4(spec: &ClusterSpec) -> bool {

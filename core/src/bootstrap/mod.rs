@@ -84,7 +84,7 @@ pub struct Bootstrap<'a> {
 const SRC: &str = "bootstrap";
 
 /// `kubectl` against the cluster from a control plane, with the admin credentials.
-fn kubectl(args: &str) -> String {
+pub(crate) fn kubectl(args: &str) -> String {
     format!("kubectl --kubeconfig {ADMIN_CONF} {args}")
 }
 
@@ -110,11 +110,7 @@ impl<'a> Bootstrap<'a> {
     }
 
     fn machine(&self, node: &Node) -> Result<&'a Machine, BootstrapError> {
-        self.infra
-            .machines
-            .iter()
-            .find(|m| m.name == node.name.as_str())
-            .ok_or_else(|| BootstrapError::NoMachine(node.name.to_string()))
+        self.infra.machine(node.name.as_str()).ok_or_else(|| BootstrapError::NoMachine(node.name.to_string()))
     }
 
     fn info(&self, msg: &str) {

@@ -114,10 +114,6 @@ impl Health {
     }
 }
 
-fn machine<'a>(infra: &'a Infrastructure, name: &str) -> Option<&'a Machine> {
-    infra.machines.iter().find(|m| m.name == name)
-}
-
 async fn check_cp(exec: &Executor, m: &Machine) -> ControlPlaneHealth {
     let script = "a=$(curl -sk --max-time 3 https://127.0.0.1:6443/readyz 2>/dev/null); e=$(curl -fsS --max-time 3 http://127.0.0.1:2381/health 2>/dev/null); echo \"api=$a\"; echo \"etcd=$e\"";
     match exec.run_unchecked(m, &Script::root("control-plane health", script).timeout(Duration::from_secs(20))).await {
@@ -154,12 +150,11 @@ async fn endpoint_ok(exec: &Executor, from: &Machine, endpoint: &str) -> bool {
 }
 
 pub async fn health(spec: &ClusterSpec, infra: &Infrastructure, exec: &Executor) -> Health {
-    let cps: Vec<&Machine> = spec.control_planes.iter().filter_map(|n| machine(infra, n.name.as_str())).collect();
+    let cps: Vec<&Machine> = spec.control_planes.iter().filter_map(|n| infra.machine(n.name.as_str())).collect();
     let checks = join_all(cps.iter().map(|m| check_cp(exec, m))).await;
     let endpoint = super::kubeadm::endpoint(infra);
-    let healthy_cp = checks.iter().find(|c| c.apiserver).and_then(|c| machine(infra, &c.name));
-    let asker =
-        healthy_cp.or_else(|| checks.iter().find(|c| c.problem.is_none()).and_then(|c| machine(infra, &c.name)));
+    let healthy_cp = checks.iter().find(|c| c.apiserver).and_then(|c| infra.machine(&c.name));
+    let asker = healthy_cp.or_else(|| checks.iter().find(|c| c.problem.is_none()).and_then(|c| infra.machine(&c.name)));
     let ep_ok = match asker {
         Some(m) => endpoint_ok(exec, m, &endpoint).await,
         None => false,
@@ -178,7 +173,7 @@ pub async fn health(spec: &ClusterSpec, infra: &Infrastructure, exec: &Executor)
         None => Vec::new(),
     };
     let etcd_healthy = checks.iter().filter(|c| c.etcd).count() as u32;
-    let list = match checks.iter().find(|c| c.etcd).and_then(|c| machine(infra, &c.name)) {
+    let list = match checks.iter().find(|c| c.etcd).and_then(|c| infra.machine(&c.name)) {
         Some(m) => member_list(exec, m).await,
         None => None,
     };
@@ -368,7 +363,7 @@ pub async fn restore_interrupted(spec: &ClusterSpec, infra: &Infrastructure, exe
 async fn restore_leftovers<'m>(spec: &ClusterSpec, infra: &'m Infrastructure, exec: &Executor) -> Vec<&'m Machine> {
     let mut restored = Vec::new();
     for n in &spec.control_planes {
-        if let Some(m) = machine(infra, n.name.as_str()) {
+        if let Some(m) = infra.machine(n.name.as_str()) {
             // The manifests back before kubelet starts (it then finds them at once), and a
             // sampler the interrupted run left behind stopped.
             let script = format!(
@@ -397,7 +392,7 @@ fn witnesses<'m>(
         .control_planes
         .iter()
         .filter(|n| n.name.as_str() != victim)
-        .filter_map(|n| machine(infra, n.name.as_str()))
+        .filter_map(|n| infra.machine(n.name.as_str()))
         .collect();
     let first = *others
         .first()
@@ -430,7 +425,7 @@ pub async fn chaos(
         .find(|c| c.apiserver && c.etcd)
         .map(|c| c.name.clone())
         .ok_or(ChaosError::NoVictim)?;
-    let victim = machine(infra, &victim_name).ok_or(ChaosError::NoVictim)?;
+    let victim = infra.machine(&victim_name).ok_or(ChaosError::NoVictim)?;
     let (asker, others) = witnesses(spec, infra, &victim_name)?;
     let endpoint = super::kubeadm::endpoint(infra);
     events.log(

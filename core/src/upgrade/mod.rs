@@ -18,7 +18,7 @@ use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::bootstrap::{BootstrapError, jobs, verify};
+use crate::bootstrap::{BootstrapError, jobs, kubectl, verify};
 use crate::drain;
 use crate::events::{Events, LogLevel};
 use crate::infra::{Infrastructure, Machine};
@@ -136,10 +136,6 @@ pub struct Upgrade<'a> {
     state: Mutex<ClusterState>,
 }
 
-fn kubectl(args: &str) -> String {
-    format!("kubectl --kubeconfig {} {args}", crate::bootstrap::ADMIN_CONF)
-}
-
 impl<'a> Upgrade<'a> {
     pub fn new(
         spec: &'a ClusterSpec,
@@ -157,7 +153,7 @@ impl<'a> Upgrade<'a> {
     }
 
     fn machine(&self, node: &str) -> Result<&'a Machine, BootstrapError> {
-        self.infra.machines.iter().find(|m| m.name == node).ok_or_else(|| BootstrapError::NoMachine(node.to_string()))
+        self.infra.machine(node).ok_or_else(|| BootstrapError::NoMachine(node.to_string()))
     }
 
     fn init(&self) -> Result<&'a Machine, BootstrapError> {

@@ -183,7 +183,9 @@ pub async fn renew(
     infra: &Infrastructure,
     exec: &Executor,
     events: Arc<dyn Events>,
+    balancer: Option<&crate::drain::Balancer<'_>>,
 ) -> Result<(Vec<Renewed>, String), BootstrapError> {
+    let drain = crate::drain::Drain { exec, events: events.as_ref(), balancer };
     let mut done = Vec::new();
     let cps: Vec<&Machine> = spec.control_planes.iter().filter_map(|n| infra.machine(n.name.as_str())).collect();
     for (i, m) in cps.iter().enumerate() {
@@ -201,7 +203,7 @@ pub async fn renew(
         let soonest =
             |l: &[Expiry]| l.iter().filter(|c| !c.authority).map(|c| c.expires.clone()).min().unwrap_or_default();
         let before = soonest(&read(exec, m).await?);
-        crate::drain::take_out(exec, events.as_ref(), m).await?;
+        drain.take_out(m).await?;
         exec.run(
             m,
             &Script::root("kubeadm certs renew all", "kubeadm certs renew all >/dev/null 2>&1 && echo renewed")
@@ -214,7 +216,7 @@ pub async fn renew(
                 .timeout(Duration::from_secs(300)),
         )
         .await?;
-        crate::drain::put_back(exec, events.as_ref(), m).await?;
+        drain.put_back(m).await?;
         let after = soonest(&read(exec, m).await?);
         events.log(
             "certs",

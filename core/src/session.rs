@@ -441,6 +441,7 @@ pub async fn upgrade(
     state_root: &Path,
     events: Arc<dyn crate::events::Events>,
     settings: crate::ssh::Settings,
+    plugin: Option<&Plugin<'_>>,
 ) -> Result<crate::upgrade::Outcome, RunError> {
     let (dir, _, _) = provisioned(spec, state_root)?;
     let lock = dir.lock()?;
@@ -450,14 +451,40 @@ pub async fn upgrade(
         return Err(SessionError::NotBootstrapped(spec.name.to_string()).into());
     }
     refuse_recorded_version_skip(spec, &state)?;
+    let balancer = balancer(plugin, spec, &state)?;
     let r = over_ssh(settings, events.clone(), async |exec| {
         for id in state.identities.values() {
             exec.redactor().add(&id.host_private_key);
         }
-        crate::upgrade::Upgrade::new(spec, &infra, exec, events, &lock, state.clone()).run().await
+        crate::upgrade::Upgrade::new(spec, &infra, exec, events, &lock, state.clone())
+            .with_balancer(balancer.as_ref())
+            .run()
+            .await
     })
     .await?;
     Ok(r?)
+}
+
+/// Whether the backend's balancer can be told, as `plan` shows it.
+pub fn balancer_drain(plugin: Option<&Plugin<'_>>, spec: &ClusterSpec) -> crate::upgrade::BalancerDrain {
+    use crate::upgrade::BalancerDrain;
+    match plugin {
+        Some(p) if p.drains_endpoint() => BalancerDrain::Told { backend: p.name().to_string() },
+        Some(p) => BalancerDrain::CannotBeTold { backend: p.name().to_string(), contract: p.contract().to_string() },
+        None => BalancerDrain::NotFound { backend: spec.backend.name.to_string() },
+    }
+}
+
+/// The backend's balancer, when its plugin was found and exports `endpoint`.
+fn balancer<'p>(
+    plugin: Option<&'p Plugin<'p>>,
+    spec: &'p ClusterSpec,
+    state: &ClusterState,
+) -> Result<Option<crate::drain::Balancer<'p>>, SessionError> {
+    match plugin {
+        Some(p) => Ok(crate::drain::Balancer::new(p, spec, state)?),
+        None => Ok(None),
+    }
 }
 
 /// The upgrade `plan` shows: from the version the state records (or the start of an upgrade
@@ -466,6 +493,7 @@ pub async fn upgrade(
 pub fn planned_upgrade(
     spec: &ClusterSpec,
     state_root: &Path,
+    balancer: &crate::upgrade::BalancerDrain,
 ) -> Result<Option<(crate::upgrade::UpgradePlan, Vec<String>)>, crate::upgrade::Refusal> {
     let Ok(Some(state)) = StateDir::new(state_root, spec.name.as_str()).read() else { return Ok(None) };
     let to = spec.kubernetes.version;
@@ -474,7 +502,7 @@ pub fn planned_upgrade(
         _ => (recorded_version(&state), Vec::new()),
     };
     let Some(from) = from else { return Ok(None) };
-    Ok(crate::upgrade::plan::plan(spec, from)?.map(|p| (p, completed)))
+    Ok(crate::upgrade::plan::plan(spec, from, balancer)?.map(|p| (p, completed)))
 }
 
 /// The version the state records for the cluster, when it records one.
@@ -532,6 +560,7 @@ pub async fn renew_certificates(
     state_root: &Path,
     events: Arc<dyn crate::events::Events>,
     settings: crate::ssh::Settings,
+    plugin: Option<&Plugin<'_>>,
 ) -> Result<(Vec<crate::certs::Renewed>, PathBuf), RunError> {
     let (dir, _, _) = provisioned(spec, state_root)?;
     let lock = dir.lock()?;
@@ -540,13 +569,79 @@ pub async fn renew_certificates(
     if !state.bootstrap.as_ref().is_some_and(|b| b.completed.iter().any(|c| c == "kubeadm-init")) {
         return Err(SessionError::NotBootstrapped(spec.name.to_string()).into());
     }
-    let (renewed, admin) =
-        over_ssh(settings, events.clone(), async |exec| crate::certs::renew(spec, &infra, exec, events.clone()).await)
-            .await??;
+    let balancer = balancer(plugin, spec, &state)?;
+    let (renewed, admin) = over_ssh(settings, events.clone(), async |exec| {
+        crate::certs::renew(spec, &infra, exec, events.clone(), balancer.as_ref()).await
+    })
+    .await??;
     let text = crate::bootstrap::kubeconfig::with_server(&admin, &infra.endpoint.host, infra.endpoint.port);
     let path = lock.dir().path.join("kubeconfig");
     crate::state::write_atomic(&path, text.as_bytes())?;
     Ok((renewed, path))
+}
+
+/// What `hacluster endpoint drain|restore` did.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberChange {
+    pub node: String,
+    /// What the backend's balancer did (`None`: it cannot be told, or was not asked).
+    pub balancer: Option<String>,
+    /// Whether the node itself was changed (not with `--balancer-only`).
+    pub on_node: bool,
+}
+
+/// What `hacluster endpoint` is asked to do.
+#[derive(Debug, Clone, Copy)]
+pub struct MemberRequest<'a> {
+    pub node: &'a str,
+    /// Out of the endpoint (`true`) or back in.
+    pub drain: bool,
+    /// The backend's balancer alone, the node untouched (a machine that does not answer).
+    pub balancer_only: bool,
+}
+
+/// Takes a control plane out of the endpoint or puts it back: its backend's balancer and the
+/// node, or the balancer alone (for a node that does not answer: a dead machine about to be
+/// replaced).
+pub async fn endpoint_member(
+    spec: &ClusterSpec,
+    state_root: &Path,
+    events: Arc<dyn crate::events::Events>,
+    settings: crate::ssh::Settings,
+    plugin: Option<&Plugin<'_>>,
+    request: MemberRequest<'_>,
+) -> Result<MemberChange, RunError> {
+    let MemberRequest { node, drain, balancer_only } = request;
+    if !spec.control_planes.iter().any(|n| n.name.as_str() == node) {
+        let names: Vec<&str> = spec.control_planes.iter().map(|n| n.name.as_str()).collect();
+        return Err(SessionError::Input(format!(
+            "`{node}` is not a control plane of cluster `{}`: only control planes are members of the API endpoint ({})",
+            spec.name,
+            names.join(", ")
+        ))
+        .into());
+    }
+    let (_, state, infra) = provisioned(spec, state_root)?;
+    let balancer = balancer(plugin, spec, &state)?;
+    if balancer_only {
+        let Some(b) = balancer.as_ref() else {
+            let why = balancer_drain(plugin, spec).warning().unwrap_or_default();
+            return Err(SessionError::Input(format!("--balancer-only: {why}")).into());
+        };
+        let done = if drain { b.drain(node).await? } else { b.restore(node).await? };
+        return Ok(MemberChange { node: node.to_string(), balancer: Some(done), on_node: false });
+    }
+    let m = infra.machine(node).ok_or_else(|| crate::bootstrap::BootstrapError::NoMachine(node.to_string()))?;
+    let r = over_ssh(settings, events.clone(), async |exec| {
+        for id in state.identities.values() {
+            exec.redactor().add(&id.host_private_key);
+        }
+        let d = crate::drain::Drain { exec, events: events.as_ref(), balancer: balancer.as_ref() };
+        if drain { d.take_out(m).await } else { d.put_back(m).await }
+    })
+    .await??;
+    Ok(MemberChange { node: node.to_string(), balancer: r, on_node: true })
 }
 
 /// Live health of a provisioned cluster.

@@ -1,10 +1,11 @@
-//! Generates the bindings of both worlds from the WIT the crate carries, and stamps the
+//! Generates the bindings of every world from the WIT the crate carries, and stamps the
 //! contract version.
 //!
 //! The bindings are generated here rather than by `wit_bindgen::generate!` because a backend
-//! picks its world (`backend`, or `backend-with-files`) when it registers: both worlds' export
-//! macros must live in this crate, on one set of types, and the macro wit-bindgen names after
-//! the shared `plugin` export would be defined twice. The second world's copy is renamed.
+//! picks its world (`backend`, `backend-with-files`, `backend-with-endpoint` or both) when it
+//! registers: every world's export macros must live in this crate, on one set of types, and the
+//! macros wit-bindgen names after a shared export would be defined twice. Each world's are
+//! renamed.
 
 use std::path::Path;
 
@@ -23,27 +24,33 @@ fn main() {
     println!("cargo:rustc-env=HACLUSTER_BACKEND_CONTRACT={version}");
 
     let backend = generate(&mut resolve, pkg, "backend", "export_backend", "hacluster_backend::bindings", Vec::new());
-    // The second world reuses the first one's types and imports.
-    let with = ["types", "log", "progress", "checkpoint", "credentials", "hypervisor"]
-        .iter()
-        .map(|i| {
-            let key = format!("hacluster:backend/{i}@{version}");
-            (key, WithOption::Path(format!("crate::bindings::hacluster::backend::{i}")))
-        })
-        .collect();
-    let with_files = generate(
-        &mut resolve,
-        pkg,
-        "backend-with-files",
-        "export_backend_with_files",
-        "hacluster_backend::bindings::with_files",
-        with,
-    )
-    .replace("__export_hacluster_backend_plugin_", "__export_with_files_hacluster_backend_plugin_");
-
     let out = Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).to_path_buf();
     std::fs::write(out.join("backend.rs"), backend).expect("write backend.rs");
-    std::fs::write(out.join("with_files.rs"), with_files).expect("write with_files.rs");
+    // The other worlds reuse the first one's types and imports; each gets its own module and
+    // its own names for the per-interface export macros (which are crate-wide).
+    for (world, tag) in [
+        ("backend-with-files", "with_files"),
+        ("backend-with-endpoint", "with_endpoint"),
+        ("backend-with-files-and-endpoint", "with_files_and_endpoint"),
+    ] {
+        let with = ["types", "log", "progress", "checkpoint", "credentials", "hypervisor"]
+            .iter()
+            .map(|i| {
+                let key = format!("hacluster:backend/{i}@{version}");
+                (key, WithOption::Path(format!("crate::bindings::hacluster::backend::{i}")))
+            })
+            .collect();
+        let text = generate(
+            &mut resolve,
+            pkg,
+            world,
+            &format!("export_backend_{tag}"),
+            &format!("hacluster_backend::bindings::{tag}"),
+            with,
+        )
+        .replace("__export_hacluster_backend_", &format!("__export_{tag}_hacluster_backend_"));
+        std::fs::write(out.join(format!("{tag}.rs")), text).expect("write a world's bindings");
+    }
 }
 
 fn generate(

@@ -321,6 +321,84 @@ fn provision_creates_exactly_the_expected_resources_and_a_second_run_nothing() {
     assert!(s.state_of("aws-ha").is_none());
 }
 
+/// The contract's `endpoint` export (0.1.2), through `hacluster endpoint --balancer-only` (the
+/// machines moto makes answer no SSH): a control plane's instance leaves the NLB's target group
+/// and comes back healthy, each call idempotent; the target group drains for 30 s, not 300 s;
+/// a worker is refused. `plan` for an upgrade says the balancer is told, with no warning.
+#[test]
+fn the_nlb_target_of_a_control_plane_is_drained_and_restored() {
+    needs!(Plugins, Moto);
+    let moto = Moto::start();
+    let s = Scratch::new();
+    let cfg = config(&s, &moto, 1);
+    let r = provision(&s, &cfg, &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let c = cfg.to_str().unwrap();
+    let member = |action: &str, node: &str| -> Run {
+        hacluster(&s, &["endpoint", action, "-c", c, "--backend", "aws", node, "--balancer-only", "-o", "json"])
+            .output()
+            .unwrap()
+            .into()
+    };
+    let instance = backend_state(&s).unwrap()["instances"]["aws-ha-master-2"].as_str().unwrap().to_string();
+    let targets = || -> Vec<String> {
+        let inv = moto.inventory("aws-ha");
+        inv["targetGroups"][0]["targets"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(targets().len(), 3);
+    assert!(targets().contains(&instance));
+    let attrs = &moto.inventory("aws-ha")["targetGroups"][0]["attributes"];
+    assert_eq!(attrs["deregistration_delay.timeout_seconds"], "30", "{attrs}");
+
+    let r = member("drain", "aws-ha-master-2");
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v = r.json();
+    assert_eq!((v["action"].as_str(), v["onNode"].as_bool()), (Some("drained"), Some(false)), "{v}");
+    assert!(v["balancer"].as_str().unwrap().starts_with(&format!("deregistered {instance} from target group")), "{v}");
+    assert_eq!(targets().len(), 2);
+    assert!(!targets().contains(&instance), "still a target after the drain");
+    let r = member("drain", "aws-ha-master-2");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.json()["balancer"].as_str().unwrap().contains("was not registered"), "{}", r.stdout);
+
+    let r = member("restore", "aws-ha-master-2");
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.json()["balancer"].as_str().unwrap().contains("healthy after"), "{}", r.stdout);
+    assert_eq!(targets().len(), 3);
+    assert!(targets().contains(&instance));
+    let r = member("restore", "aws-ha-master-2");
+    assert!(r.json()["balancer"].as_str().unwrap().contains("was registered and healthy"), "{}", r.stdout);
+
+    let r = member("drain", "aws-ha-worker-1");
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("not a control plane"), "{}", r.stdout);
+    assert_eq!(targets().len(), 3);
+
+    // An upgrade from a recorded older version: the balancer is told, nothing to warn about.
+    {
+        let dir = hacluster::state::StateDir::new(&s.state(), "aws-ha");
+        let lock = dir.lock().unwrap();
+        let mut state = lock.load_or_new("aws-ha", "aws").unwrap();
+        state.bootstrap = Some(hacluster::state::BootstrapRecord {
+            completed: vec!["kubeadm-init".into()],
+            kubernetes_version: Some("v1.36.3".into()),
+            ..Default::default()
+        });
+        lock.save(&state).unwrap();
+    }
+    let p: Run = hacluster(&s, &["plan", "-c", c, "--backend", "aws", "-o", "json"]).output().unwrap().into();
+    assert_eq!(p.code, 0, "{}{}", p.stdout, p.stderr);
+    let u = &p.json()["upgrade"];
+    assert_eq!(u["warnings"].as_array().map(Vec::len), Some(0), "{u}");
+    assert!(
+        u["endpointDrain"].as_str().unwrap().starts_with("backend `aws` takes the member out of its balancer"),
+        "{u}"
+    );
+
+    let r = down(&s, &cfg);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
 /// The backend's own state inside state.json, decoded.
 fn backend_state(s: &Scratch) -> Option<serde_json::Value> {
     let v: serde_json::Value =

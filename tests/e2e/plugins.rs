@@ -209,7 +209,7 @@ fn plugins_are_found_in_the_user_directory_and_inspected() {
     let list = r.json();
     let st = list.as_array().unwrap().iter().find(|p| p["origin"] == "user").expect("the user's plugin listed");
     assert!(st["path"].as_str().unwrap().ends_with("bare-metal.wasm"), "{st}");
-    assert_eq!(st["contract"], "0.1.1");
+    assert_eq!(st["contract"], "0.1.2");
     let builtin = list.as_array().unwrap().iter().find(|p| p["name"] == "static" && p["origin"] == "builtin");
     assert!(builtin.is_some(), "static is shipped: {list}");
 
@@ -253,7 +253,7 @@ fn wrong_contract_version_is_refused_with_the_versions_spoken() {
     assert_eq!(r.code, 3);
     assert!(
         r.stderr.contains("speaks contract 9.0.0")
-            && r.stderr.contains("speaks hacluster:backend 0.1.1 (and every earlier release of the same 0.x line)"),
+            && r.stderr.contains("speaks hacluster:backend 0.1.2 (and every earlier release of the same 0.x line)"),
         "{}",
         r.stderr
     );
@@ -272,6 +272,7 @@ fn a_component_of_contract_0_1_0_still_loads_and_plans() {
     let v = r.json();
     assert_eq!(v["contract"], "0.1.0");
     assert_eq!(v["rendersFiles"], false);
+    assert_eq!(v["drainsEndpoint"], false);
     let imports: Vec<&str> =
         v["imports"].as_array().unwrap().iter().map(|i| i["interface"].as_str().unwrap()).collect();
     assert!(imports.contains(&"hacluster:backend/types@0.1.0"), "{imports:?}");
@@ -296,9 +297,12 @@ fn a_component_of_contract_0_1_0_still_loads_and_plans() {
         "{v}"
     );
     assert!(out.join("metal-master-1/kubeadm-init.yaml").is_file());
-    // The libvirt plugin of this release does export them.
+    // The libvirt plugin of this release does export them; the aws plugin exports `endpoint`
+    // (contract 0.1.2).
     let r = s.run(&["plugins", "inspect", crate::libvirt::libvirt_plugin().to_str().unwrap(), "-o", "json"]);
-    assert_eq!(r.json()["rendersFiles"], true);
+    assert_eq!((r.json()["rendersFiles"].as_bool(), r.json()["drainsEndpoint"].as_bool()), (Some(true), Some(false)));
+    let r = s.run(&["plugins", "inspect", plugin("hacluster_plugin_aws.wasm").to_str().unwrap(), "-o", "json"]);
+    assert_eq!((r.json()["rendersFiles"].as_bool(), r.json()["drainsEndpoint"].as_bool()), (Some(false), Some(true)));
 }
 
 /// A third party's backend is the SDK crate and its own code: the static example, copied out

@@ -338,7 +338,8 @@ fn real_cluster_upgrade_one_minor_no_failed_request_killed_and_resumed() {
 /// (no lab: the static backend's machines are never reached): a skipped minor and a downgrade
 /// (exit 1, from `upgrade` and from `plan`), a version change through `bootstrap` (exit 2), and
 /// nothing written to the state by any of them. `plan` shows an allowed upgrade with its steps
-/// and warns that the backend cannot be told to drain a member.
+/// and warns that the backend cannot be told to drain a member; `endpoint drain
+/// --balancer-only` is refused for it.
 #[test]
 fn upgrade_refusals_and_plan_from_the_recorded_version() {
     needs!(Plugins);
@@ -411,4 +412,13 @@ fn upgrade_refusals_and_plan_from_the_recorded_version() {
         "{}",
         text.stdout
     );
+
+    // The static backend cannot be told: asking its balancer alone is refused, and says why;
+    // a worker is no member of the endpoint.
+    let r = s.run(&["endpoint", "drain", "-c", cfg, "metal-master-1", "--balancer-only"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("backend `static` cannot be told") && r.stderr.contains("`endpoint`"), "{}", r.stderr);
+    let r = s.run(&["endpoint", "drain", "-c", cfg, w1]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("`metal-worker-1` is not a control plane of cluster `metal`"), "{}", r.stderr);
 }

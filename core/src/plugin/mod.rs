@@ -34,7 +34,7 @@ use crate::model::{BackendProfile, ClusterSpec};
 /// Contract versions this host speaks (`hacluster:backend/plugin@X`).
 /// Contract versions this host speaks (`hacluster:backend/plugin@X`): each stands for its
 /// whole 0.x line (see `runtime::engine::compatible`), so components of 0.1.0 load too.
-pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.1"];
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.2"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -88,6 +88,8 @@ pub enum Call {
     Plan,
     Apply,
     Destroy,
+    /// `drain-member`, `restore-member`: a balancer's deregistration delay, or its health checks.
+    Endpoint,
 }
 
 impl Limits {
@@ -96,6 +98,7 @@ impl Limits {
             Call::Info => self.wall.min(Duration::from_secs(30)),
             Call::Validate => self.wall.min(Duration::from_secs(60)),
             Call::Plan => self.wall.min(Duration::from_secs(600)),
+            Call::Endpoint => self.wall.min(Duration::from_secs(900)),
             Call::Apply | Call::Destroy => self.wall,
         }
     }
@@ -393,6 +396,33 @@ impl Plugin<'_> {
     /// Whether the component exports the optional `files` interface.
     pub fn renders_files(&self) -> bool {
         self.loaded.renders_files()
+    }
+
+    /// Whether the component exports the optional `endpoint` interface (contract 0.1.2).
+    pub fn drains_endpoint(&self) -> bool {
+        self.loaded.drains_endpoint()
+    }
+
+    /// Asks the backend to stop (`drain`) or resume sending the endpoint's connections to
+    /// control plane `node`; what it did, or `None` when it does not export `endpoint`.
+    pub async fn endpoint_member(
+        &self,
+        input: &ClusterInput<'_>,
+        state: Option<&[u8]>,
+        grants: Grants,
+        node: &str,
+        drain: bool,
+    ) -> Result<Option<String>, PluginError> {
+        let cluster = convert::cluster(input);
+        let setup = self.host.setup(self.name(), Call::Endpoint, grants, None);
+        let Some(out) = self.host.runtime.endpoint_member(&self.loaded, setup, &cluster, state, node, drain).await?
+        else {
+            return Ok(None);
+        };
+        match out.value {
+            Ok(done) => Ok(Some(crate::text::bounded(&crate::text::printable(&done), 400))),
+            Err(e) => Err(convert::backend_error(self.name(), e, out.denied_egress)),
+        }
     }
 
     /// Converges the infrastructure. `checkpoint` persists the plugin's state as it goes.

@@ -25,7 +25,7 @@ use crate::infra::{Infrastructure, Machine};
 use crate::model::{ClusterSpec, KubeVersion};
 use crate::ssh::{Executor, Script, SshError, shell_quote};
 use crate::state::{ClusterState, StateError, StateLock};
-pub use plan::{Refusal, Step, StepKind, UpgradePlan};
+pub use plan::{BalancerDrain, Refusal, Step, StepKind, UpgradePlan};
 
 const SRC: &str = "upgrade";
 
@@ -133,6 +133,8 @@ pub struct Upgrade<'a> {
     pub exec: &'a Executor,
     pub events: Arc<dyn Events>,
     pub lock: &'a StateLock,
+    /// The backend's balancer, when it can be told to drain a member.
+    pub balancer: Option<&'a drain::Balancer<'a>>,
     state: Mutex<ClusterState>,
 }
 
@@ -145,7 +147,13 @@ impl<'a> Upgrade<'a> {
         lock: &'a StateLock,
         state: ClusterState,
     ) -> Self {
-        Upgrade { spec, infra, exec, events, lock, state: Mutex::new(state) }
+        Upgrade { spec, infra, exec, events, lock, balancer: None, state: Mutex::new(state) }
+    }
+
+    /// Tells `balancer` too when a control plane goes out of the endpoint and back.
+    pub fn with_balancer(mut self, balancer: Option<&'a drain::Balancer<'a>>) -> Self {
+        self.balancer = balancer;
+        self
     }
 
     fn info(&self, msg: &str) {
@@ -188,7 +196,12 @@ impl<'a> Upgrade<'a> {
         let kubelets: Vec<KubeVersion> = nodes.iter().filter_map(|n| n.kubelet).collect();
         let record = self.state.lock().await.upgrade.clone();
         let from = starting_version(record.as_ref(), self.spec.kubernetes.version, cp, &kubelets);
-        Ok(plan::plan(self.spec, from)?)
+        let backend = self.spec.backend.name.to_string();
+        let balancer = match self.balancer {
+            Some(b) => BalancerDrain::Told { backend: b.backend().to_string() },
+            None => BalancerDrain::NotFound { backend },
+        };
+        Ok(plan::plan(self.spec, from, &balancer)?)
     }
 
     pub async fn run(&self) -> Result<Outcome, UpgradeError> {
@@ -420,12 +433,18 @@ impl<'a> Upgrade<'a> {
         self.back_in(m).await
     }
 
+    fn drain(&self) -> drain::Drain<'_> {
+        drain::Drain { exec: self.exec, events: self.events.as_ref(), balancer: self.balancer }
+    }
+
     async fn out_of_endpoint(&self, m: &Machine) -> Result<(), UpgradeError> {
-        Ok(drain::take_out(self.exec, self.events.as_ref(), m).await?)
+        self.drain().take_out(m).await?;
+        Ok(())
     }
 
     async fn back_in(&self, m: &Machine) -> Result<(), UpgradeError> {
-        Ok(drain::put_back(self.exec, self.events.as_ref(), m).await?)
+        self.drain().put_back(m).await?;
+        Ok(())
     }
 
     async fn node_report(&self, node: &str) -> Result<NodeReport, UpgradeError> {

@@ -74,8 +74,46 @@ pub struct UpgradePlan {
     pub warnings: Vec<String>,
 }
 
+/// Whether the backend's balancer is told when a control plane goes out of the endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BalancerDrain {
+    /// Its plugin exports `endpoint` (contract 0.1.2): the balancer is told first.
+    Told { backend: String },
+    /// Its plugin does not export it.
+    CannotBeTold { backend: String, contract: String },
+    /// Its plugin was not loaded (not found, `--offline`), so it cannot be asked.
+    NotFound { backend: String },
+}
+
+impl BalancerDrain {
+    /// How a member goes out and comes back.
+    fn description(&self) -> String {
+        match self {
+            BalancerDrain::Told { backend } => format!(
+                "backend `{backend}` takes the member out of its balancer first and returns once it is drained (AWS: the NLB target deregistered), and puts it back last; then {}",
+                crate::drain::DESCRIPTION
+            ),
+            _ => crate::drain::DESCRIPTION.to_string(),
+        }
+    }
+
+    /// The risk an operator should know of before starting, if any.
+    pub fn warning(&self) -> Option<String> {
+        const RISK: &str = "hacluster takes the member out on the node only; a balancer that checks /readyz or retries refused connections (HAProxy as the libvirt backend renders it) sends no request to a restarting member, one that does neither (an AWS NLB) may until its health check notices";
+        match self {
+            BalancerDrain::Told { .. } => None,
+            BalancerDrain::CannotBeTold { backend, contract } => Some(format!(
+                "backend `{backend}` cannot be told to take a control plane out of its load balancer (its plugin, contract {contract}, does not export `endpoint`, new in contract 0.1.2): {RISK}"
+            )),
+            BalancerDrain::NotFound { backend } => Some(format!(
+                "backend `{backend}`'s plugin was not loaded (not found, or --offline), so its load balancer cannot be told to take a control plane out: {RISK}"
+            )),
+        }
+    }
+}
+
 /// The steps from `from` to the config's version; `Ok(None)` when the cluster is there.
-pub fn plan(spec: &ClusterSpec, from: KubeVersion) -> Result<Option<UpgradePlan>, Refusal> {
+pub fn plan(spec: &ClusterSpec, from: KubeVersion, balancer: &BalancerDrain) -> Result<Option<UpgradePlan>, Refusal> {
     let to = spec.kubernetes.version;
     if !check(from, to)? {
         return Ok(None);
@@ -145,13 +183,10 @@ pub fn plan(spec: &ClusterSpec, from: KubeVersion) -> Result<Option<UpgradePlan>
         nodes: Vec::new(),
         description: format!("record {to} as the cluster's version"),
     });
-    // No backend can be told yet (the contract has no drain call): said for each, so that an
-    // operator whose balancer neither checks /readyz nor retries knows before starting.
-    let warnings = vec![format!(
-        "backend `{}` cannot be told to take a control plane out of its load balancer (the backend contract has no drain call yet): hacluster takes the member out on the node; a balancer that checks /readyz or retries refused connections (HAProxy as the libvirt backend renders it) sends no request to a restarting member, one that does neither (an AWS NLB) may until its health check notices",
-        spec.backend.name
-    )];
-    Ok(Some(UpgradePlan { from, to, steps, endpoint_drain: crate::drain::DESCRIPTION.into(), warnings }))
+    // A backend that cannot be told is said before starting, so that an operator whose
+    // balancer neither checks /readyz nor retries knows.
+    let warnings = balancer.warning().into_iter().collect();
+    Ok(Some(UpgradePlan { from, to, steps, endpoint_drain: balancer.description(), warnings }))
 }
 
 #[cfg(test)]
@@ -178,6 +213,20 @@ mod tests {
         assert!(text.contains("newest v1.36.x first"), "{text}");
         let e = check(v("v1.33.0"), v("v1.36.1")).unwrap_err().to_string();
         assert!(e.contains("skips v1.34, v1.35"), "{e}");
+    }
+
+    #[test]
+    fn only_a_balancer_that_cannot_be_told_is_warned_about() {
+        let told = BalancerDrain::Told { backend: "aws".into() };
+        assert_eq!(told.warning(), None);
+        assert!(told.description().starts_with("backend `aws` takes the member out of its balancer first"));
+        assert!(told.description().ends_with(crate::drain::DESCRIPTION));
+        let old = BalancerDrain::CannotBeTold { backend: "mine".into(), contract: "0.1.1".into() };
+        let w = old.warning().unwrap();
+        assert!(w.contains("backend `mine` cannot be told") && w.contains("contract 0.1.1"), "{w}");
+        assert_eq!(old.description(), crate::drain::DESCRIPTION);
+        let gone = BalancerDrain::NotFound { backend: "aws".into() }.warning().unwrap();
+        assert!(gone.contains("plugin was not loaded") && gone.contains("an AWS NLB"), "{gone}");
     }
 
     #[test]

@@ -59,6 +59,27 @@ pub trait RendersFiles: Backend {
     fn files(cluster: &Cluster, config: &Self::Config, prior: Self::State) -> Result<Vec<RenderedFile>, Error>;
 }
 
+/// A backend whose API endpoint (a cloud load balancer, a balancer with an API) can be told to
+/// stop sending connections to a control plane while its API server restarts, and to send
+/// them again. Register it with `register_backend!(X, endpoint)` (or `X, files, endpoint`).
+///
+/// Both calls get `apply`'s capabilities, must be idempotent, and return what they did, for
+/// the operator.
+pub trait DrainsEndpoint: Backend {
+    /// Stops new connections through the endpoint to control plane `node`, and returns once
+    /// the balancer sends it none (its connections finished, or its deregistration delay
+    /// passed).
+    fn drain_member(cluster: &Cluster, config: &Self::Config, state: Self::State, node: &str) -> Result<String, Error>;
+    /// Lets the endpoint send connections to `node` again, and returns once the balancer
+    /// considers it healthy.
+    fn restore_member(
+        cluster: &Cluster,
+        config: &Self::Config,
+        state: Self::State,
+        node: &str,
+    ) -> Result<String, Error>;
+}
+
 /// What `apply` built.
 #[derive(Debug, Clone)]
 pub struct Provisioned<S> {

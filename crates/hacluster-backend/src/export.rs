@@ -3,7 +3,8 @@
 
 use crate::checkpoint::{decode, encode};
 use crate::{
-    Backend, Change, Cluster, Diagnostic, Diagnostics, Error, Infrastructure, PluginInfo, RenderedFile, RendersFiles,
+    Backend, Change, Cluster, Diagnostic, Diagnostics, DrainsEndpoint, Error, Infrastructure, NodeRole, PluginInfo,
+    RenderedFile, RendersFiles,
 };
 
 /// `info`: `version` is the backend crate's, captured where the macro expands.
@@ -78,16 +79,89 @@ pub fn files<B: RendersFiles>(cluster: Cluster, prior: Option<Vec<u8>>) -> Resul
     B::files(&cluster, &config, decode(prior))
 }
 
-/// Exports a [`Backend`](crate::Backend) as the component's `plugin` (world `backend`), or with
+/// A control plane of `cluster` named `node`, or the error the host gets for another name.
+fn control_plane(cluster: &Cluster, node: &str) -> Result<(), Error> {
+    match cluster.nodes.iter().find(|n| n.name == node) {
+        Some(n) if n.role == NodeRole::ControlPlane => Ok(()),
+        Some(_) => Err(Error::InvalidInput(format!(
+            "`{node}` is not a control plane: only control planes are endpoint members"
+        ))),
+        None => Err(Error::NotFound(format!("no node `{node}` in cluster `{}`", cluster.name))),
+    }
+}
+
+/// `drain-member`: only for a control plane of the cluster.
+pub fn drain_member<B: DrainsEndpoint>(
+    cluster: Cluster,
+    state: Option<Vec<u8>>,
+    node: String,
+) -> Result<String, Error> {
+    let config = config::<B>(&cluster)?;
+    control_plane(&cluster, &node)?;
+    B::drain_member(&cluster, &config, decode(state), &node)
+}
+
+/// `restore-member`: only for a control plane of the cluster.
+pub fn restore_member<B: DrainsEndpoint>(
+    cluster: Cluster,
+    state: Option<Vec<u8>>,
+    node: String,
+) -> Result<String, Error> {
+    let config = config::<B>(&cluster)?;
+    control_plane(&cluster, &node)?;
+    B::restore_member(&cluster, &config, decode(state), &node)
+}
+
+/// Exports a [`Backend`](crate::Backend) as the component's `plugin` (world `backend`); with
 /// `, files` also as its `files` (world `backend-with-files`, for a
-/// [`RendersFiles`](crate::RendersFiles) backend). Once per component, at the crate's root.
+/// [`RendersFiles`](crate::RendersFiles) backend); with `, endpoint` also as its `endpoint`
+/// (world `backend-with-endpoint`, for a [`DrainsEndpoint`](crate::DrainsEndpoint) backend);
+/// with `, files, endpoint` both. Once per component, at the crate's root.
 ///
 /// ```ignore
 /// hacluster_backend::register_backend!(Mine);
 /// hacluster_backend::register_backend!(Mine, files);
+/// hacluster_backend::register_backend!(Mine, endpoint);
+/// hacluster_backend::register_backend!(Mine, files, endpoint);
 /// ```
 #[macro_export]
 macro_rules! register_backend {
+    ($backend:ty, files, endpoint) => {
+        const _: () = {
+            struct Export;
+            $crate::__plugin_guest!(
+                $backend,
+                Export,
+                $crate::bindings::with_files_and_endpoint::exports::hacluster::backend::plugin::Guest
+            );
+            impl $crate::bindings::with_files_and_endpoint::exports::hacluster::backend::files::Guest for Export {
+                fn rendered_files(
+                    cluster: $crate::Cluster,
+                    prior: Option<Vec<u8>>,
+                ) -> Result<
+                    Vec<$crate::bindings::with_files_and_endpoint::exports::hacluster::backend::files::RenderedFile>,
+                    $crate::Error,
+                > {
+                    // The same record, generated once per world.
+                    Ok($crate::export::files::<$backend>(cluster, prior)?
+                        .into_iter()
+                        .map(|f| $crate::bindings::with_files_and_endpoint::exports::hacluster::backend::files::RenderedFile {
+                            node: f.node,
+                            name: f.name,
+                            destination: f.destination,
+                            content: f.content,
+                        })
+                        .collect())
+                }
+            }
+            $crate::__endpoint_guest!(
+                $backend,
+                Export,
+                $crate::bindings::with_files_and_endpoint::exports::hacluster::backend::endpoint::Guest
+            );
+    $crate::bindings::with_files_and_endpoint::export_backend_with_files_and_endpoint!(Export with_types_in $crate::bindings::with_files_and_endpoint);
+        };
+    };
     ($backend:ty, files) => {
         const _: () = {
             struct Export;
@@ -107,12 +181,52 @@ macro_rules! register_backend {
     $crate::bindings::with_files::export_backend_with_files!(Export with_types_in $crate::bindings::with_files);
         };
     };
+    ($backend:ty, endpoint) => {
+        const _: () = {
+            struct Export;
+            $crate::__plugin_guest!(
+                $backend,
+                Export,
+                $crate::bindings::with_endpoint::exports::hacluster::backend::plugin::Guest
+            );
+            $crate::__endpoint_guest!(
+                $backend,
+                Export,
+                $crate::bindings::with_endpoint::exports::hacluster::backend::endpoint::Guest
+            );
+    $crate::bindings::with_endpoint::export_backend_with_endpoint!(Export with_types_in $crate::bindings::with_endpoint);
+        };
+    };
     ($backend:ty) => {
         const _: () = {
             struct Export;
             $crate::__plugin_guest!($backend, Export, $crate::bindings::exports::hacluster::backend::plugin::Guest);
     $crate::bindings::export_backend!(Export with_types_in $crate::bindings);
         };
+    };
+}
+
+/// The `endpoint` export of one world, for [`register_backend!`](crate::register_backend).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __endpoint_guest {
+    ($backend:ty, $export:ident, $guest:path) => {
+        impl $guest for $export {
+            fn drain_member(
+                cluster: $crate::Cluster,
+                state: Option<Vec<u8>>,
+                node: String,
+            ) -> Result<String, $crate::Error> {
+                $crate::export::drain_member::<$backend>(cluster, state, node)
+            }
+            fn restore_member(
+                cluster: $crate::Cluster,
+                state: Option<Vec<u8>>,
+                node: String,
+            ) -> Result<String, $crate::Error> {
+                $crate::export::restore_member::<$backend>(cluster, state, node)
+            }
+        }
     };
 }
 

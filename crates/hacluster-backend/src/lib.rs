@@ -6,7 +6,8 @@
 //!
 //! - implement [`Backend`] with your config section and your state as serde types;
 //! - register it with [`register_backend!`] (add `, files` and implement
-//!   [`RendersFiles`] if you put files of your own on the machines);
+//!   [`RendersFiles`] if you put files of your own on the machines; add `, endpoint` and
+//!   implement [`DrainsEndpoint`] if your API endpoint can be told to drain a control plane);
 //! - use [`log`], [`progress`], [`checkpoint()`] and the [`Diagnostics`] builder, and the
 //!   host's [`hypervisor`] and [`credentials`] when the operator grants them.
 //!
@@ -52,9 +53,19 @@ pub mod bindings {
     pub mod with_files {
         include!(concat!(env!("OUT_DIR"), "/with_files.rs"));
     }
+
+    /// The `backend-with-endpoint` world, likewise.
+    pub mod with_endpoint {
+        include!(concat!(env!("OUT_DIR"), "/with_endpoint.rs"));
+    }
+
+    /// The `backend-with-files-and-endpoint` world, likewise.
+    pub mod with_files_and_endpoint {
+        include!(concat!(env!("OUT_DIR"), "/with_files_and_endpoint.rs"));
+    }
 }
 
-pub use backend::{Backend, Provisioned, RendersFiles};
+pub use backend::{Backend, DrainsEndpoint, Provisioned, RendersFiles};
 pub use checkpoint::checkpoint;
 pub use diagnostics::Diagnostics;
 

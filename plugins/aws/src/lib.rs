@@ -6,11 +6,13 @@
 //! cloud-init user-data, and a Network Load Balancer on TCP 6443 whose DNS name is the API
 //! endpoint. Every resource carries `hacluster:cluster=<name>`; `apply` rediscovers what exists
 //! by tag and creates only what is missing, checkpointing after each create; `destroy` works
-//! from tags alone.
+//! from tags alone. Its `endpoint` export takes a control plane out of the NLB's target group
+//! before its API server restarts, and puts it back.
 
 mod aws;
 mod config;
 mod destroy;
+mod endpoint;
 mod inventory;
 mod plan;
 mod provision;
@@ -56,4 +58,16 @@ impl Backend for Aws {
     }
 }
 
-register_backend!(Aws);
+impl DrainsEndpoint for Aws {
+    fn drain_member(cluster: &Cluster, config: &Config, state: State, node: &str) -> Result<String, Error> {
+        let clients = aws::Clients::new(config)?;
+        wstd::runtime::block_on(endpoint::drain(&clients, config, cluster, &state, node))
+    }
+
+    fn restore_member(cluster: &Cluster, config: &Config, state: State, node: &str) -> Result<String, Error> {
+        let clients = aws::Clients::new(config)?;
+        wstd::runtime::block_on(endpoint::restore(&clients, config, cluster, &state, node))
+    }
+}
+
+register_backend!(Aws, endpoint);

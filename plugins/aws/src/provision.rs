@@ -95,7 +95,7 @@ fn base64(data: &[u8]) -> String {
 }
 
 /// Polls with backoff (1 s, growing to 10 s) until `done` or the deadline.
-async fn wait_until<F, Fut>(what: &str, deadline: Duration, mut check: F) -> Result<(), Error>
+pub(crate) async fn wait_until<F, Fut>(what: &str, deadline: Duration, mut check: F) -> Result<(), Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<bool, Error>>,
@@ -514,7 +514,7 @@ fn answer_lost<E>(
 }
 
 /// The live instance tagged as `node` of `cluster`, if any.
-async fn instance_of_node(c: &Clients, cluster: &str, node: &str) -> Result<Option<String>, Error> {
+pub(crate) async fn instance_of_node(c: &Clients, cluster: &str, node: &str) -> Result<Option<String>, Error> {
     let filter = |k: &str, v: &[&str]| {
         ec2::types::Filter::builder().name(k).set_values(Some(v.iter().map(|s| s.to_string()).collect())).build()
     };
@@ -687,9 +687,13 @@ async fn wait_running(c: &Clients, cluster: &Cluster, inv: &mut Inventory) -> Re
     Ok(())
 }
 
-/// Targets see the NLB's address, not the client's (see `rules::lb_rules` for why).
-async fn ensure_no_client_ip_preservation(c: &Clients, tg: &str) -> Result<(), Error> {
-    const KEY: &str = "preserve_client_ip.enabled";
+/// The target group's attributes: targets see the NLB's address, not the client's (see
+/// `rules::lb_rules` for why), and a deregistered control plane drains for
+/// `endpoint::DEREGISTRATION_DELAY_SECS`, not AWS's default 300 s (its API server's
+/// connections end when it restarts anyway; clients reconnect through the NLB).
+async fn ensure_target_group_attributes(c: &Clients, tg: &str) -> Result<(), Error> {
+    let delay = crate::endpoint::DEREGISTRATION_DELAY_SECS.to_string();
+    let wanted = [("preserve_client_ip.enabled", "false"), ("deregistration_delay.timeout_seconds", delay.as_str())];
     let attrs = c
         .elb
         .describe_target_group_attributes()
@@ -697,17 +701,22 @@ async fn ensure_no_client_ip_preservation(c: &Clients, tg: &str) -> Result<(), E
         .send()
         .await
         .map_err(|e| err("DescribeTargetGroupAttributes", e))?;
-    if attrs.attributes().iter().any(|a| a.key() == Some(KEY) && a.value() == Some("false")) {
+    let missing: Vec<_> = wanted
+        .iter()
+        .filter(|(k, v)| !attrs.attributes().iter().any(|a| a.key() == Some(*k) && a.value() == Some(*v)))
+        .map(|(k, v)| elb::types::TargetGroupAttribute::builder().key(*k).value(*v).build())
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
     c.elb
         .modify_target_group_attributes()
         .target_group_arn(tg)
-        .attributes(elb::types::TargetGroupAttribute::builder().key(KEY).value("false").build())
+        .set_attributes(Some(missing))
         .send()
         .await
         .map_err(|e| err("ModifyTargetGroupAttributes", e))?;
-    log::debug("turned client address preservation off", &[("target group", &tg)]);
+    log::debug("set the target group's attributes", &[("target group", &tg)]);
     Ok(())
 }
 
@@ -774,7 +783,7 @@ async fn ensure_load_balancer(
             arn
         }
     };
-    ensure_no_client_ip_preservation(c, &tg).await?;
+    ensure_target_group_attributes(c, &tg).await?;
     state.borrow_mut().target_group = Some(tg.clone());
     let lb = match &inv.lb {
         Some(lb) => lb.arn.clone(),

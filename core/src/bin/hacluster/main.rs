@@ -53,6 +53,9 @@ pub enum Command {
     /// The cluster's certificates (`status` shows when they expire).
     #[command(subcommand)]
     Certs(commands::certs::Command),
+    /// Take a control plane out of the API endpoint, and put it back.
+    #[command(subcommand)]
+    Endpoint(commands::endpoint::Command),
     /// Path of the cluster's admin kubeconfig (optionally merged into another).
     Kubeconfig(commands::kubeconfig::Args),
     /// Remove the cluster's infrastructure through its backend, then its state.
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
         Command::Bootstrap(a) => commands::bootstrap::exec(&shell, a),
         Command::Upgrade(a) => commands::upgrade::exec(&shell, a),
         Command::Certs(c) => commands::certs::exec(&shell, c),
+        Command::Endpoint(c) => commands::endpoint::exec(&shell, c),
         Command::Status(a) => commands::status::exec(&shell, a),
         Command::Verify(a) => commands::verify::exec(&shell, a),
         Command::Kubeconfig(a) => commands::kubeconfig::exec(&shell, a),

@@ -4,7 +4,7 @@
 
 use wasmtime::{Store, Trap};
 
-use super::bindings::exports::hacluster::backend::{files, plugin};
+use super::bindings::exports::hacluster::backend::{endpoint, files, plugin};
 use super::bindings::hacluster::backend as iface;
 use super::{CallSetup, HostState, Loaded, Runtime, store};
 use crate::plugin::{Limits, PluginError};
@@ -13,6 +13,7 @@ use crate::plugin::{Limits, PluginError};
 struct Guests {
     plugin: plugin::Guest,
     files: Option<files::Guest>,
+    endpoint: Option<endpoint::Guest>,
 }
 
 /// What a call returned, with what the host observed during it.
@@ -30,7 +31,8 @@ impl Runtime {
             let instance = loaded.pre.instantiate_async(&mut store).await?;
             let plugin = loaded.plugin.load(&mut store, &instance)?;
             let files = loaded.files.as_ref().map(|f| f.load(&mut store, &instance)).transpose()?;
-            Ok::<_, wasmtime::Error>(Guests { plugin, files })
+            let endpoint = loaded.endpoint.as_ref().map(|e| e.load(&mut store, &instance)).transpose()?;
+            Ok::<_, wasmtime::Error>(Guests { plugin, files, endpoint })
         }
         .await;
         match guests {
@@ -117,6 +119,31 @@ impl Runtime {
         let call = async |g: &Guests, store: &mut Store<HostState>| {
             let files = g.files.as_ref().expect("loaded with the files export");
             files.call_rendered_files(store, cluster, prior).await
+        };
+        self.call(loaded, setup, call).await.map(Some)
+    }
+
+    /// `drain-member` (`drain` true) or `restore-member` of control plane `node`, or `None`
+    /// when the component does not export `endpoint`.
+    pub async fn endpoint_member(
+        &self,
+        loaded: &Loaded,
+        setup: CallSetup,
+        cluster: &iface::types::Cluster,
+        state: Option<&[u8]>,
+        node: &str,
+        drain: bool,
+    ) -> Result<Option<Returned<Result<String, iface::types::Error>>>, PluginError> {
+        if loaded.endpoint.is_none() {
+            return Ok(None);
+        }
+        let call = async |g: &Guests, store: &mut Store<HostState>| {
+            let e = g.endpoint.as_ref().expect("loaded with the endpoint export");
+            if drain {
+                e.call_drain_member(store, cluster, state, node).await
+            } else {
+                e.call_restore_member(store, cluster, state, node).await
+            }
         };
         self.call(loaded, setup, call).await.map(Some)
     }

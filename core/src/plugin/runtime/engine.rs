@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, OptLevel};
 
-use super::bindings::BackendWithFiles;
-use super::bindings::exports::hacluster::backend::{files, plugin};
+use super::bindings::BackendWithFilesAndEndpoint;
+use super::bindings::exports::hacluster::backend::{endpoint, files, plugin};
 use super::limits::TICK;
 use super::{HostState, cache};
 use crate::plugin::{PluginError, SUPPORTED_CONTRACTS};
@@ -19,6 +19,8 @@ pub struct Loaded {
     pub(super) plugin: plugin::GuestIndices,
     /// The optional `files` export (contract 0.1.1), when the component has it.
     pub(super) files: Option<files::GuestIndices>,
+    /// The optional `endpoint` export (contract 0.1.2), when the component has it.
+    pub(super) endpoint: Option<endpoint::GuestIndices>,
     /// Interfaces the component imports (what it asks the host for).
     pub imports: Vec<String>,
     /// The contract version of its `plugin` export.
@@ -31,6 +33,10 @@ pub struct Loaded {
 impl Loaded {
     pub fn renders_files(&self) -> bool {
         self.files.is_some()
+    }
+
+    pub fn drains_endpoint(&self) -> bool {
+        self.endpoint.is_some()
     }
 }
 
@@ -62,7 +68,7 @@ impl Runtime {
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
-        BackendWithFiles::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+        BackendWithFilesAndEndpoint::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| e.to_string())?;
         Ok(Runtime { engine, linker, cache_dir })
     }
@@ -118,15 +124,23 @@ impl Runtime {
         let guest = plugin::GuestIndices::new(&pre)
             .map_err(|e| PluginError::Unlinkable { plugin: plugin.into(), reason: format!("{e:#}") })?;
         // Optional: looked up by name (semver-compatible, as the `plugin` export is), and a
-        // component whose `files` export does not have this contract's shape is refused.
-        let files = match pre.component().get_export_index(None, &*format!("hacluster:backend/files@{contract}")) {
-            None => None,
-            Some(_) => Some(files::GuestIndices::new(&pre).map_err(|e| PluginError::Unlinkable {
-                plugin: plugin.into(),
-                reason: format!("its `files` export: {e:#}"),
-            })?),
+        // component whose optional export does not have this contract's shape is refused.
+        let exported = |name: &str| {
+            pre.component().get_export_index(None, format!("hacluster:backend/{name}@{contract}")).is_some()
         };
-        Ok(Loaded { pre, plugin: guest, files, imports, contract, from_cache, load_time: started.elapsed() })
+        let unlinkable = |name: &str, e: wasmtime::Error| PluginError::Unlinkable {
+            plugin: plugin.into(),
+            reason: format!("its `{name}` export: {e:#}"),
+        };
+        let files = match exported("files") {
+            false => None,
+            true => Some(files::GuestIndices::new(&pre).map_err(|e| unlinkable("files", e))?),
+        };
+        let endpoint = match exported("endpoint") {
+            false => None,
+            true => Some(endpoint::GuestIndices::new(&pre).map_err(|e| unlinkable("endpoint", e))?),
+        };
+        Ok(Loaded { pre, plugin: guest, files, endpoint, imports, contract, from_cache, load_time: started.elapsed() })
     }
 }
 

@@ -35,7 +35,7 @@ pub(super) mod bindings {
     // The world with every optional export: what a component lacks is found missing at load.
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "backend-with-files",
+        world: "backend-with-files-and-endpoint",
         imports: { default: async | trappable },
         exports: { default: async },
     });

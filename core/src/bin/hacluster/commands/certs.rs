@@ -34,10 +34,12 @@ pub fn exec(shell: &Shell, cmd: &Command) -> CliResult {
 
 fn renew(shell: &Shell, args: &Args) -> CliResult {
     let root = args.host.state_root();
-    open::with_config(shell, &args.config, &args.host, Backend::Provisioned(&root), async |cfg| {
+    open::with_config(shell, &args.config, &args.host, Backend::Optional, async |cfg| {
         let spec = &cfg.spec;
+        open::warn_untold_balancer(shell, &cfg);
         let (renewed, kubeconfig) =
-            session::renew_certificates(spec, &root, shell.events(), session::ssh_settings(spec)).await?;
+            session::renew_certificates(spec, &root, shell.events(), session::ssh_settings(spec), cfg.plugin.as_ref())
+                .await?;
         shell.print(&RenewedView { cluster: spec.name.as_str(), renewed: &renewed, kubeconfig: &kubeconfig });
         Ok(())
     })

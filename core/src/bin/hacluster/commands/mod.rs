@@ -2,6 +2,7 @@ pub mod bootstrap;
 pub mod certs;
 pub mod completions;
 pub mod down;
+pub mod endpoint;
 pub mod kubeconfig;
 pub mod open;
 pub mod plan;

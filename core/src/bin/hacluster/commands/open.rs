@@ -45,6 +45,14 @@ impl<'h> Ready<'h> {
     }
 }
 
+/// Before control planes go out of the endpoint: says so when the backend's balancer cannot be
+/// told (its plugin lacks the `endpoint` export, or was not found).
+pub fn warn_untold_balancer(shell: &Shell, cfg: &Ready<'_>) {
+    if let Some(w) = session::balancer_drain(cfg.plugin.as_ref(), &cfg.spec).warning() {
+        shell.note(&format!("warning: {w}"));
+    }
+}
+
 /// Runs `work` with a plugin host whose events go to the shell, on a runtime of its own.
 pub fn with_host(shell: &Shell, limits: Limits, work: impl AsyncFnOnce(&PluginHost) -> CliResult) -> CliResult {
     let host =

@@ -78,7 +78,8 @@ pub fn exec(shell: &Shell, args: &Args) -> CliResult {
                 Some(Written { files, dir: dir.display().to_string() })
             }
         };
-        let (upgrade, refused) = match session::planned_upgrade(spec, &root) {
+        let balancer = session::balancer_drain(cfg.plugin.as_ref(), spec);
+        let (upgrade, refused) = match session::planned_upgrade(spec, &root, &balancer) {
             Ok(u) => (u.map(|(plan, completed)| UpgradeView { plan, completed }), None),
             Err(e) => (None, Some(format!("{}: {e}", args.config.config.display()))),
         };

@@ -61,6 +61,7 @@ struct Description {
     contract: String,
     imports: Vec<Import>,
     renders_files: bool,
+    drains_endpoint: bool,
     compiled_from_cache: bool,
     load_millis: f64,
 }
@@ -76,6 +77,7 @@ impl Description {
             contract: p.contract().to_string(),
             imports: p.imports(),
             renders_files: p.renders_files(),
+            drains_endpoint: p.drains_endpoint(),
             compiled_from_cache: p.from_cache(),
             load_millis: p.load_time().as_secs_f64() * 1e3,
         }
@@ -154,6 +156,12 @@ impl fmt::Display for Description {
             "-"
         };
         writeln!(f, "files:       {files}")?;
+        let endpoint = if self.drains_endpoint {
+            "can be told to drain a control plane from its balancer (`endpoint` export)"
+        } else {
+            "- (upgrades and `certs renew` drain members on the node only)"
+        };
+        writeln!(f, "endpoint:    {endpoint}")?;
         writeln!(f, "path:        {} ({})", self.path.display(), origin_name(self.origin))?;
         writeln!(f, "sha256:      {}", self.sha256)?;
         writeln!(f, "imports (what it asks the host for):")?;

@@ -21,9 +21,12 @@ pub struct Args {
 /// `upgrade`: the cluster, rolled to the config's `kubernetes.version` (resumable).
 pub fn exec(shell: &Shell, args: &Args) -> CliResult {
     let root = args.host.state_root();
-    open::with_config(shell, &args.config, &args.host, Backend::Provisioned(&root), async |cfg| {
+    // The plugin, when found, tells its balancer (contract 0.1.2 `endpoint`).
+    open::with_config(shell, &args.config, &args.host, Backend::Optional, async |cfg| {
         let spec = &cfg.spec;
-        let o = match session::upgrade(spec, &root, shell.events(), session::ssh_settings(spec)).await {
+        open::warn_untold_balancer(shell, &cfg);
+        let plugin = cfg.plugin.as_ref();
+        let o = match session::upgrade(spec, &root, shell.events(), session::ssh_settings(spec), plugin).await {
             Ok(o) => o,
             // The config asks for what cannot be done: say which file.
             Err(RunError::Upgrade(e)) if e.is_config() => {

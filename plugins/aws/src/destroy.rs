@@ -9,7 +9,7 @@ use aws_sdk_ec2 as ec2;
 use crate::aws::{Clients, code, err, pause};
 use crate::config::Config;
 use crate::inventory::discover;
-use crate::provision::{State, save};
+use crate::state::{State, save};
 use crate::{Cluster, Error, log, progress};
 
 async fn until_gone<F, Fut>(what: &str, mut gone: F) -> Result<(), Error>

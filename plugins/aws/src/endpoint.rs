@@ -9,7 +9,9 @@ use aws_sdk_elasticloadbalancingv2 as elb;
 
 use crate::aws::{Clients, TAG_CLUSTER, err};
 use crate::config::Config;
-use crate::provision::{State, instance_of_node, wait_until};
+use crate::instances::instance_of_node;
+use crate::retry::wait_until;
+use crate::state::State;
 use crate::{Cluster, Error, log};
 
 /// The deregistration delay `apply` gives the target group (AWS's default is 300 s): how long

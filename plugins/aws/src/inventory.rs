@@ -141,7 +141,7 @@ pub async fn discover(c: &Clients, cfg: &Config) -> Result<Inventory, Error> {
         match role_of(g.tags()).as_str() {
             "control-plane" => inv.sg_control_plane = Some(sg),
             "worker" => inv.sg_worker = Some(sg),
-            crate::provision::LB_ROLE => inv.sg_lb = Some(sg),
+            crate::security_groups::LB_ROLE => inv.sg_lb = Some(sg),
             _ => {}
         }
     }

@@ -9,19 +9,26 @@
 //! from tags alone. Its `endpoint` export takes a control plane out of the NLB's target group
 //! before its API server restarts, and puts it back.
 
+mod apply;
 mod aws;
 mod config;
 mod destroy;
 mod endpoint;
+mod instances;
 mod inventory;
+mod key_pair;
+mod load_balancer;
+mod network;
 mod plan;
-mod provision;
+mod retry;
 mod rules;
+mod security_groups;
+mod state;
 
 use hacluster_backend::*;
 
 use crate::config::Config;
-use crate::provision::State;
+use crate::state::State;
 
 struct Aws;
 
@@ -49,7 +56,7 @@ impl Backend for Aws {
 
     fn apply(cluster: &Cluster, config: &Config, prior: State) -> Result<Provisioned<State>, Error> {
         let clients = aws::Clients::new(config)?;
-        wstd::runtime::block_on(provision::apply(&clients, config, cluster, prior))
+        wstd::runtime::block_on(apply::apply(&clients, config, cluster, prior))
     }
 
     fn destroy(cluster: &Cluster, config: &Config, state: State) -> Result<(), Error> {

@@ -56,7 +56,7 @@ pub async fn plan(c: &Clients, cfg: &Config, cluster: &Cluster) -> Result<Vec<Ch
     out.push(change(
         inv.sg_lb.is_some(),
         "security-group",
-        format!("{name}-{}", crate::provision::LB_ROLE),
+        format!("{name}-{}", crate::security_groups::LB_ROLE),
         "the API port from the admin networks and the nodes".into(),
     ));
     out.push(change(inv.key_pair.is_some(), "key-pair", format!("{name}-key"), "the operator's public key".into()));

@@ -11,14 +11,18 @@
 mod apply;
 mod cloudinit;
 mod config;
+mod destroy;
+mod inventory;
 mod lb;
 mod names;
+mod plan;
+mod state;
 mod xml;
 
 use hacluster_backend::*;
 
-use crate::apply::State;
 use crate::config::Config;
+use crate::state::State;
 
 struct Libvirt;
 
@@ -42,7 +46,7 @@ impl Backend for Libvirt {
     }
 
     fn plan(cluster: &Cluster, config: &Config, prior: State) -> Result<Vec<Change>, Error> {
-        apply::plan(config, cluster, prior)
+        plan::plan(config, cluster, prior)
     }
 
     fn apply(cluster: &Cluster, config: &Config, prior: State) -> Result<Provisioned<State>, Error> {
@@ -50,7 +54,7 @@ impl Backend for Libvirt {
     }
 
     fn destroy(cluster: &Cluster, config: &Config, state: State) -> Result<(), Error> {
-        apply::destroy(config, cluster, state)
+        destroy::destroy(config, cluster, state)
     }
 }
 

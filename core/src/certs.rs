@@ -206,7 +206,11 @@ pub async fn renew(
         drain.take_out(m).await?;
         exec.run(
             m,
-            &Script::root("kubeadm certs renew all", "kubeadm certs renew all >/dev/null 2>&1 && echo renewed")
+            &Script::root(
+                "kubeadm certs renew all",
+                // kubeadm's own words on failure, not on success (a line per certificate).
+                "out=$(kubeadm certs renew all 2>&1) || { printf '%s\n' \"$out\" | tail -n 20 >&2; exit 1; }\necho renewed",
+            )
                 .timeout(Duration::from_secs(300)),
         )
         .await?;

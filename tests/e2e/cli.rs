@@ -1,7 +1,6 @@
 //! Command-line behaviour: exit codes, schema, completions.
 
-use crate::plugins::{Scratch, plugin};
-use crate::support::{bin, example, run, write_config};
+use crate::support::{Scratch, bin, example, plugin, run, write_config};
 
 #[test]
 fn usage_errors_exit_2() {

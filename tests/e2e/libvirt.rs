@@ -15,26 +15,9 @@ use hacluster::plugin::hypervisor::policy::{HostGrant, Policy};
 use hacluster::plugin::{Limits, PluginHost, Silent};
 use hacluster::session::{self, BackendSel};
 
-use crate::plugins::{Scratch, plugin, shared_cache};
-use crate::support::example;
-use crate::support::needs;
+use crate::support::{Scratch, libvirt_plugin, needs, plugin, shared_cache, test_driver_config};
 
 const TEST_URI: &str = "test:///default";
-
-pub fn libvirt_plugin() -> PathBuf {
-    plugin("hacluster_plugin_libvirt.wasm")
-}
-
-/// An example config pointed at the test driver: every host's URI, the `test` domain type.
-pub fn test_driver_config(s: &Scratch, example_name: &str) -> PathBuf {
-    let text = std::fs::read_to_string(example(example_name)).unwrap();
-    let text = text.replace("    connection:\n", &format!("    connection:\n      uri: {TEST_URI}\n")).replace(
-        "    ssh:\n      addToKnownHosts: true\n",
-        "    ssh:\n      addToKnownHosts: true\n      privateKeyPath: OPKEY\n",
-    );
-    assert!(text.contains("privateKeyPath"), "the example's nodeTemplate.ssh changed");
-    s.write(example_name, &format!("{text}\nbackends:\n  libvirt:\n    domainType: test\n"))
-}
 
 /// What libvirt holds, read through the host's own connection.
 #[derive(Debug, PartialEq)]
@@ -573,14 +556,17 @@ impl SilentHost {
             Self::ADDRESS
         );
         let host = SilentHost { ns, veth };
-        crate::netns::must(&script);
+        crate::support::netns::must(&script);
         host
     }
 }
 
 impl Drop for SilentHost {
     fn drop(&mut self) {
-        crate::netns::sh(&format!("ip link del {} 2>/dev/null; ip netns del {} 2>/dev/null", self.veth, self.ns));
+        crate::support::netns::sh(&format!(
+            "ip link del {} 2>/dev/null; ip netns del {} 2>/dev/null",
+            self.veth, self.ns
+        ));
     }
 }
 

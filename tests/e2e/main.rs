@@ -7,7 +7,6 @@ mod examples;
 mod invalid_configs;
 mod kubeadm_config;
 mod libvirt;
-mod netns;
 mod plan_out;
 mod plugins;
 mod properties;

@@ -7,10 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use crate::libvirt::{libvirt_plugin, test_driver_config};
-use crate::plugins::{Scratch, plugin};
-use crate::support::example;
-use crate::support::needs;
+use crate::support::{Scratch, example, libvirt_plugin, needs, plugin, test_driver_config};
 
 /// Checks that every file under `out` parses as what reads it will read it; returns the
 /// node directories.
@@ -177,7 +174,7 @@ fn plan_out_refuses_a_hostile_backends_files() {
         ("files-huge", "returned too large a set of rendered files"),
     ] {
         let s = Scratch::new();
-        let cfg = s.write("adv.yaml", &crate::plugins::adversary_config(mode, ""));
+        let cfg = s.write("adv.yaml", &crate::support::adversary_config(mode, ""));
         let out = s.path("out/plan");
         let r = s.run(&[
             "plan",
@@ -196,7 +193,7 @@ fn plan_out_refuses_a_hostile_backends_files() {
     }
     // What a backend is given to render from holds no private key: it echoes user-data back.
     let s = Scratch::new();
-    let cfg = s.write("adv.yaml", &crate::plugins::adversary_config("files-echo", ""));
+    let cfg = s.write("adv.yaml", &crate::support::adversary_config("files-echo", ""));
     let out = s.path("out");
     let r = s.run(&[
         "plan",

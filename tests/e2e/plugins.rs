@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,107 +15,7 @@ use hacluster::config::{self, Options};
 use hacluster::plugin::{ClusterInput, Grants, Limits, PluginError, PluginHost, Silent, discovery};
 use hacluster::state::ClusterState;
 
-use crate::support::needs;
-use crate::support::{Run, bin, example};
-
-/// Where `./scripts/build-plugins` puts the components: beside this test binary's target dir.
-fn built_plugin_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("HACLUSTER_BUILTIN_PLUGINS") {
-        return PathBuf::from(d);
-    }
-    let exe = Path::new(bin());
-    exe.parent().and_then(Path::parent).expect("target dir").join("wasm32-wasip2/release")
-}
-
-/// Whether `./scripts/build-plugins` has run (the gate of [`crate::support::Need::Plugins`]).
-pub fn plugins_built() -> bool {
-    built_plugin_dir().join("hacluster_plugin_adversary.wasm").is_file()
-}
-
-/// The built components' directory.
-pub fn plugin_dir() -> PathBuf {
-    let dir = built_plugin_dir();
-    assert!(
-        plugins_built(),
-        "plugins are not built in {}; run ./scripts/build-plugins (./scripts/test does)",
-        dir.display()
-    );
-    dir
-}
-
-pub fn plugin(file: &str) -> PathBuf {
-    let p = plugin_dir().join(file);
-    assert!(p.is_file(), "{} missing; run ./scripts/build-plugins", p.display());
-    p
-}
-
-pub fn shared_cache() -> PathBuf {
-    Path::new(bin()).parent().expect("target/debug").join("test-component-cache")
-}
-
-/// A scratch area: operator key, state root, config files.
-pub struct Scratch {
-    pub dir: tempfile::TempDir,
-}
-
-impl Scratch {
-    pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let key = hacluster::identity::generate_host_key().unwrap();
-        std::fs::write(dir.path().join("op"), key.host_private_key).unwrap();
-        std::fs::write(dir.path().join("op.pub"), key.host_public_key).unwrap();
-        Scratch { dir }
-    }
-
-    pub fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    pub fn state(&self) -> PathBuf {
-        self.path("state")
-    }
-
-    pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.path(name);
-        std::fs::write(&p, text.replace("OPKEY", self.path("op").to_str().unwrap())).unwrap();
-        p
-    }
-
-    pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
-        c.args(args)
-            .env("NO_COLOR", "1")
-            // Never real cloud credentials in tests; the AWS tests set moto's explicitly.
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_PROFILE")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-            .env("HACLUSTER_BUILTIN_PLUGINS", plugin_dir())
-            // One compiled-component cache for all tests (keyed by content hash, so sharing is
-            // safe): debug builds compile slowly, and each plugin needs compiling only once.
-            .env("HACLUSTER_CACHE_DIR", shared_cache())
-            .env("XDG_DATA_HOME", self.path("data"))
-            .env("HACLUSTER_STATE_DIR", self.state());
-        c
-    }
-
-    pub fn run(&self, args: &[&str]) -> Run {
-        self.cmd(args).output().expect("hacluster runs").into()
-    }
-
-    pub fn state_of(&self, cluster: &str) -> Option<ClusterState> {
-        hacluster::state::StateDir::new(&self.state(), cluster).read().unwrap()
-    }
-}
-
-/// The adversary imports `hypervisor` (for its libvirt misdeeds), so the host treats it as a
-/// backend that places VMs on `hosts` and needs a network: the configs name both.
-pub(crate) fn adversary_config(mode: &str, extra: &str) -> String {
-    format!(
-        "hosts: [{{name: lab, connection: {{type: local, uri: \"test:///default\"}}}}]\ncluster:\n  name: adv\n  network: {{mode: isolated, cidr: 10.231.91.0/24}}\n  nodeTemplate: {{ssh: {{privateKeyPath: OPKEY}}}}\n  nodes:\n    master: {{instances: [{{id: 1}}, {{id: 2}}, {{id: 3}}]}}\n    worker: {{instances: [{{id: 1}}]}}\nkubernetes: {{version: v1.35.0}}\nbackends:\n  adversary:\n    mode: {mode}\n{extra}"
-    )
-}
+use crate::support::{Run, Scratch, adversary_config, example, needs, plugin, shared_cache};
 
 #[test]
 fn static_example_provisions_and_plans() {
@@ -299,7 +199,7 @@ fn a_component_of_contract_0_1_0_still_loads_and_plans() {
     assert!(out.join("metal-master-1/kubeadm-init.yaml").is_file());
     // The libvirt plugin of this release does export them; the aws plugin exports `endpoint`
     // (contract 0.1.2).
-    let r = s.run(&["plugins", "inspect", crate::libvirt::libvirt_plugin().to_str().unwrap(), "-o", "json"]);
+    let r = s.run(&["plugins", "inspect", crate::support::libvirt_plugin().to_str().unwrap(), "-o", "json"]);
     assert_eq!((r.json()["rendersFiles"].as_bool(), r.json()["drainsEndpoint"].as_bool()), (Some(true), Some(false)));
     let r = s.run(&["plugins", "inspect", plugin("hacluster_plugin_aws.wasm").to_str().unwrap(), "-o", "json"]);
     assert_eq!((r.json()["rendersFiles"].as_bool(), r.json()["drainsEndpoint"].as_bool()), (Some(false), Some(true)));

@@ -13,9 +13,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Instant;
 
-use crate::plugins::Scratch;
-use crate::real_cluster::Lab;
-use crate::support::repo;
+use crate::support::{Lab, Scratch, repo};
 
 /// One run: its total and each step's seconds, in order.
 struct Timing {

@@ -12,9 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::plugins::Scratch;
-use crate::real_cluster::{Lab, NodeShell, eventually, kubectl};
-use crate::support::Run;
+use crate::support::{Lab, NodeShell, Run, Scratch, eventually, kubectl};
 
 /// The start and end (seconds since the epoch) of the last run of `job` on the node at `ip`,
 /// from its record: `run.sh` is written when it starts, `rc` when it ends. `None` when it
@@ -272,7 +270,7 @@ echo $!"#,
     for ip in [&m2, &m3, &w1, &w2] {
         assert_eq!(job_span(&root, ip, "kubeadm-init"), None, "an init on {ip}");
     }
-    let ds = crate::real_cluster::json(&kc, &["-n", "kube-system", "get", "daemonset", "kube-router"]);
+    let ds = crate::support::json(&kc, &["-n", "kube-system", "get", "daemonset", "kube-router"]);
     let cni = ds["metadata"]["creationTimestamp"].as_str().unwrap().to_string();
     let cni = root.ok(&m1, &format!("date -d {cni} +%s")).trim().parse::<f64>().unwrap();
     let (j2, j3) = (job_span(&root, &m2, "kubeadm-join").unwrap(), job_span(&root, &m3, "kubeadm-join").unwrap());

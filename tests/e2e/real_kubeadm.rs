@@ -17,10 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::libvirt::libvirt_plugin;
-use crate::plugins::{Scratch, plugin};
-use crate::support::needs;
-use crate::support::{example, repo};
+use crate::support::{Scratch, example, libvirt_plugin, needs, plugin, repo};
 
 /// Preflight checks that look at what a node has besides kubeadm; none is about the
 /// documents. `CRI` and `ContainerRuntimeVersion`: no containerd runs here. `KubeletVersion`

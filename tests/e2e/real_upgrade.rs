@@ -5,15 +5,11 @@
 //! /readyz and a real object through the VIP, and to the Service. The upgrade is killed with
 //! SIGKILL at named points and resumed; the clients must not have seen one failed request.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::plugins::Scratch;
-use crate::real_cluster::{Lab, eventually, json, kubectl};
-use crate::support::{needs, repo};
+use crate::support::{Lab, Sampler, Scratch, eventually, json, kill_at, kubectl, needs};
 
 const WEB: &str = r#"apiVersion: apps/v1
 kind: Deployment
@@ -52,67 +48,6 @@ spec:
 
 fn minor(v: &str) -> u32 {
     v.trim_start_matches('v').split('.').nth(1).and_then(|m| m.parse().ok()).expect("v1.MINOR.PATCH")
-}
-
-/// Runs `hacluster ARGS` until it prints a line containing `line`, waits `wait_after`, then
-/// SIGKILLs it.
-fn kill_at(s: &Scratch, args: &[&str], line: &str, wait_after: Duration) {
-    let mut child = s.cmd(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut said = Vec::new();
-    for l in stderr.lines().map_while(Result::ok) {
-        let found = l.contains(line);
-        said.push(l);
-        if found {
-            break;
-        }
-    }
-    assert!(said.last().is_some_and(|l| l.contains(line)), "ended before `{line}`:\n{}", said.join("\n"));
-    std::thread::sleep(wait_after);
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-}
-
-/// `scripts/lab sample`, stopped (and its report read) by `finish`.
-struct Sampler {
-    child: Child,
-    out: std::path::PathBuf,
-    stop: std::path::PathBuf,
-    started: Instant,
-}
-
-impl Sampler {
-    fn start(s: &Scratch, kubeconfig: &std::path::Path, service: &str) -> Sampler {
-        let (out, stop) = (s.dir.path().join("samples.json"), s.dir.path().join("samples.stop"));
-        let child = Command::new(repo().join("scripts/lab"))
-            .arg("sample")
-            .arg(kubeconfig)
-            .arg("/api/v1/namespaces/default/services/web")
-            .arg(service)
-            .arg(&out)
-            .arg(&stop)
-            .spawn()
-            .unwrap();
-        eventually("the sampler's first report", Duration::from_secs(120), || {
-            std::fs::read_to_string(&out).map_err(|e| e.to_string())
-        });
-        Sampler { child, out, stop, started: Instant::now() }
-    }
-
-    fn finish(mut self) -> (Value, f64) {
-        std::fs::write(&self.stop, "").unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "scripts/lab sample failed");
-        let secs = self.started.elapsed().as_secs_f64();
-        (serde_json::from_str(&std::fs::read_to_string(&self.out).unwrap()).unwrap(), secs)
-    }
-}
-
-impl Drop for Sampler {
-    fn drop(&mut self) {
-        let _ = std::fs::write(&self.stop, "");
-        let _ = self.child.wait();
-    }
 }
 
 /// (pod, image) of every container of the running kube-system pods.
@@ -212,11 +147,13 @@ fn real_cluster_upgrade_one_minor_no_failed_request_killed_and_resumed() {
     let sampler = Sampler::start(&s, &kc, &format!("http://10.232.{n}.200:8080/"));
     let t0 = Instant::now();
     let up = ["upgrade", "-c", target.as_str(), "-v"];
-    kill_at(&s, &up, &format!("lab{n}-master-1: kubeadm upgrade apply {to}"), Duration::from_secs(15));
+    kill_at(&s, &up, &format!("lab{n}-master-1: kubeadm upgrade apply {to}"), || {
+        std::thread::sleep(Duration::from_secs(15))
+    });
     eprintln!("real upgrade: killed during kubeadm upgrade apply on master-1");
-    kill_at(&s, &up, &format!("lab{n}-master-2: drained"), Duration::ZERO);
+    kill_at(&s, &up, &format!("lab{n}-master-2: drained"), || {});
     eprintln!("real upgrade: killed with master-2 drained, before its kubelet");
-    kill_at(&s, &up, &format!("lab{n}-worker-1: drained"), Duration::ZERO);
+    kill_at(&s, &up, &format!("lab{n}-worker-1: drained"), || {});
     eprintln!("real upgrade: killed with worker-1 drained, before its kubelet");
     let last = s.run(&["upgrade", "-c", &target, "-o", "json"]);
     assert_eq!(last.code, 0, "the last upgrade: {}{}", last.stdout, last.stderr);
@@ -347,7 +284,7 @@ fn upgrade_refusals_and_plan_from_the_recorded_version() {
     let text =
         std::fs::read_to_string(crate::support::example("static.yaml")).unwrap().replace("~/.ssh/id_ed25519", "OPKEY");
     let cfg = s.write("static.yaml", &text);
-    let wasm = crate::plugins::plugin("hacluster_plugin_static.wasm");
+    let wasm = crate::support::plugin("hacluster_plugin_static.wasm");
     let (cfg, wasm) = (cfg.to_str().unwrap(), wasm.to_str().unwrap());
     let r = s.run(&["provision", "-c", cfg, "--plugin", wasm]);
     assert_eq!(r.code, 0, "{}", r.stderr);

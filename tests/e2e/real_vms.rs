@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::plugins::Scratch;
+use crate::support::Scratch;
 
 const URI: &str = "qemu:///system";
 const CLUSTER: &str = "hacvm";

@@ -13,11 +13,11 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::libvirt::libvirt_plugin;
-use crate::netns::{cleanup_prefix, must, sh};
-use crate::plugins::Scratch;
-use crate::support::needs;
-use crate::support::repo;
+use crate::support::{
+    Scratch, libvirt_plugin, needs,
+    netns::{cleanup_prefix, must, sh},
+    repo,
+};
 
 /// Load-balancer configs rendered by the plugin, as `hacluster plan --out` shows them (the
 /// files the plugin reports are the ones its cloud-init seeds carry).

@@ -134,26 +134,12 @@ macro_rules! register_backend {
                 Export,
                 $crate::bindings::with_files_and_endpoint::exports::hacluster::backend::plugin::Guest
             );
-            impl $crate::bindings::with_files_and_endpoint::exports::hacluster::backend::files::Guest for Export {
-                fn rendered_files(
-                    cluster: $crate::Cluster,
-                    prior: Option<Vec<u8>>,
-                ) -> Result<
-                    Vec<$crate::bindings::with_files_and_endpoint::exports::hacluster::backend::files::RenderedFile>,
-                    $crate::Error,
-                > {
-                    // The same record, generated once per world.
-                    Ok($crate::export::files::<$backend>(cluster, prior)?
-                        .into_iter()
-                        .map(|f| $crate::bindings::with_files_and_endpoint::exports::hacluster::backend::files::RenderedFile {
-                            node: f.node,
-                            name: f.name,
-                            destination: f.destination,
-                            content: f.content,
-                        })
-                        .collect())
-                }
-            }
+            $crate::__files_guest!(
+                $backend,
+                Export,
+                $crate::bindings::with_files_and_endpoint::exports::hacluster::backend::files::Guest,
+                $crate::bindings::with_files_and_endpoint::exports::hacluster::backend::files::RenderedFile
+            );
             $crate::__endpoint_guest!(
                 $backend,
                 Export,
@@ -170,14 +156,12 @@ macro_rules! register_backend {
                 Export,
                 $crate::bindings::with_files::exports::hacluster::backend::plugin::Guest
             );
-            impl $crate::bindings::with_files::exports::hacluster::backend::files::Guest for Export {
-                fn rendered_files(
-                    cluster: $crate::Cluster,
-                    prior: Option<Vec<u8>>,
-                ) -> Result<Vec<$crate::RenderedFile>, $crate::Error> {
-                    $crate::export::files::<$backend>(cluster, prior)
-                }
-            }
+            $crate::__files_guest!(
+                $backend,
+                Export,
+                $crate::bindings::with_files::exports::hacluster::backend::files::Guest,
+                $crate::RenderedFile
+            );
     $crate::bindings::with_files::export_backend_with_files!(Export with_types_in $crate::bindings::with_files);
         };
     };
@@ -203,6 +187,25 @@ macro_rules! register_backend {
             $crate::__plugin_guest!($backend, Export, $crate::bindings::exports::hacluster::backend::plugin::Guest);
     $crate::bindings::export_backend!(Export with_types_in $crate::bindings);
         };
+    };
+}
+
+/// The `files` export of one world (its `RenderedFile` is the same record, generated once per
+/// world), for [`register_backend!`](crate::register_backend).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __files_guest {
+    ($backend:ty, $export:ident, $guest:path, $file:path) => {
+        impl $guest for $export {
+            fn rendered_files(cluster: $crate::Cluster, prior: Option<Vec<u8>>) -> Result<Vec<$file>, $crate::Error> {
+                // A struct literal takes an alias, not a macro's path.
+                type File = $file;
+                Ok($crate::export::files::<$backend>(cluster, prior)?
+                    .into_iter()
+                    .map(|f| File { node: f.node, name: f.name, destination: f.destination, content: f.content })
+                    .collect())
+            }
+        }
     };
 }
 

@@ -1,4 +1,5 @@
-//! `backends.aws` as the core hands it over: already validated, defaults applied.
+//! `backends.aws` as the core hands it over: already validated, defaults applied. The core's
+//! side of this JSON is `AwsSpec` (`crates/hacluster-config/src/model/aws.rs`).
 
 use serde::Deserialize;
 

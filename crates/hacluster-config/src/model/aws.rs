@@ -1,5 +1,9 @@
 //! The AWS backend's settings as validated (`backends.aws` with its defaults applied): what the
 //! core needs of them (zones for placement, the endpoint for grants) and hands the AWS plugin.
+//! The plugin reads the same JSON into its own `Config` (`plugins/aws/src/config.rs`): two
+//! types on purpose, one per side of the sandbox (the component does not link the core's
+//! config crate); the JSON between them is the contract, and the moto tests fail on a field
+//! one side renames.
 
 use ipnet::Ipv4Net;
 use serde::Serialize;

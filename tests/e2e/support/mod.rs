@@ -1,5 +1,18 @@
 //! Helpers for driving the `hacluster` binary as a user would.
 
+mod lab;
+mod moto;
+pub mod netns;
+mod plugins;
+mod sampler;
+
+pub(crate) use lab::{Lab, NodeShell, eventually, json, kubectl};
+pub(crate) use moto::Moto;
+pub(crate) use plugins::{
+    Scratch, adversary_config, libvirt_plugin, plugin, plugins_built, shared_cache, test_driver_config,
+};
+pub(crate) use sampler::{Sampler, kill_at};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -39,20 +52,23 @@ impl From<Output> for Run {
     }
 }
 
-/// Runs the binary. No AWS credentials reach it: a test must never talk to a real cloud (the
-/// AWS tests give moto's fake ones explicitly).
-pub fn run(args: &[&str]) -> Run {
-    Command::new(bin())
-        .args(args)
+/// The binary with `args`. No AWS credentials reach it: a test must never talk to a real cloud
+/// (the AWS tests give moto's fake ones explicitly).
+pub fn command(args: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.args(args)
         .env("NO_COLOR", "1")
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .env_remove("AWS_SESSION_TOKEN")
         .env_remove("AWS_PROFILE")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .output()
-        .expect("hacluster runs")
-        .into()
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
+    c
+}
+
+/// Runs the binary (see [`command`]).
+pub fn run(args: &[&str]) -> Run {
+    command(args).output().expect("hacluster runs").into()
 }
 
 /// Writes `text` to a file named `name` in a fresh temporary directory.
@@ -86,7 +102,7 @@ impl Need {
     /// Why the need is not met here, and what meets it; `None` when it is met.
     fn missing(self) -> Option<String> {
         match self {
-            Need::Plugins => (!crate::plugins::plugins_built())
+            Need::Plugins => (!crate::support::plugins_built())
                 .then(|| "the plugins are not built: run ./scripts/build-plugins".to_string()),
             Need::Moto => on_path("moto_server")
                 .is_none()

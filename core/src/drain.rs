@@ -179,6 +179,12 @@ pub async fn put_back(exec: &Executor, events: &dyn Events, m: &Machine) -> Resu
     Ok(())
 }
 
+/// Whether `m`'s API server answers /readyz and its etcd member is healthy, now.
+pub async fn answers(exec: &Executor, m: &Machine) -> Result<bool, BootstrapError> {
+    let out = exec.run_unchecked(m, &Script::root("local readyz and etcd", LOCAL_READY).quiet()).await?;
+    Ok(out.stdout.trim() == "ok ok")
+}
+
 /// Until `m`'s API server answers /readyz and its etcd member is healthy.
 pub async fn wait_local_ready(exec: &Executor, m: &Machine) -> Result<(), BootstrapError> {
     let deadline = tokio::time::Instant::now() + READY_LIMIT;

@@ -5,6 +5,7 @@
 
 pub use hacluster_config::{config, model, plan};
 
+pub mod backup;
 pub mod bootstrap;
 pub mod certs;
 pub mod drain;

@@ -247,6 +247,29 @@ fn plugin_record(p: &Plugin) -> PluginRecord {
     }
 }
 
+/// A running cluster's control plane that the config no longer lists would stay an etcd member
+/// (and, for most backends, a machine) that nothing manages: refused, before the backend is
+/// asked, until control planes can be removed one at a time.
+fn refuse_dropped_control_planes(spec: &ClusterSpec, state: &ClusterState) -> Result<(), SessionError> {
+    let running = state.bootstrap.as_ref().is_some_and(|b| b.completed.iter().any(|c| c == "kubeadm-init"));
+    let Some(infra) = state.infrastructure.as_ref().filter(|_| running) else { return Ok(()) };
+    let dropped: Vec<&str> = infra
+        .machines
+        .iter()
+        .filter(|m| m.role == crate::model::NodeRole::ControlPlane)
+        .filter(|m| !spec.control_planes.iter().any(|n| n.name.as_str() == m.name))
+        .map(|m| m.name.as_str())
+        .collect();
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    Err(SessionError::Input(format!(
+        "cluster `{}` runs control plane(s) {} that the config no longer lists: each is an etcd member, and hacluster does not remove control planes yet; put them back under `cluster.nodes.master.instances` (nothing was changed)",
+        spec.name,
+        dropped.join(", ")
+    )))
+}
+
 /// Creates or converges the infrastructure and records it. Resumable: the plugin gets the
 /// state it checkpointed last, also after a crash.
 pub async fn provision(
@@ -264,6 +287,7 @@ pub async fn provision(
             now: plugin.name().into(),
         });
     }
+    refuse_dropped_control_planes(spec, &state)?;
     state.backend = plugin.name().into();
     state.backend_profile = Some(plugin.profile());
     let (_, authorized_key) = identity::operator_public_key(spec)?;
@@ -362,6 +386,8 @@ pub enum RunError {
     State(#[from] StateError),
     #[error(transparent)]
     Upgrade(#[from] crate::upgrade::UpgradeError),
+    #[error(transparent)]
+    Archive(#[from] crate::backup::archive::ArchiveError),
 }
 
 impl RunError {
@@ -370,6 +396,8 @@ impl RunError {
             RunError::Session(s) => s.is_usage(),
             RunError::State(StateError::Busy { .. }) => true,
             RunError::Ssh(crate::ssh::SshError::NoKey(_)) => true,
+            // A recipient, an identity or an archive the operator named.
+            RunError::Archive(_) => true,
             _ => false,
         }
     }
@@ -642,6 +670,59 @@ pub async fn endpoint_member(
     })
     .await??;
     Ok(MemberChange { node: node.to_string(), balancer: r, on_node: true })
+}
+
+/// A backup of a running cluster, encrypted to `recipients` and written to `out` (mode 0600,
+/// never over an existing file).
+pub async fn backup(
+    spec: &ClusterSpec,
+    state_root: &Path,
+    events: Arc<dyn crate::events::Events>,
+    settings: crate::ssh::Settings,
+    recipients: &[age::x25519::Recipient],
+    out: Option<&Path>,
+) -> Result<(crate::backup::archive::Manifest, PathBuf), RunError> {
+    let (_, state, infra) = provisioned(spec, state_root)?;
+    let Some(b) = state.bootstrap.as_ref().filter(|b| b.completed.iter().any(|c| c == "kubeadm-init")) else {
+        return Err(SessionError::NotBootstrapped(spec.name.to_string()).into());
+    };
+    let version = b.kubernetes_version.clone().unwrap_or_else(|| spec.kubernetes.version.to_string());
+    let (manifest, files) = over_ssh(settings, events, async |exec| {
+        for id in state.identities.values() {
+            exec.redactor().add(&id.host_private_key);
+        }
+        crate::backup::take(spec, &infra, exec, &version).await
+    })
+    .await??;
+    let sealed = crate::backup::archive::seal(&manifest, &files, recipients)?;
+    let path = match out {
+        Some(p) => p.to_path_buf(),
+        None => PathBuf::from(format!("{}-{}.backup.age", spec.name, manifest.taken_at.replace([':', '-'], ""))),
+    };
+    write_new_private(&path, &sealed)?;
+    Ok((manifest, path))
+}
+
+/// Writes a new file, 0600, refusing to replace one (a backup is never overwritten).
+fn write_new_private(path: &Path, bytes: &[u8]) -> Result<(), crate::backup::archive::ArchiveError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let io = |e: std::io::Error| crate::backup::archive::ArchiveError::Io {
+        path: path.to_path_buf(),
+        reason: if e.kind() == std::io::ErrorKind::AlreadyExists {
+            "exists; a backup is never overwritten: give another --out".into()
+        } else {
+            e.to_string()
+        },
+    };
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
+    let written = f.write_all(bytes).and_then(|()| f.sync_all());
+    if let Err(e) = written {
+        // No half archive left to be taken for a backup.
+        let _ = std::fs::remove_file(path);
+        return Err(io(e));
+    }
+    Ok(())
 }
 
 /// Live health of a provisioned cluster.

@@ -10,6 +10,7 @@ mod libvirt;
 mod plan_out;
 mod plugins;
 mod properties;
+mod real_backup;
 mod real_bench;
 mod real_bootstrap;
 mod real_cluster;

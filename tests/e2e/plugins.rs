@@ -71,6 +71,43 @@ fn static_example_provisions_and_plans() {
     assert!(r.stdout.contains("kubectl config delete-context metal"), "{}", r.stdout);
 }
 
+/// A running cluster whose config drops control planes is refused before the backend is
+/// asked (each is an etcd member nothing would remove), and the state is left as it was.
+#[test]
+fn a_running_clusters_control_planes_are_not_dropped_from_the_config() {
+    needs!(Plugins);
+    let s = Scratch::new();
+    let text = std::fs::read_to_string(example("static.yaml")).unwrap().replace("~/.ssh/id_ed25519", "OPKEY");
+    let cfg = s.write("static.yaml", &text);
+    let r = s.run(&["provision", "-c", cfg.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let dir = hacluster::state::StateDir::new(&s.state(), "metal");
+    {
+        let lock = dir.lock().unwrap();
+        let mut state = lock.load_or_new("metal", "static").unwrap();
+        state.bootstrap =
+            Some(hacluster::state::BootstrapRecord { completed: vec!["kubeadm-init".into()], ..Default::default() });
+        lock.save(&state).unwrap();
+    }
+    let saved = std::fs::read(dir.file()).unwrap();
+    let one =
+        text.replace("        - id: 1\n        - id: 2\n        - id: 3\n    worker:", "        - id: 1\n    worker:");
+    let one = one.split("      - node: master-2").next().unwrap().to_string()
+        + &one[one.find("      - node: worker-1").unwrap()..];
+    assert_ne!(one, text);
+    let smaller = s.write("one.yaml", &one);
+    for cmd in ["provision", "up"] {
+        let r = s.run(&[cmd, "-c", smaller.to_str().unwrap()]);
+        assert_eq!(r.code, 2, "{cmd}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("runs control plane(s) metal-master-2, metal-master-3 that the config no longer lists"),
+            "{cmd}: {}",
+            r.stderr
+        );
+        assert_eq!(std::fs::read(dir.file()).unwrap(), saved, "{cmd} changed the state");
+    }
+}
+
 #[test]
 fn static_backend_checks_its_section() {
     needs!(Plugins);

@@ -64,6 +64,16 @@ pub(crate) fn pinned() -> &'static [(String, PathBuf)] {
     })
 }
 
+/// The directory of one of the lab's other builds (`etcd-v3.7.0`), as `scripts/build-k8s --list`
+/// prints it.
+pub(crate) fn built(label: &str) -> PathBuf {
+    let out = listed().as_ref().unwrap_or_else(|e| panic!("the Kubernetes binaries are not built:\n{e}"));
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{label} ")))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("scripts/build-k8s --list has no {label}:\n{out}"))
+}
+
 /// The version hacluster deploys by default is the one pinned as `default`, so real kubeadm of
 /// that version is what judges (and, in the lab, runs) the default.
 #[test]

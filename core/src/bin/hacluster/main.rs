@@ -53,6 +53,8 @@ pub enum Command {
     /// The cluster's certificates (`status` shows when they expire).
     #[command(subcommand)]
     Certs(commands::certs::Command),
+    /// Back up the cluster (etcd snapshot and PKI, encrypted with age); `backup inspect` reads one.
+    Backup(commands::backup::Args),
     /// Take a control plane out of the API endpoint, and put it back.
     #[command(subcommand)]
     Endpoint(commands::endpoint::Command),
@@ -110,6 +112,7 @@ fn main() -> ExitCode {
         Command::Upgrade(a) => commands::upgrade::exec(&shell, a),
         Command::Certs(c) => commands::certs::exec(&shell, c),
         Command::Endpoint(c) => commands::endpoint::exec(&shell, c),
+        Command::Backup(a) => commands::backup::exec(&shell, a),
         Command::Status(a) => commands::status::exec(&shell, a),
         Command::Verify(a) => commands::verify::exec(&shell, a),
         Command::Kubeconfig(a) => commands::kubeconfig::exec(&shell, a),

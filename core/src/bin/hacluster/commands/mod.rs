@@ -1,3 +1,4 @@
+pub mod backup;
 pub mod bootstrap;
 pub mod certs;
 pub mod completions;

@@ -445,13 +445,21 @@ pub async fn bootstrap(
     events: Arc<dyn crate::events::Events>,
     settings: crate::ssh::Settings,
     merge_into: Option<&Path>,
+    restore: Option<&crate::backup::restore::Restore>,
 ) -> Result<Bootstrapped, RunError> {
     let (dir, _, _) = provisioned(spec, state_root)?;
     let lock = dir.lock()?;
     let state = lock.load_or_new(spec.name.as_str(), "")?;
     let infra = state.infrastructure.clone().ok_or_else(|| SessionError::NoState(spec.name.to_string()))?;
+    if let (Some(what), None) = (&state.restoring, restore) {
+        return Err(SessionError::Input(format!(
+            "a restore of {what} is under way for cluster `{}`: finish it with `hacluster restore` (a plain bootstrap would start an empty cluster in its place)",
+            spec.name
+        ))
+        .into());
+    }
     over_ssh(settings, events.clone(), async |exec| {
-        crate::bootstrap::Bootstrap::new(spec, &infra, exec, events, &lock, state).run().await
+        crate::bootstrap::Bootstrap::new(spec, &infra, exec, events, &lock, state).restoring(restore).run().await
     })
     .await??;
     let kubeconfig = lock.dir().path.join("kubeconfig");
@@ -701,6 +709,29 @@ pub async fn backup(
     };
     write_new_private(&path, &sealed)?;
     Ok((manifest, path))
+}
+
+/// Records that `backup` is being restored as this cluster, before any machine is made (so
+/// that `up` will not start an empty cluster in its place); refused over a cluster that runs
+/// (its state records `kubeadm init`).
+pub fn begin_restore(
+    spec: &ClusterSpec,
+    state_root: &Path,
+    backend: &str,
+    backup: &crate::backup::archive::Manifest,
+) -> Result<(), SessionError> {
+    let dir = StateDir::new(state_root, spec.name.as_str());
+    let lock = dir.lock()?;
+    let mut state = lock.load_or_new(spec.name.as_str(), backend)?;
+    if state.bootstrap.as_ref().is_some_and(|b| b.completed.iter().any(|c| c == "kubeadm-init")) {
+        return Err(SessionError::Input(format!(
+            "cluster `{}` runs already (its state records `kubeadm init`): a restore builds a new cluster on new machines; restore with another config (another cluster name), or `hacluster down` this one first (a restore interrupted after `kubeadm init` is finished by `hacluster up`)",
+            spec.name
+        )));
+    }
+    state.restoring = Some(format!("the backup of {} taken at {}", backup.cluster, backup.taken_at));
+    lock.save(&state)?;
+    Ok(())
 }
 
 /// Writes a new file, 0600, refusing to replace one (a backup is never overwritten).

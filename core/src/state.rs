@@ -91,6 +91,10 @@ pub struct ClusterState {
     /// An upgrade under way (gone once it has finished).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade: Option<crate::upgrade::UpgradeRecord>,
+    /// A restore under way, until `kubeadm init` has run on the restored data: which backup
+    /// (its time and cluster), so that `up` does not start an empty cluster in its place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restoring: Option<String>,
 }
 
 /// What the bootstrap has done, so a second run knows where it stands (the nodes are still

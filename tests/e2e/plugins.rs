@@ -108,6 +108,36 @@ fn a_running_clusters_control_planes_are_not_dropped_from_the_config() {
     }
 }
 
+/// While a restore is recorded (from before its first machine until `kubeadm init` has run on
+/// the restored data), `up` and `bootstrap` refuse to start an empty cluster in its place; no
+/// machine is reached (the static example's addresses are never dialled).
+#[test]
+fn up_does_not_start_an_empty_cluster_where_a_restore_is_under_way() {
+    needs!(Plugins);
+    let s = Scratch::new();
+    let text = std::fs::read_to_string(example("static.yaml")).unwrap().replace("~/.ssh/id_ed25519", "OPKEY");
+    let cfg = s.write("static.yaml", &text);
+    let r = s.run(&["provision", "-c", cfg.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let dir = hacluster::state::StateDir::new(&s.state(), "metal");
+    {
+        let lock = dir.lock().unwrap();
+        let mut state = lock.load_or_new("metal", "static").unwrap();
+        state.restoring = Some("the backup of metal taken at 2026-12-06T19:00:00Z".into());
+        lock.save(&state).unwrap();
+    }
+    for cmd in ["up", "bootstrap"] {
+        let r = s.run(&[cmd, "-c", cfg.to_str().unwrap()]);
+        assert_eq!(r.code, 2, "{cmd}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("a restore of the backup of metal taken at 2026-12-06T19:00:00Z is under way")
+                && r.stderr.contains("finish it with `hacluster restore`"),
+            "{cmd}: {}",
+            r.stderr
+        );
+    }
+}
+
 #[test]
 fn static_backend_checks_its_section() {
     needs!(Plugins);

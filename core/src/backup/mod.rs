@@ -9,6 +9,7 @@
 //! host path the container may write), copied, and removed.
 
 pub mod archive;
+pub mod restore;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

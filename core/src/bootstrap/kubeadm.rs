@@ -99,7 +99,7 @@ pub fn endpoint(infra: &Infrastructure) -> String {
     if h.contains(':') { format!("[{h}]:{}", infra.endpoint.port) } else { format!("{h}:{}", infra.endpoint.port) }
 }
 
-fn address_of<'a>(infra: &'a Infrastructure, node: &Node) -> &'a str {
+pub(crate) fn address_of<'a>(infra: &'a Infrastructure, node: &Node) -> &'a str {
     infra.machine(node.name.as_str()).map(|m| m.private_address.as_str()).unwrap_or("")
 }
 

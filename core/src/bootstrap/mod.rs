@@ -78,6 +78,8 @@ pub struct Bootstrap<'a> {
     pub events: Arc<dyn Events>,
     pub lock: &'a StateLock,
     pub timeouts: Timeouts,
+    /// A backup to build the cluster from (`hacluster restore`).
+    restore: Option<&'a crate::backup::restore::Restore>,
     state: Mutex<ClusterState>,
 }
 
@@ -106,7 +108,22 @@ impl<'a> Bootstrap<'a> {
         lock: &'a StateLock,
         state: ClusterState,
     ) -> Self {
-        Bootstrap { spec, infra, exec, events, lock, timeouts: Timeouts::default(), state: Mutex::new(state) }
+        Bootstrap {
+            spec,
+            infra,
+            exec,
+            events,
+            lock,
+            timeouts: Timeouts::default(),
+            restore: None,
+            state: Mutex::new(state),
+        }
+    }
+
+    /// Builds the cluster from `restore`'s etcd snapshot and PKI.
+    pub fn restoring(mut self, restore: Option<&'a crate::backup::restore::Restore>) -> Self {
+        self.restore = restore;
+        self
     }
 
     fn machine(&self, node: &Node) -> Result<&'a Machine, BootstrapError> {
@@ -336,8 +353,16 @@ impl<'a> Bootstrap<'a> {
         }
         // Started here (with its config file), or an earlier run's job awaited or read.
         let cfg = kubeadm::init_config(self.spec, self.infra, &secrets);
+        let mut command = scripts::init_job();
+        if let Some(r) = self.restore {
+            if !matches!(jobs::status(self.exec, m, &job).await?, jobs::Status::Running | jobs::Status::Succeeded) {
+                self.stage_restore(m, r).await?;
+            }
+            let ip = kubeadm::address_of(self.infra, node);
+            command = scripts::init_job_restoring(&crate::backup::restore::prepare_script(node.name.as_str(), ip));
+        }
         let file = jobs::File { path: INIT_CONFIG, mode: 0o600, content: cfg.as_bytes() };
-        let job = jobs::run(self.exec, m, &job, &scripts::init_job(), &[file], KUBEADM_LIMIT).await?;
+        let job = jobs::run(self.exec, m, &job, &command, &[file], KUBEADM_LIMIT).await?;
         if !job.started_here {
             self.info(&format!("{} is already initialized", node.name));
         }
@@ -356,6 +381,41 @@ impl<'a> Bootstrap<'a> {
         })
         .await?;
         self.after_init(m).await
+    }
+
+    /// Before `kubeadm init` of a restore: the backup's snapshot and PKI staged on the node
+    /// (the init job puts them in place).
+    async fn stage_restore(&self, m: &Machine, r: &crate::backup::restore::Restore) -> Result<(), BootstrapError> {
+        self.info(&format!(
+            "{}: restoring the backup of {} taken at {} (etcd revision {})",
+            m.name, r.manifest.cluster, r.manifest.taken_at, r.manifest.etcd.revision
+        ));
+        for (path, data) in r.staged() {
+            self.exec.upload(m, &path, 0o600, data).await?;
+        }
+        Ok(())
+    }
+
+    /// After `kubeadm init` of a restore: what belonged to the old machines goes.
+    async fn after_restore(&self, m: &Machine) -> Result<(), BootstrapError> {
+        if self.restore.is_none() || self.step_done("restore-cleanup").await {
+            return Ok(());
+        }
+        let token = self.secrets().await?.token;
+        let id = token.split('.').next().unwrap_or_default().to_string();
+        let script = crate::backup::restore::cleanup_script(&kubectl(""), self.spec.init_node().name.as_str(), &id);
+        let out = self.exec.run(m, &Script::root("clean up after the restore", script).quiet()).await?;
+        self.info(&format!("{}: the old cluster's join tokens and Nodes deleted ({})", m.name, out.stdout.trim()));
+        self.done("restore-cleanup").await
+    }
+
+    /// Once `kubeadm init` has run on the restored data, the cluster is no longer being restored.
+    async fn record_restored(&self) -> Result<(), BootstrapError> {
+        let mut st = self.state.lock().await;
+        if st.restoring.take().is_some() {
+            self.lock.save(&st)?;
+        }
+        Ok(())
     }
 
     /// When the state records `step` as done: where its job stands on the node (`None` when the
@@ -391,6 +451,8 @@ impl<'a> Bootstrap<'a> {
     /// After init: the API through the endpoint, and the CA hash joins pin.
     async fn after_init(&self, m: &Machine) -> Result<(), BootstrapError> {
         self.wait_endpoint(m).await?;
+        self.after_restore(m).await?;
+        self.record_restored().await?;
         if self.record(|r| r.secrets.ca_cert_hash.is_none()).await? {
             // Resumed after init: compute the hash the way kubeadm's docs do.
             let out = self.exec.run(m, &Script::root("CA hash", scripts::CA_HASH)).await?;

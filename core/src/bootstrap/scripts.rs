@@ -330,6 +330,19 @@ pub fn init_job() -> String {
     kubeadm_job("kubeadm init", INIT_CONFIG, &format!("kubeadm init --config {INIT_CONFIG} --upload-certs"))
 }
 
+/// `kubeadm init` of a restore (see `backup::restore`): `prepare` (in a subshell of its own)
+/// puts the backup's PKI and etcd data in place first, also after the reset before a retry;
+/// kubeadm's check that /var/lib/etcd is empty is the one it must skip.
+pub fn init_job_restoring(prepare: &str) -> String {
+    kubeadm_job(
+        "kubeadm init",
+        INIT_CONFIG,
+        &format!(
+            "(\n{prepare}\n)\nkubeadm init --config {INIT_CONFIG} --upload-certs --ignore-preflight-errors=DirAvailable--var-lib-etcd"
+        ),
+    )
+}
+
 /// The `kubeadm join` job, for control planes and workers alike (the config file says which).
 pub fn join_job() -> String {
     kubeadm_job("kubeadm join", JOIN_CONFIG, &format!("kubeadm join --config {JOIN_CONFIG}"))

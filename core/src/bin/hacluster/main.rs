@@ -55,6 +55,8 @@ pub enum Command {
     Certs(commands::certs::Command),
     /// Back up the cluster (etcd snapshot and PKI, encrypted with age); `backup inspect` reads one.
     Backup(commands::backup::Args),
+    /// A new cluster from a backup, on the machines the backend provisions now (resumable).
+    Restore(commands::restore::Args),
     /// Take a control plane out of the API endpoint, and put it back.
     #[command(subcommand)]
     Endpoint(commands::endpoint::Command),
@@ -113,6 +115,7 @@ fn main() -> ExitCode {
         Command::Certs(c) => commands::certs::exec(&shell, c),
         Command::Endpoint(c) => commands::endpoint::exec(&shell, c),
         Command::Backup(a) => commands::backup::exec(&shell, a),
+        Command::Restore(a) => commands::restore::exec(&shell, a),
         Command::Status(a) => commands::status::exec(&shell, a),
         Command::Verify(a) => commands::verify::exec(&shell, a),
         Command::Kubeconfig(a) => commands::kubeconfig::exec(&shell, a),

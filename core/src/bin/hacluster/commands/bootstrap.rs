@@ -26,13 +26,19 @@ pub fn exec(shell: &Shell, args: &Args) -> CliResult {
     let root = args.host.state_root();
     open::with_config(shell, &args.config, &args.host, Backend::Provisioned(&root), async |cfg| {
         session::refuse_version_change(&cfg.spec, &root)?;
-        finish(shell, &cfg.spec, &root, args.merge_kubeconfig.as_deref()).await
+        finish(shell, &cfg.spec, &root, args.merge_kubeconfig.as_deref(), None).await
     })
 }
 
-/// The bootstrap and its report, shared by `up` and `bootstrap`.
-pub async fn finish(shell: &Shell, spec: &ClusterSpec, root: &Path, merge: Option<&Path>) -> CliResult {
-    let b = session::bootstrap(spec, root, shell.events(), session::ssh_settings(spec), merge).await?;
+/// The bootstrap and its report, shared by `up`, `bootstrap` and `restore`.
+pub async fn finish(
+    shell: &Shell,
+    spec: &ClusterSpec,
+    root: &Path,
+    merge: Option<&Path>,
+    restore: Option<&hacluster::backup::restore::Restore>,
+) -> CliResult {
+    let b = session::bootstrap(spec, root, shell.events(), session::ssh_settings(spec), merge, restore).await?;
     shell.print(&Bootstrapped { cluster: spec.name.as_str(), endpoint: &b.endpoint, kubeconfig: &b.kubeconfig });
     Ok(())
 }

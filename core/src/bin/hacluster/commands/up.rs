@@ -31,6 +31,6 @@ pub fn exec(shell: &Shell, args: &Args) -> CliResult {
         if !shell.is_json() {
             shell.text(&Provisioned::new(cfg.spec.name.as_str(), plugin, &p, cfg.host.http_counts()));
         }
-        super::bootstrap::finish(shell, &cfg.spec, &root, args.merge_kubeconfig.as_deref()).await
+        super::bootstrap::finish(shell, &cfg.spec, &root, args.merge_kubeconfig.as_deref(), None).await
     })
 }

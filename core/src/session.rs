@@ -658,7 +658,11 @@ pub async fn endpoint_member(
         ))
         .into());
     }
-    let (_, state, infra) = provisioned(spec, state_root)?;
+    let (dir, _, _) = provisioned(spec, state_root)?;
+    // Held throughout: no upgrade or other run may take members out meanwhile.
+    let lock = dir.lock()?;
+    let state = lock.load_or_new(spec.name.as_str(), "")?;
+    let infra = state.infrastructure.clone().ok_or_else(|| SessionError::NoState(spec.name.to_string()))?;
     let balancer = balancer(plugin, spec, &state)?;
     if balancer_only {
         let Some(b) = balancer.as_ref() else {
@@ -690,7 +694,10 @@ pub async fn backup(
     recipients: &[age::x25519::Recipient],
     out: Option<&Path>,
 ) -> Result<(crate::backup::archive::Manifest, PathBuf), RunError> {
-    let (_, state, infra) = provisioned(spec, state_root)?;
+    let (dir, _, _) = provisioned(spec, state_root)?;
+    let lock = dir.lock()?;
+    let state = lock.load_or_new(spec.name.as_str(), "")?;
+    let infra = state.infrastructure.clone().ok_or_else(|| SessionError::NoState(spec.name.to_string()))?;
     let Some(b) = state.bootstrap.as_ref().filter(|b| b.completed.iter().any(|c| c == "kubeadm-init")) else {
         return Err(SessionError::NotBootstrapped(spec.name.to_string()).into());
     };

@@ -132,6 +132,11 @@ func (l *Lab) down() error {
 		}
 	}
 	var errs []string
+	// A process that runc had frozen (the v1 freezer) when its node died cannot exit until
+	// its cgroup is thawed: seen once as a `runc init` in D state that kept a cgroup busy.
+	for _, d := range l.cgroupDirs() {
+		thaw(d)
+	}
 	for _, d := range l.cgroupDirs() {
 		if err := removeCgroup(d); err != nil {
 			errs = append(errs, err.Error())
@@ -196,11 +201,15 @@ func removeCgroup(root string) error {
 	sort.Slice(dirs, func(i, j int) bool { return strings.Count(dirs[i], "/") > strings.Count(dirs[j], "/") })
 	var last error
 	for _, d := range dirs {
-		for i := 0; i < 50; i++ {
+		for i := 0; i < 100; i++ {
 			last = syscall.Rmdir(d)
 			if last == nil || os.IsNotExist(last) {
 				last = nil
 				break
+			}
+			// Still busy: what is left in it is the lab's (nothing else runs in its cgroups).
+			if i%10 == 9 {
+				killCgroupProcs(d)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -209,6 +218,31 @@ func removeCgroup(root string) error {
 		}
 	}
 	return nil
+}
+
+// thaw writes THAWED to every freezer.state below root (v1 freezer hierarchy only).
+func thaw(root string) {
+	_ = filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() && info.Name() == "freezer.state" {
+			if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) != "THAWED" {
+				_ = os.WriteFile(p, []byte("THAWED"), 0o644)
+			}
+		}
+		return nil
+	})
+}
+
+// killCgroupProcs sends SIGKILL to the processes still in cgroup d.
+func killCgroupProcs(d string) {
+	b, err := os.ReadFile(filepath.Join(d, "cgroup.procs"))
+	if err != nil {
+		return
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 1 && pid != os.Getpid() {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
 
 // waitTCP dials addr once.

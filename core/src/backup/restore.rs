@@ -103,8 +103,9 @@ echo "[hacluster] restore: etcd data restored from the snapshot"
 /// After `kubeadm init` on the restored data, with kubectl on the first control plane:
 /// `cluster-info` made again for this endpoint (kubeadm keeps one that exists, and the old one
 /// names the old endpoint, which joins would follow), the old join tokens deleted (only
-/// `keep_token`'s and the one that owns this init's uploaded certificates stay), every Node but `init_node` deleted (old machines; a node of the new
-/// cluster with an old one's name joins after its stale object is gone), and the stage removed.
+/// `keep_token`'s and the one that owns this init's uploaded certificates stay), every Node but
+/// `init_node` deleted (old machines; a node of the new cluster with an old one's name joins
+/// after its stale object is gone), and the stage removed.
 pub fn cleanup_script(kubectl: &str, init_node: &str, keep_token: &str) -> String {
     let keep = shell_quote(&format!("secret/bootstrap-token-{keep_token}"));
     let init = shell_quote(&format!("node/{init_node}"));

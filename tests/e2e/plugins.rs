@@ -82,13 +82,10 @@ fn a_running_clusters_control_planes_are_not_dropped_from_the_config() {
     let r = s.run(&["provision", "-c", cfg.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let dir = hacluster::state::StateDir::new(&s.state(), "metal");
-    {
-        let lock = dir.lock().unwrap();
-        let mut state = lock.load_or_new("metal", "static").unwrap();
+    s.edit_state("metal", "static", |state| {
         state.bootstrap =
             Some(hacluster::state::BootstrapRecord { completed: vec!["kubeadm-init".into()], ..Default::default() });
-        lock.save(&state).unwrap();
-    }
+    });
     let saved = std::fs::read(dir.file()).unwrap();
     let one =
         text.replace("        - id: 1\n        - id: 2\n        - id: 3\n    worker:", "        - id: 1\n    worker:");
@@ -119,13 +116,9 @@ fn up_does_not_start_an_empty_cluster_where_a_restore_is_under_way() {
     let cfg = s.write("static.yaml", &text);
     let r = s.run(&["provision", "-c", cfg.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let dir = hacluster::state::StateDir::new(&s.state(), "metal");
-    {
-        let lock = dir.lock().unwrap();
-        let mut state = lock.load_or_new("metal", "static").unwrap();
+    s.edit_state("metal", "static", |state| {
         state.restoring = Some("the backup of metal taken at 2026-12-06T19:00:00Z".into());
-        lock.save(&state).unwrap();
-    }
+    });
     for cmd in ["up", "bootstrap"] {
         let r = s.run(&[cmd, "-c", cfg.to_str().unwrap()]);
         assert_eq!(r.code, 2, "{cmd}: {}{}", r.stdout, r.stderr);

@@ -88,6 +88,15 @@ impl Scratch {
         self.cmd(args).output().expect("hacluster runs").into()
     }
 
+    /// Changes the recorded state of `cluster` (under its lock), as a run would have left it.
+    pub fn edit_state(&self, cluster: &str, backend: &str, f: impl FnOnce(&mut ClusterState)) {
+        let dir = hacluster::state::StateDir::new(&self.state(), cluster);
+        let lock = dir.lock().unwrap();
+        let mut state = lock.load_or_new(cluster, backend).unwrap();
+        f(&mut state);
+        lock.save(&state).unwrap();
+    }
+
     pub fn state_of(&self, cluster: &str) -> Option<ClusterState> {
         hacluster::state::StateDir::new(&self.state(), cluster).read().unwrap()
     }

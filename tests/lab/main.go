@@ -12,6 +12,8 @@
 //	lab down [N ...]                                          removes labs (all without N)
 //	lab list
 //	lab nodes N                                               lab N's machines, host keys included
+//	lab kill N NODE                                           the node dies: processes, mounts, namespace
+//	lab renew N NODE                                          a new machine at its address; prints its host key
 //	lab sample KUBECONFIG GET-PATH SERVICE-URL OUT STOP       what clients see, until STOP exists
 //
 // See README.md beside this file. scripts/lab builds and runs it.
@@ -39,6 +41,10 @@ func main() {
 		err = cmdList()
 	case "nodes":
 		err = cmdNodes(args)
+	case "kill":
+		err = cmdKill(args)
+	case "renew":
+		err = cmdRenew(args)
 	case "sample":
 		err = cmdSample(args)
 	case "serve":
@@ -57,6 +63,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: lab up --control-planes N --workers M [--version V] | lab down [N ...] | lab list | lab nodes N | lab sample KUBECONFIG GET-PATH SERVICE-URL OUT STOP")
+	fmt.Fprintln(os.Stderr, "usage: lab up --control-planes N --workers M [--version V] | lab down [N ...] | lab list | lab nodes N | lab kill N NODE | lab renew N NODE | lab sample KUBECONFIG GET-PATH SERVICE-URL OUT STOP")
 	os.Exit(2)
 }

@@ -272,6 +272,66 @@ fn provision_creates_exactly_the_expected_resources_and_a_second_run_nothing() {
     assert!(s.state_of("aws-ha").is_none());
 }
 
+/// A config with fewer workers: `plan` names the instances that go, `provision` terminates them
+/// (hacluster takes a running cluster's nodes out of Kubernetes first: `real_membership` shows
+/// that on the lab), and every other resource stays the same one.
+#[test]
+fn the_instances_of_dropped_nodes_are_terminated_and_the_rest_kept() {
+    needs!(Plugins, Moto);
+    let moto = Moto::start();
+    let s = Scratch::new();
+    let cfg = config(&s, &moto, 3);
+    let r = provision(&s, &cfg, &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let before = moto.inventory("aws-ha");
+    let cfg = config(&s, &moto, 1);
+    let p = hacluster(&s, &["plan", "-c", cfg.to_str().unwrap(), "--backend", "aws", "-o", "json"]).output().unwrap();
+    let p: Run = p.into();
+    assert_eq!(p.code, 0, "{}{}", p.stdout, p.stderr);
+    let deleted: Vec<String> = p.json()["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "delete")
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(deleted, ["aws-ha-worker-2", "aws-ha-worker-3"]);
+    let r = provision(&s, &cfg, &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let after = moto.inventory("aws-ha");
+    let nodes = |inv: &serde_json::Value| -> Vec<String> {
+        let mut n: Vec<String> =
+            inv["instances"].as_array().unwrap().iter().map(|i| i["node"].as_str().unwrap().to_string()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(nodes(&after), ["aws-ha-master-1", "aws-ha-master-2", "aws-ha-master-3", "aws-ha-worker-1"]);
+    let kept: Vec<&serde_json::Value> = before["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| {
+            !i["node"].as_str().unwrap().ends_with("worker-2") && !i["node"].as_str().unwrap().ends_with("worker-3")
+        })
+        .collect();
+    let kept_ids: Vec<&str> = kept.iter().map(|i| i["id"].as_str().unwrap()).collect();
+    let mut after_ids: Vec<&str> =
+        after["instances"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    after_ids.sort();
+    let mut kept_ids = kept_ids;
+    kept_ids.sort();
+    assert_eq!(after_ids, kept_ids, "the instances that stay are the same ones");
+    for key in ["vpcs", "subnets", "securityGroups", "loadBalancers", "targetGroups"] {
+        assert_eq!(ids(&before, key), ids(&after, key), "{key} changed");
+    }
+    let st = backend_state(&s).unwrap();
+    let recorded: Vec<&String> = st["instances"].as_object().unwrap().keys().collect();
+    assert_eq!(recorded, ["aws-ha-master-1", "aws-ha-master-2", "aws-ha-master-3", "aws-ha-worker-1"]);
+    let r = down(&s, &cfg);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(moto.inventory("aws-ha")["total"], 0);
+}
+
 /// The contract's `endpoint` export (0.1.2), through `hacluster endpoint --balancer-only` (the
 /// machines moto makes answer no SSH): a control plane's instance leaves the NLB's target group
 /// and comes back healthy, each call idempotent; the target group drains for 30 s, not 300 s;

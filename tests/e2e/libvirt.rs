@@ -433,7 +433,7 @@ fn libvirt_failed_apply_is_resumed_by_the_next_and_removed_by_destroy() {
 }
 
 #[test]
-fn libvirt_grown_config_creates_only_the_new_nodes_and_destroy_finds_removed_ones() {
+fn libvirt_grown_config_creates_only_the_new_nodes_shrunk_removes_the_dropped_and_destroy_finds_them() {
     needs!(Plugins);
     let s = Scratch::new();
     let cfg = test_driver_config(&s, "multi-master.yaml");
@@ -468,8 +468,29 @@ fn libvirt_grown_config_creates_only_the_new_nodes_and_destroy_finds_removed_one
     for (name, uuid) in &first.uuids {
         assert_eq!(second.uuids.get(name), Some(uuid), "{name} kept");
     }
-    // The config shrinks again; destroy still removes the nodes it no longer names (by the
-    // cluster mark in their metadata; their volumes are in the cluster's own pool).
+    // The config shrinks again (a cluster that never ran: nothing to take out of Kubernetes
+    // first): the machines of the nodes it no longer names go, their disks and seeds with them,
+    // and every other machine stays as it was.
+    std::fs::write(&cfg, &small).unwrap();
+    let deleted: Vec<String> = env
+        .plan(&cfg, &s.state())
+        .into_iter()
+        .filter(|p| p.action == hacluster::infra::ChangeAction::Delete)
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(deleted, ["resume-k8s-worker-2", "resume-k8s-worker-3"]);
+    env.provision(&cfg, &s.state());
+    let third = env.inventory(c);
+    assert_eq!(third.domains.len(), 5, "{:?}", third.domains.keys());
+    assert_eq!(third.uuids, first.uuids, "the machines that stay are the same ones");
+    let left: Vec<&String> =
+        third.volumes.keys().map(|(_, v)| v).filter(|v| v.contains("worker-2") || v.contains("worker-3")).collect();
+    assert!(left.is_empty(), "volumes of removed nodes left: {left:?}");
+    assert_eq!(third.volumes.len(), first.volumes.len(), "{:?}", third.volumes.keys());
+    // Destroy still finds what a config that lost a node names no more (by the cluster mark in
+    // the domains' metadata; their volumes are in the cluster's own pool).
+    std::fs::write(&cfg, &text).unwrap();
+    env.provision(&cfg, &s.state());
     std::fs::write(&cfg, &small).unwrap();
     env.destroy(&cfg, &s.state());
     assert!(env.inventory(c).is_empty(), "{:?}", env.inventory(c));

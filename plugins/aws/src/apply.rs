@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use crate::aws::Clients;
 use crate::config::Config;
-use crate::instances::{ensure_instances, kube_nodes, wait_running};
+use crate::instances::{ensure_instances, kube_nodes, remove_dropped, wait_running};
 use crate::inventory::discover;
 use crate::key_pair::ensure_key_pair;
 use crate::load_balancer::{ensure_load_balancer, refuse_nlb_without_group};
@@ -34,15 +34,12 @@ pub async fn apply(c: &Clients, cfg: &Config, cluster: &Cluster, mut st: State) 
     let key = ensure_key_pair(c, cfg, cluster, &inv, &state).await?;
     ensure_instances(c, cfg, cluster, &mut inv, &sgs, &key, &state).await?;
     wait_running(c, cluster, &mut inv).await?;
+    let removed = remove_dropped(c, cluster, &mut inv, &state).await?;
+    if removed > 0 {
+        log::info("terminated the instances of nodes no longer in the config", &[("count", &removed)]);
+    }
     let dns = ensure_load_balancer(c, cfg, cluster, &mut inv, &vpc, &sgs, &state).await?;
 
-    let extra: Vec<&String> = inv.instances.keys().filter(|n| !cluster.nodes.iter().any(|x| &x.name == *n)).collect();
-    if !extra.is_empty() {
-        log::warn(
-            "instances of nodes no longer in the config are left running; drain them and run down or remove them",
-            &[("nodes", &extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","))],
-        );
-    }
     let mut machines = Vec::new();
     for node in kube_nodes(cluster) {
         let inst =

@@ -70,23 +70,7 @@ pub async fn destroy(c: &Clients, cfg: &Config, _cluster: &Cluster, prior: State
         tick(1);
     }
     if let Some(tg) = &inv.tg {
-        let health = c
-            .elb
-            .describe_target_health()
-            .target_group_arn(tg)
-            .send()
-            .await
-            .map_err(|e| err("DescribeTargetHealth", e))?;
-        let targets: Vec<_> = health.target_health_descriptions().iter().filter_map(|d| d.target().cloned()).collect();
-        if !targets.is_empty() {
-            c.elb
-                .deregister_targets()
-                .target_group_arn(tg)
-                .set_targets(Some(targets))
-                .send()
-                .await
-                .map_err(|e| err("DeregisterTargets", e))?;
-        }
+        crate::load_balancer::deregister(c, tg, None).await?;
     }
     if let Some(lb) = &inv.lb {
         c.elb

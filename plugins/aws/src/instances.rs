@@ -255,3 +255,56 @@ mod tests {
         assert!(client_token("0123456789abcdef", "some-cluster-name-worker-12").len() <= 64);
     }
 }
+
+/// The instances of nodes the config no longer has: out of the API target group (when they are
+/// in it), terminated, and waited for. hacluster calls `apply` with fewer nodes only after it
+/// has taken them out of the cluster (drained, etcd member removed, `kubeadm reset`), or before
+/// the cluster ran. Returns how many went.
+pub(crate) async fn remove_dropped(
+    c: &Clients,
+    cluster: &Cluster,
+    inv: &mut Inventory,
+    state: &RefCell<State>,
+) -> Result<usize, Error> {
+    let dropped: Vec<(String, String)> = inv
+        .instances
+        .iter()
+        .filter(|(n, _)| !cluster.nodes.iter().any(|x| &x.name == *n))
+        .map(|(n, i)| (n.clone(), i.id.clone()))
+        .collect();
+    if dropped.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<String> = dropped.iter().map(|(_, id)| id.clone()).collect();
+    if let Some(tg) = &inv.tg {
+        crate::load_balancer::deregister(c, tg, Some(&ids)).await?;
+    }
+    c.ec2
+        .terminate_instances()
+        .set_instance_ids(Some(ids.clone()))
+        .send()
+        .await
+        .map_err(|e| err("TerminateInstances", e))?;
+    for (node, id) in &dropped {
+        log::info("terminating the instance of a node no longer in the config", &[("node", node), ("instance", id)]);
+        inv.instances.remove(node);
+        state.borrow_mut().instances.remove(node);
+    }
+    save(state)?;
+    wait_until("instances of removed nodes to terminate", Duration::from_secs(600), || async {
+        let out = c
+            .ec2
+            .describe_instances()
+            .set_instance_ids(Some(ids.clone()))
+            .send()
+            .await
+            .map_err(|e| err("DescribeInstances", e))?;
+        Ok(out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .all(|i| i.state().and_then(|s| s.name()) == Some(&ec2::types::InstanceStateName::Terminated)))
+    })
+    .await?;
+    Ok(dropped.len())
+}

@@ -223,3 +223,28 @@ pub(crate) async fn ensure_load_balancer(
     .await?;
     Ok(dns.into_inner())
 }
+
+/// Takes out of target group `tg` its registered targets among the instances `ids` (all of them
+/// with `None`); an instance that is not registered is left alone (AWS refuses it). Returns
+/// how many went.
+pub(crate) async fn deregister(c: &Clients, tg: &str, ids: Option<&[String]>) -> Result<usize, Error> {
+    let health =
+        c.elb.describe_target_health().target_group_arn(tg).send().await.map_err(|e| err("DescribeTargetHealth", e))?;
+    let targets: Vec<_> = health
+        .target_health_descriptions()
+        .iter()
+        .filter_map(|d| d.target().cloned())
+        .filter(|t| ids.is_none_or(|ids| t.id().is_some_and(|id| ids.iter().any(|x| x == id))))
+        .collect();
+    let n = targets.len();
+    if n > 0 {
+        c.elb
+            .deregister_targets()
+            .target_group_arn(tg)
+            .set_targets(Some(targets))
+            .send()
+            .await
+            .map_err(|e| err("DeregisterTargets", e))?;
+    }
+    Ok(n)
+}

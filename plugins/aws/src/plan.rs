@@ -76,10 +76,10 @@ pub async fn plan(c: &Clients, cfg: &Config, cluster: &Cluster) -> Result<Vec<Ch
     }
     for extra in inv.instances.keys().filter(|k| !cluster.nodes.iter().any(|n| &n.name == *k)) {
         out.push(Change {
-            action: ChangeAction::Keep,
+            action: ChangeAction::Delete,
             kind: "instance".into(),
             name: extra.clone(),
-            detail: "no longer in the config; apply leaves it running".into(),
+            detail: "no longer in the config: out of the target group and terminated (hacluster takes the node out of the cluster first)".into(),
         });
     }
     out.push(change(

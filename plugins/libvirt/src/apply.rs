@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::hypervisor as hv;
 use crate::inventory::{HostPlan, Inventory, Step, exists, host_plans, hv_err, inventory, steps};
 use crate::state::State;
-use crate::{ApiEndpoint, Cluster, EndpointKind, Error, Machine, Provisioned, SshTarget, log};
+use crate::{ApiEndpoint, Cluster, EndpointKind, Error, Machine, Provisioned, SshTarget, checkpoint, log};
 use crate::{cloudinit, names, progress, xml};
 
 pub fn apply(cfg: &Config, cluster: &Cluster, mut state: State) -> Result<Provisioned<State>, Error> {
@@ -49,19 +49,11 @@ pub fn apply(cfg: &Config, cluster: &Cluster, mut state: State) -> Result<Provis
         log::info("created", &[("kind", &s.kind), ("name", &s.name), ("detail", &s.detail)]);
     }
     progress::report("libvirt resources", total, total);
-    let others: Vec<String> = inv
-        .domains
-        .iter()
-        .filter(|((_, d), (_, ours))| *ours && !cluster.nodes.iter().any(|n| &n.name == d))
-        .map(|((_, d), _)| d.clone())
-        .collect();
-    if !others.is_empty() {
-        log::warn(
-            "domains of this cluster that the config no longer has; `hacluster down` removes them",
-            &[("domains", &others.join(","))],
-        );
-    }
-    log::info("libvirt apply finished", &[("created", &created), ("kept", &(all.len() - created))]);
+    let removed = remove_dropped(cfg, cluster, &inv, &mut state)?;
+    log::info(
+        "libvirt apply finished",
+        &[("created", &created), ("kept", &(all.len() - created)), ("removed", &removed)],
+    );
     let machines = machines(cfg, cluster, &plans)?;
     let host = match &cluster.endpoint {
         EndpointKind::Vip(_) => endpoint,
@@ -187,4 +179,29 @@ fn dhcp_address(cfg: &Config, uri: &str, name: &str) -> Result<String, Error> {
     Err(Error::Transient(format!(
         "{name} has no DHCP lease yet; run `up` again later, or give it a static `ip` in the config"
     )))
+}
+
+/// The machines of nodes the config no longer has: their domains (this cluster's by its mark,
+/// under a node name of its own) and their volumes in the cluster's pools go. hacluster calls
+/// `apply` with fewer nodes only after it has taken them out of the cluster (drained, etcd
+/// member removed, `kubeadm reset`), or before the cluster ran.
+fn remove_dropped(cfg: &Config, cluster: &Cluster, inv: &Inventory, state: &mut State) -> Result<usize, Error> {
+    let mut removed = 0;
+    for ((uri, name), (_, ours)) in &inv.domains {
+        if !*ours || !names::is_node_name(&cfg.cluster, name) || cluster.nodes.iter().any(|n| &n.name == name) {
+            continue;
+        }
+        hv::delete_domain(uri, name).map_err(hv_err(name))?;
+        log::info("removed", &[("kind", &"domain"), ("name", name)]);
+        removed += 1;
+        for ((vuri, pool), vols) in &inv.volumes {
+            for v in vols.keys().filter(|v| vuri == uri && names::is_volume_of(name, v)) {
+                hv::delete_volume(uri, pool, v).map_err(hv_err(v))?;
+                log::info("removed", &[("kind", &"volume"), ("name", v)]);
+            }
+        }
+        state.created.retain(|c| !(c.uri == *uri && (c.name == *name || names::is_volume_of(name, &c.name))));
+        checkpoint(state)?;
+    }
+    Ok(removed)
 }

@@ -55,6 +55,16 @@ pub fn is_node_name(cluster: &str, name: &str) -> bool {
     )
 }
 
+/// Whether volume `v` belongs to node `node`: its disk (`<node>.qcow2`), a data disk
+/// (`<node>-<disk>.qcow2`) or its seed (`<node>-seed.iso`). Ids have no `-`, so no other
+/// node's volume starts with `<node>-`.
+pub fn is_volume_of(node: &str, v: &str) -> bool {
+    v == format!("{node}.qcow2")
+        || v.strip_prefix(node)
+            .and_then(|r| r.strip_prefix('-'))
+            .is_some_and(|r| r.len() > 5 && (r.ends_with(".qcow2") || r.ends_with(".iso")))
+}
+
 /// FNV-1a, for short stable suffixes.
 pub fn hash(s: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -79,6 +89,16 @@ pub fn mac(node: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nodes_volumes_are_its_own_and_no_other_nodes() {
+        for v in ["c-worker-2.qcow2", "c-worker-2-seed.iso", "c-worker-2-data.qcow2"] {
+            assert!(is_volume_of("c-worker-2", v), "{v}");
+        }
+        for v in ["c-worker-20.qcow2", "c-worker-20-seed.iso", "c-base.qcow2", "c-worker-2-.iso", "c-worker-2.img"] {
+            assert!(!is_volume_of("c-worker-2", v), "{v}");
+        }
+    }
 
     #[test]
     fn names_of_two_clusters_never_meet() {

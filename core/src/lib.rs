@@ -12,6 +12,7 @@ pub mod drain;
 pub mod events;
 pub mod identity;
 pub mod infra;
+pub mod membership;
 pub mod node_files;
 pub mod plugin;
 pub mod session;

@@ -15,6 +15,7 @@ mod real_bench;
 mod real_bootstrap;
 mod real_cluster;
 mod real_kubeadm;
+mod real_membership;
 mod real_upgrade;
 mod real_vms;
 mod robustness;

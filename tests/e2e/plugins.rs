@@ -71,10 +71,13 @@ fn static_example_provisions_and_plans() {
     assert!(r.stdout.contains("kubectl config delete-context metal"), "{}", r.stdout);
 }
 
-/// A running cluster whose config drops control planes is refused before the backend is
-/// asked (each is an etcd member nothing would remove), and the state is left as it was.
+/// `provision` alone refuses a running cluster's config that drops nodes, before the backend is
+/// asked (each is still in the cluster, a control plane an etcd member: `up` removes them
+/// first), and leaves the state as it was; `plan` shows what `up` would do, step by step. (The
+/// static example's addresses are never dialled: `up` would, and it is the lab's test,
+/// `real_membership`.)
 #[test]
-fn a_running_clusters_control_planes_are_not_dropped_from_the_config() {
+fn a_running_clusters_nodes_are_not_released_by_provision_alone() {
     needs!(Plugins);
     let s = Scratch::new();
     let text = std::fs::read_to_string(example("static.yaml")).unwrap().replace("~/.ssh/id_ed25519", "OPKEY");
@@ -93,16 +96,60 @@ fn a_running_clusters_control_planes_are_not_dropped_from_the_config() {
         + &one[one.find("      - node: worker-1").unwrap()..];
     assert_ne!(one, text);
     let smaller = s.write("one.yaml", &one);
-    for cmd in ["provision", "up"] {
-        let r = s.run(&[cmd, "-c", smaller.to_str().unwrap()]);
-        assert_eq!(r.code, 2, "{cmd}: {}{}", r.stdout, r.stderr);
-        assert!(
-            r.stderr.contains("runs control plane(s) metal-master-2, metal-master-3 that the config no longer lists"),
-            "{cmd}: {}",
-            r.stderr
+    let r = s.run(&["provision", "-c", smaller.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("runs node(s) metal-master-2, metal-master-3 that the config no longer lists")
+            && r.stderr.contains("`hacluster up` removes them"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read(dir.file()).unwrap(), saved, "provision changed the state");
+    let p = s.run(&["plan", "-c", smaller.to_str().unwrap(), "--offline", "-o", "json"]);
+    assert_eq!(p.code, 0, "{}{}", p.stdout, p.stderr);
+    let steps: Vec<String> = p.json()["removal"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().to_string())
+        .collect();
+    let want: Vec<String> = ["metal-master-2", "metal-master-3"]
+        .iter()
+        .flat_map(|n| {
+            ["drain", "endpoint", "member", "reset", "node"]
+                .iter()
+                .map(move |w| format!("remove:{n}:{w}"))
+                .chain([format!("remove:{n}")])
+        })
+        .collect();
+    assert_eq!(steps, want);
+    let p = s.run(&["plan", "-c", smaller.to_str().unwrap(), "--offline"]);
+    assert!(p.stdout.contains("Removal of nodes the config no longer lists"), "{}", p.stdout);
+    assert!(p.stdout.contains("metal-master-2: its etcd member removed through a healthy member"), "{}", p.stdout);
+    assert_eq!(std::fs::read(dir.file()).unwrap(), saved, "plan changed the state");
+    // Adding control planes while dropping others: refused by `plan` and `provision` alike.
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBKhXl6s/par0brj767oP/bkb9Sqaoh1Dbpg3p4dCtla";
+    let swapped = one
+        .replace("        - id: 1\n    worker:", "        - id: 1\n        - id: 4\n        - id: 5\n    worker:")
+        + &format!(
+            "      - node: master-4\n        address: 192.0.2.14\n        hostKey: {key}\n      - node: master-5\n        address: 192.0.2.15\n        hostKey: {key}\n"
         );
-        assert_eq!(std::fs::read(dir.file()).unwrap(), saved, "{cmd} changed the state");
-    }
+    let swapped = s.write("swapped.yaml", &swapped);
+    let p = s.run(&["plan", "-c", swapped.to_str().unwrap()]);
+    assert_eq!(p.code, 1, "{}{}", p.stdout, p.stderr);
+    assert!(
+        p.stdout.contains("Removal REFUSED")
+            && p.stdout.contains(
+                "adds control plane(s) metal-master-4, metal-master-5 and drops metal-master-2, metal-master-3"
+            ),
+        "{}{}",
+        p.stdout,
+        p.stderr
+    );
+    let r = s.run(&["provision", "-c", swapped.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("one member at a time"), "{}", r.stderr);
+    assert_eq!(std::fs::read(dir.file()).unwrap(), saved, "a refused change changed the state");
 }
 
 /// While a restore is recorded (from before its first machine until `kubeadm init` has run on

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::support::{Lab, Sampler, Scratch, eventually, json, kill_at, kubectl, needs};
 
-const WEB: &str = r#"apiVersion: apps/v1
+pub(crate) const WEB: &str = r#"apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
 spec:

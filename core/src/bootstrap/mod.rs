@@ -80,6 +80,9 @@ pub struct Bootstrap<'a> {
     pub timeouts: Timeouts,
     /// A backup to build the cluster from (`hacluster restore`).
     restore: Option<&'a crate::backup::restore::Restore>,
+    /// Control planes whose old etcd member and Node `hacluster replace` removed: each joins
+    /// again as a new machine, even the first (it is not initialized twice).
+    replacing: Vec<String>,
     state: Mutex<ClusterState>,
 }
 
@@ -108,6 +111,13 @@ impl<'a> Bootstrap<'a> {
         lock: &'a StateLock,
         state: ClusterState,
     ) -> Self {
+        let replacing = state
+            .bootstrap
+            .iter()
+            .flat_map(|b| &b.completed)
+            .filter_map(|c| c.strip_prefix(crate::membership::replace::RECORD))
+            .map(str::to_string)
+            .collect();
         Bootstrap {
             spec,
             infra,
@@ -116,6 +126,7 @@ impl<'a> Bootstrap<'a> {
             lock,
             timeouts: Timeouts::default(),
             restore: None,
+            replacing,
             state: Mutex::new(state),
         }
     }
@@ -128,6 +139,23 @@ impl<'a> Bootstrap<'a> {
 
     fn machine(&self, node: &Node) -> Result<&'a Machine, BootstrapError> {
         self.infra.machine(node.name.as_str()).ok_or_else(|| BootstrapError::NoMachine(node.name.to_string()))
+    }
+
+    /// Whether `node` is a control plane `hacluster replace` is bringing back as a new machine.
+    fn replacing_now(&self, node: &str) -> bool {
+        self.replacing.iter().any(|r| r == node)
+    }
+
+    /// Where kubectl and kubeadm's cluster-wide commands run: the first control plane, or
+    /// while it is being replaced, the first other one.
+    fn admin(&self) -> Result<&'a Machine, BootstrapError> {
+        let node = self
+            .spec
+            .control_planes
+            .iter()
+            .find(|n| !self.replacing_now(n.name.as_str()))
+            .unwrap_or(self.spec.init_node());
+        self.machine(node)
     }
 
     fn info(&self, msg: &str) {
@@ -201,6 +229,9 @@ impl<'a> Bootstrap<'a> {
 
     /// Whether the state records that this cluster's bootstrap set `node` up (init or join).
     async fn set_up_here(&self, node: &str) -> bool {
+        if self.replacing_now(node) {
+            return false;
+        }
         if node == self.spec.init_node().name.as_str() {
             self.step_done("kubeadm-init").await
         } else {
@@ -312,7 +343,7 @@ impl<'a> Bootstrap<'a> {
     }
 
     async fn check_endpoint(&self) -> Result<(), BootstrapError> {
-        let m = self.machine(self.spec.init_node())?;
+        let m = self.admin()?;
         let (host, port) = (&self.infra.endpoint.host, self.infra.endpoint.port);
         let out =
             self.exec.run_unchecked(m, &Script::root("check endpoint", scripts::endpoint_check(host, port))).await?;
@@ -334,6 +365,10 @@ impl<'a> Bootstrap<'a> {
 
     async fn init(&self) -> Result<(), BootstrapError> {
         let node = self.spec.init_node();
+        if self.replacing_now(node.name.as_str()) {
+            self.info(&format!("{} was replaced: it joins the running control planes as a new machine", node.name));
+            return self.join_control_plane(node).await;
+        }
         let m = self.machine(node)?;
         let secrets = self.secrets().await?;
         let (owner, adopt_unowned) = self.job_owner(node.name.as_str()).await?;
@@ -497,7 +532,7 @@ impl<'a> Bootstrap<'a> {
     }
 
     async fn cni(&self) -> Result<(), BootstrapError> {
-        let m = self.machine(self.spec.init_node())?;
+        let m = self.admin()?;
         let (ns, ds) = scripts::cni_daemonset(self.spec.kubernetes.network_plugin);
         let check = self
             .exec
@@ -545,7 +580,7 @@ impl<'a> Bootstrap<'a> {
     /// key does: on its command line it would be readable in the node's process list.
     async fn fresh_secrets(&self, need_certs: bool) -> Result<Secrets, BootstrapError> {
         let mut s = self.secrets().await?;
-        let m = self.machine(self.spec.init_node())?;
+        let m = self.admin()?;
         let now = kubeadm::now();
         let token_stale = now.saturating_sub(s.token_created) > kubeadm::REFRESH_AFTER_SECS;
         let certs_stale = need_certs && now.saturating_sub(s.certs_uploaded) > kubeadm::REFRESH_AFTER_SECS;
@@ -612,34 +647,20 @@ impl<'a> Bootstrap<'a> {
     async fn remove_member_of_failed_join(&self, m: &Machine) -> Result<(), BootstrapError> {
         // Asked through any other control plane's etcd pod: the first that answers.
         let mut last = None;
-        for cp in self.spec.control_planes.iter().filter(|n| n.name.as_str() != m.name) {
+        for cp in self
+            .spec
+            .control_planes
+            .iter()
+            .filter(|n| n.name.as_str() != m.name && !self.replacing_now(n.name.as_str()))
+        {
             let via = self.machine(cp)?;
-            let etcdctl = etcdctl(cp.name.as_str());
-            // `member list` prints `ID, STATUS, NAME, PEER ADDRS, CLIENT ADDRS, IS LEARNER`.
-            let script = format!(
-                r#"set -eu
-members=$({etcdctl} member list | awk -F', ' -v p={peer} 'index($4, p) {{ print $1, $2, $6 }}')
-printf '%s\n' "$members" | while read -r id status learner; do
-  [ -n "$id" ] || continue
-  {etcdctl} member remove "$id" >/dev/null
-  echo "$id $status $learner"
-done
-"#,
-                peer = shell_quote(&kubeadm::etcd_peer_marker(&m.private_address))
-            );
-            match self.exec.run(via, &Script::root("remove the etcd member of a failed join", script)).await {
-                Ok(out) => {
-                    for line in out.stdout.lines() {
-                        let mut w = line.split_whitespace();
-                        let (Some(id), Some(status), learner) = (w.next(), w.next(), w.next()) else { continue };
-                        let what = match (status, learner == Some("true")) {
-                            ("unstarted", true) => "a learner that never started",
-                            ("unstarted", false) => "a voting member that never started",
-                            (_, true) => "a learner, never promoted",
-                            (_, false) => "a voting member",
-                        };
+            match crate::membership::etcd::remove_members_at(self.exec, via, &m.private_address).await {
+                Ok(removed) => {
+                    for r in removed {
                         self.info(&format!(
-                            "removed etcd member {id} ({what}) that an earlier, failed join of {} left, before joining it again",
+                            "removed etcd member {} ({}) that an earlier, failed join of {} left, before joining it again",
+                            r.id,
+                            r.describe(),
                             m.name
                         ));
                     }
@@ -680,7 +701,7 @@ done
     /// with kubeadm 1.37: a node reset and joined again failed for as long as its old Node
     /// looked Ready).
     async fn forget_node(&self, node: &Node) -> Result<(), BootstrapError> {
-        let init = self.machine(self.spec.init_node())?;
+        let init = self.admin()?;
         let script =
             kubectl(&format!("delete node {} --ignore-not-found --wait=false", shell_quote(node.name.as_str())));
         let out = self.exec.run(init, &Script::root("delete a stale Node", script)).await?;
@@ -707,7 +728,7 @@ done
             }
         }
         // Confirm before the next one: the node is registered and its etcd member healthy.
-        let init = self.machine(self.spec.init_node())?;
+        let init = self.admin()?;
         self.exec
             .run(
                 init,
@@ -735,7 +756,13 @@ done
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        self.done(&format!("join:{}", node.name)).await
+        self.done(&format!("join:{}", node.name)).await?;
+        if self.replacing_now(node.name.as_str()) {
+            let record = format!("{}{}", crate::membership::replace::RECORD, node.name);
+            self.record(|r| r.completed.retain(|c| *c != record)).await?;
+            self.info(&format!("{}: replaced; its new etcd member is healthy", node.name));
+        }
+        Ok(())
     }
 
     async fn join_workers(&self) -> Result<(), BootstrapError> {
@@ -766,7 +793,7 @@ done
     }
 
     async fn wait_ready(&self) -> Result<(), BootstrapError> {
-        let m = self.machine(self.spec.init_node())?;
+        let m = self.admin()?;
         let want: Vec<String> = self.kube_nodes().map(|n| n.name.to_string()).collect();
         let deadline = tokio::time::Instant::now() + self.timeouts.nodes_ready;
         loop {
@@ -795,7 +822,7 @@ done
     }
 
     async fn write_kubeconfig(&self) -> Result<std::path::PathBuf, BootstrapError> {
-        let m = self.machine(self.spec.init_node())?;
+        let m = self.admin()?;
         let out = self.exec.run(m, &Script::root("read admin kubeconfig", format!("cat {ADMIN_CONF}")).quiet()).await?;
         let text = kubeconfig::with_server(&out.stdout, &self.infra.endpoint.host, self.infra.endpoint.port);
         let path = self.lock.dir().path.join("kubeconfig");

@@ -131,7 +131,7 @@ async fn check_cp(exec: &Executor, m: &Machine) -> ControlPlaneHealth {
 
 /// etcd's member list, asked through the etcd pod of `m` (a control plane whose member is
 /// healthy) with the etcd image's own etcdctl.
-async fn member_list(exec: &Executor, m: &Machine) -> Option<Vec<EtcdMember>> {
+pub(crate) async fn member_list(exec: &Executor, m: &Machine) -> Option<Vec<EtcdMember>> {
     let script = format!("{} member list -w json", super::etcdctl(&m.name));
     let out = exec
         .run_unchecked(m, &Script::root("etcd member list", script).timeout(Duration::from_secs(20)).quiet())

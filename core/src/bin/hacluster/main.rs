@@ -46,6 +46,9 @@ pub enum Command {
     Bootstrap(commands::bootstrap::Args),
     /// Roll the cluster to the config's kubernetes.version, one node at a time (resumable).
     Upgrade(commands::upgrade::Args),
+    /// Replace a control plane that died: its etcd member and Node go (quorum checked), the
+    /// backend provisions its machine again, and it joins as a new one (resumable).
+    Replace(commands::replace::Args),
     /// Machines, roles, etcd members and endpoint health.
     Status(commands::status::Args),
     /// Check the HA promise; --chaos stops a control plane to show it.
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
         Command::Bootstrap(a) => commands::bootstrap::exec(&shell, a),
         Command::Upgrade(a) => commands::upgrade::exec(&shell, a),
         Command::Certs(c) => commands::certs::exec(&shell, c),
+        Command::Replace(a) => commands::replace::exec(&shell, a),
         Command::Endpoint(c) => commands::endpoint::exec(&shell, c),
         Command::Backup(a) => commands::backup::exec(&shell, a),
         Command::Restore(a) => commands::restore::exec(&shell, a),

@@ -9,6 +9,7 @@ pub mod open;
 pub mod plan;
 pub mod plugins;
 pub mod provision;
+pub mod replace;
 pub mod restore;
 pub mod schema;
 pub mod status;

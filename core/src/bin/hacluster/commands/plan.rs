@@ -83,8 +83,14 @@ pub fn exec(shell: &Shell, args: &Args) -> CliResult {
             Ok(u) => (u.map(|(plan, completed)| UpgradeView { plan, completed }), None),
             Err(e) => (None, Some(format!("{}: {e}", args.config.config.display()))),
         };
+        let (removal, removal_refused) = match session::planned_removal(spec, &root) {
+            Ok(r) => (r, None),
+            Err(e) => (None, Some(format!("{}: {e}", args.config.config.display()))),
+        };
         shell.diagnostics(&cfg.checked);
         shell.print(&Planned {
+            removal,
+            removal_refused: removal_refused.clone(),
             upgrade,
             upgrade_refused: refused.clone(),
             findings: Findings::of(&cfg.checked),
@@ -94,8 +100,9 @@ pub fn exec(shell: &Shell, args: &Args) -> CliResult {
             out,
             missing: cfg.missing.as_ref(),
         });
-        // The config asks for a version the cluster cannot be upgraded to.
-        if refused.is_some() { Err(CliError::code(exit::INVALID)) } else { Ok(()) }
+        // The config asks for a version the cluster cannot be upgraded to, or a change of
+        // membership that `up` refuses.
+        if refused.is_some() || removal_refused.is_some() { Err(CliError::code(exit::INVALID)) } else { Ok(()) }
     })
 }
 
@@ -126,12 +133,30 @@ fn upgrade_view(f: &mut fmt::Formatter<'_>, u: &UpgradeView) -> fmt::Result {
     Ok(())
 }
 
+fn removal_view(f: &mut fmt::Formatter<'_>, r: &hacluster::membership::PlannedRemoval) -> fmt::Result {
+    writeln!(
+        f,
+        "\nRemoval of nodes the config no longer lists (`hacluster up` carries it out, one node at a time; a control plane only from a healthy cluster):"
+    )?;
+    for (i, s) in r.steps.iter().enumerate() {
+        let done = if r.completed.contains(&s.id) { " [done]" } else { "" };
+        writeln!(f, "  {:>2}. {}{done}", i + 1, s.description)?;
+    }
+    Ok(())
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Planned<'a> {
     #[serde(flatten)]
     findings: Findings<'a>,
     plan: Plan,
+    /// The nodes a running cluster has and the config no longer lists: what `up` does to
+    /// remove them, step by step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    removal: Option<hacluster::membership::PlannedRemoval>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    removal_refused: Option<String>,
     /// The rolling upgrade to the config's version, when the state records another.
     #[serde(skip_serializing_if = "Option::is_none")]
     upgrade: Option<UpgradeView>,
@@ -169,6 +194,12 @@ impl fmt::Display for Planned<'_> {
             )?,
             (None, Some(nf)) => writeln!(f, "\nInfrastructure changes: not shown ({nf})")?,
             (None, None) => {}
+        }
+        if let Some(r) = &self.removal {
+            removal_view(f, r)?;
+        }
+        if let Some(r) = &self.removal_refused {
+            writeln!(f, "\nRemoval REFUSED: {r}")?;
         }
         if let Some(u) = &self.upgrade {
             upgrade_view(f, u)?;

@@ -13,6 +13,9 @@ use crate::plugin::grants::BadEgress;
 use crate::plugin::{ClusterInput, Plugin, PluginError, PluginHost, discovery};
 use crate::state::{ClusterState, PluginRecord, StateDir, StateError, StateLock};
 
+mod membership;
+pub use membership::{planned_removal, remove_dropped, replace};
+
 /// How the user chose the backend.
 #[derive(Debug, Clone)]
 pub enum BackendSel {
@@ -247,27 +250,37 @@ fn plugin_record(p: &Plugin) -> PluginRecord {
     }
 }
 
-/// A running cluster's control plane that the config no longer lists would stay an etcd member
-/// (and, for most backends, a machine) that nothing manages: refused, before the backend is
-/// asked, until control planes can be removed one at a time.
-fn refuse_dropped_control_planes(spec: &ClusterSpec, state: &ClusterState) -> Result<(), SessionError> {
-    let running = state.bootstrap.as_ref().is_some_and(|b| b.completed.iter().any(|c| c == "kubeadm-init"));
-    let Some(infra) = state.infrastructure.as_ref().filter(|_| running) else { return Ok(()) };
-    let dropped: Vec<&str> = infra
-        .machines
-        .iter()
-        .filter(|m| m.role == crate::model::NodeRole::ControlPlane)
-        .filter(|m| !spec.control_planes.iter().any(|n| n.name.as_str() == m.name))
+/// A running cluster's node that the config no longer lists stays in the cluster (a control
+/// plane: an etcd member) until `up` has removed it (`membership::remove`): before that, the
+/// backend must not release or destroy its machine. Refused, before the backend is asked.
+fn refuse_unremoved_nodes(spec: &ClusterSpec, state: &ClusterState) -> Result<(), SessionError> {
+    let removals = crate::membership::removals(spec, state).map_err(|e| SessionError::Input(e.to_string()))?;
+    let pending: Vec<&str> = removals
+        .in_order()
+        .filter(|m| !crate::membership::done(state, &format!("remove:{}", m.name)))
         .map(|m| m.name.as_str())
         .collect();
-    if dropped.is_empty() {
+    if pending.is_empty() {
         return Ok(());
     }
     Err(SessionError::Input(format!(
-        "cluster `{}` runs control plane(s) {} that the config no longer lists: each is an etcd member, and hacluster does not remove control planes yet; put them back under `cluster.nodes.master.instances` (nothing was changed)",
+        "cluster `{}` runs node(s) {} that the config no longer lists; `hacluster up` removes them one at a time (drain; for a control plane its etcd member, checking quorum; kubeadm reset; the Node) before the backend releases the machines, `provision` alone does not (nothing was changed)",
         spec.name,
-        dropped.join(", ")
+        pending.join(", ")
     )))
+}
+
+/// Once the backend has released the machines of removed nodes, their records go (a node of
+/// that name added later joins as a new one).
+fn forget_released(state: &mut ClusterState, infra: &Infrastructure) {
+    let Some(b) = state.bootstrap.as_mut() else { return };
+    b.completed.retain(|c| {
+        let node = c
+            .strip_prefix("remove:")
+            .map(|rest| rest.split(':').next().unwrap_or(rest))
+            .or_else(|| c.strip_prefix("join:"));
+        node.is_none_or(|n| infra.machine(n).is_some())
+    });
 }
 
 /// Creates or converges the infrastructure and records it. Resumable: the plugin gets the
@@ -287,7 +300,7 @@ pub async fn provision(
             now: plugin.name().into(),
         });
     }
-    refuse_dropped_control_planes(spec, &state)?;
+    refuse_unremoved_nodes(spec, &state)?;
     state.backend = plugin.name().into();
     state.backend_profile = Some(plugin.profile());
     let (_, authorized_key) = identity::operator_public_key(spec)?;
@@ -306,6 +319,7 @@ pub async fn provision(
     let (infra, blob) = plugin.apply(&input, prior.as_deref(), grants, checkpointer.sink()).await?;
     let mut state = shared.lock().expect("no checkpoint is running any more").clone();
     state.backend_state = Some(blob);
+    forget_released(&mut state, &infra);
     state.infrastructure = Some(infra.clone());
     state.plugin = Some(plugin_record(plugin));
     lock.save(&state)?;
@@ -388,6 +402,8 @@ pub enum RunError {
     Upgrade(#[from] crate::upgrade::UpgradeError),
     #[error(transparent)]
     Archive(#[from] crate::backup::archive::ArchiveError),
+    #[error(transparent)]
+    Membership(#[from] crate::membership::MembershipError),
 }
 
 impl RunError {
@@ -398,6 +414,7 @@ impl RunError {
             RunError::Ssh(crate::ssh::SshError::NoKey(_)) => true,
             // A recipient, an identity or an archive the operator named.
             RunError::Archive(_) => true,
+            RunError::Membership(m) => m.is_refusal(),
             _ => false,
         }
     }
@@ -432,6 +449,49 @@ async fn over_ssh<R>(
     Ok(r)
 }
 
+/// `over_ssh` with the nodes' SSH host private keys of `state` masked in every line shown.
+async fn over_ssh_masked<R>(
+    settings: crate::ssh::Settings,
+    events: Arc<dyn crate::events::Events>,
+    state: &ClusterState,
+    f: impl AsyncFnOnce(&crate::ssh::Executor) -> R,
+) -> Result<R, RunError> {
+    over_ssh(settings, events, async |exec| {
+        for id in state.identities.values() {
+            exec.redactor().add(&id.host_private_key);
+        }
+        f(exec).await
+    })
+    .await
+}
+
+/// A provisioned cluster opened for a run: its lock (held until dropped), its state and the
+/// recorded infrastructure.
+struct Locked {
+    lock: StateLock,
+    state: ClusterState,
+    infra: Infrastructure,
+}
+
+impl Locked {
+    fn open(spec: &ClusterSpec, state_root: &Path) -> Result<Locked, SessionError> {
+        let (dir, _, _) = provisioned(spec, state_root)?;
+        let lock = dir.lock()?;
+        let state = lock.load_or_new(spec.name.as_str(), "")?;
+        let infra = state.infrastructure.clone().ok_or_else(|| SessionError::NoState(spec.name.to_string()))?;
+        Ok(Locked { lock, state, infra })
+    }
+
+    /// The same, refused unless the state records `kubeadm init`.
+    fn running(spec: &ClusterSpec, state_root: &Path) -> Result<Locked, SessionError> {
+        let l = Locked::open(spec, state_root)?;
+        if !crate::membership::running(&l.state) {
+            return Err(SessionError::NotBootstrapped(spec.name.to_string()));
+        }
+        Ok(l)
+    }
+}
+
 pub struct Bootstrapped {
     pub kubeconfig: PathBuf,
     pub endpoint: String,
@@ -447,10 +507,7 @@ pub async fn bootstrap(
     merge_into: Option<&Path>,
     restore: Option<&crate::backup::restore::Restore>,
 ) -> Result<Bootstrapped, RunError> {
-    let (dir, _, _) = provisioned(spec, state_root)?;
-    let lock = dir.lock()?;
-    let state = lock.load_or_new(spec.name.as_str(), "")?;
-    let infra = state.infrastructure.clone().ok_or_else(|| SessionError::NoState(spec.name.to_string()))?;
+    let Locked { lock, state, infra } = Locked::open(spec, state_root)?;
     if let (Some(what), None) = (&state.restoring, restore) {
         return Err(SessionError::Input(format!(
             "a restore of {what} is under way for cluster `{}`: finish it with `hacluster restore` (a plain bootstrap would start an empty cluster in its place)",
@@ -479,19 +536,10 @@ pub async fn upgrade(
     settings: crate::ssh::Settings,
     plugin: Option<&Plugin<'_>>,
 ) -> Result<crate::upgrade::Outcome, RunError> {
-    let (dir, _, _) = provisioned(spec, state_root)?;
-    let lock = dir.lock()?;
-    let state = lock.load_or_new(spec.name.as_str(), "")?;
-    let infra = state.infrastructure.clone().ok_or_else(|| SessionError::NoState(spec.name.to_string()))?;
-    if !state.bootstrap.as_ref().is_some_and(|b| b.completed.iter().any(|c| c == "kubeadm-init")) {
-        return Err(SessionError::NotBootstrapped(spec.name.to_string()).into());
-    }
+    let Locked { lock, state, infra } = Locked::running(spec, state_root)?;
     refuse_recorded_version_skip(spec, &state)?;
     let balancer = balancer(plugin, spec, &state)?;
-    let r = over_ssh(settings, events.clone(), async |exec| {
-        for id in state.identities.values() {
-            exec.redactor().add(&id.host_private_key);
-        }
+    let r = over_ssh_masked(settings, events.clone(), &state, async |exec| {
         crate::upgrade::Upgrade::new(spec, &infra, exec, events, &lock, state.clone())
             .with_balancer(balancer.as_ref())
             .run()
@@ -598,13 +646,7 @@ pub async fn renew_certificates(
     settings: crate::ssh::Settings,
     plugin: Option<&Plugin<'_>>,
 ) -> Result<(Vec<crate::certs::Renewed>, PathBuf), RunError> {
-    let (dir, _, _) = provisioned(spec, state_root)?;
-    let lock = dir.lock()?;
-    let state = lock.load_or_new(spec.name.as_str(), "")?;
-    let infra = state.infrastructure.clone().ok_or_else(|| SessionError::NoState(spec.name.to_string()))?;
-    if !state.bootstrap.as_ref().is_some_and(|b| b.completed.iter().any(|c| c == "kubeadm-init")) {
-        return Err(SessionError::NotBootstrapped(spec.name.to_string()).into());
-    }
+    let Locked { lock, state, infra } = Locked::running(spec, state_root)?;
     let balancer = balancer(plugin, spec, &state)?;
     let (renewed, admin) = over_ssh(settings, events.clone(), async |exec| {
         crate::certs::renew(spec, &infra, exec, events.clone(), balancer.as_ref()).await
@@ -658,11 +700,8 @@ pub async fn endpoint_member(
         ))
         .into());
     }
-    let (dir, _, _) = provisioned(spec, state_root)?;
-    // Held throughout: no upgrade or other run may take members out meanwhile.
-    let lock = dir.lock()?;
-    let state = lock.load_or_new(spec.name.as_str(), "")?;
-    let infra = state.infrastructure.clone().ok_or_else(|| SessionError::NoState(spec.name.to_string()))?;
+    // The lock is held throughout: no upgrade or other run may take members out meanwhile.
+    let Locked { lock: _lock, state, infra } = Locked::open(spec, state_root)?;
     let balancer = balancer(plugin, spec, &state)?;
     if balancer_only {
         let Some(b) = balancer.as_ref() else {
@@ -673,10 +712,7 @@ pub async fn endpoint_member(
         return Ok(MemberChange { node: node.to_string(), balancer: Some(done), on_node: false });
     }
     let m = infra.machine(node).ok_or_else(|| crate::bootstrap::BootstrapError::NoMachine(node.to_string()))?;
-    let r = over_ssh(settings, events.clone(), async |exec| {
-        for id in state.identities.values() {
-            exec.redactor().add(&id.host_private_key);
-        }
+    let r = over_ssh_masked(settings, events.clone(), &state, async |exec| {
         let d = crate::drain::Drain { exec, events: events.as_ref(), balancer: balancer.as_ref() };
         if drain { d.take_out(m).await } else { d.put_back(m).await }
     })
@@ -694,21 +730,15 @@ pub async fn backup(
     recipients: &[age::x25519::Recipient],
     out: Option<&Path>,
 ) -> Result<(crate::backup::archive::Manifest, PathBuf), RunError> {
-    let (dir, _, _) = provisioned(spec, state_root)?;
-    let lock = dir.lock()?;
-    let state = lock.load_or_new(spec.name.as_str(), "")?;
-    let infra = state.infrastructure.clone().ok_or_else(|| SessionError::NoState(spec.name.to_string()))?;
-    let Some(b) = state.bootstrap.as_ref().filter(|b| b.completed.iter().any(|c| c == "kubeadm-init")) else {
-        return Err(SessionError::NotBootstrapped(spec.name.to_string()).into());
-    };
-    let version = b.kubernetes_version.clone().unwrap_or_else(|| spec.kubernetes.version.to_string());
-    let (manifest, files) = over_ssh(settings, events, async |exec| {
-        for id in state.identities.values() {
-            exec.redactor().add(&id.host_private_key);
-        }
-        crate::backup::take(spec, &infra, exec, &version).await
-    })
-    .await??;
+    let Locked { lock: _lock, state, infra } = Locked::running(spec, state_root)?;
+    let version = state
+        .bootstrap
+        .as_ref()
+        .and_then(|b| b.kubernetes_version.clone())
+        .unwrap_or_else(|| spec.kubernetes.version.to_string());
+    let (manifest, files) =
+        over_ssh_masked(settings, events, &state, async |exec| crate::backup::take(spec, &infra, exec, &version).await)
+            .await??;
     let sealed = crate::backup::archive::seal(&manifest, &files, recipients)?;
     let path = match out {
         Some(p) => p.to_path_buf(),

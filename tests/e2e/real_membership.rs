@@ -2,10 +2,11 @@
 //! and 2 workers made by `hacluster up` on a lab of 5 + 2 machines, grown to 5 control planes
 //! and shrunk to 3 again (the first control plane among those removed, the run killed with
 //! SIGKILL after an etcd member went, and resumed), a worker removed with a workload and its
-//! PodDisruptionBudget on it, an even count refused; then a control plane's machine killed and
-//! replaced with `hacluster replace` (the config's first, by then) while `scripts/lab sample` asks
-//! the API through the VIP.
-//! At every step etcd's member list is the config's control planes and `verify` passes.
+//! PodDisruptionBudget on it (killed after its drain, and resumed), an even count refused; then
+//! a control plane's machine killed and replaced with `hacluster replace` (the config's first,
+//! by then; killed once its old member went, and resumed) while `scripts/lab sample` asks the
+//! API through the VIP. At every step etcd's member list is the config's control planes and
+//! `verify` passes.
 
 use std::time::{Duration, Instant};
 
@@ -162,9 +163,12 @@ fn real_cluster_grown_shrunk_worker_removed_and_a_dead_control_plane_replaced() 
     assert!(ok, "{out}");
     let one_worker = config(&["master-2", "master-3", "master-4", "worker-1"]);
     let t0 = Instant::now();
-    let r = s.run(&["up", "-c", &one_worker, "-v"]);
+    let up = ["up", "-c", one_worker.as_str(), "-v"];
+    kill_at(&s, &up, &format!("lab{n}-worker-2: drained"), || {});
+    eprintln!("real membership: killed right after worker-2 was drained");
+    let r = s.run(&up);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stderr.contains(&format!("lab{n}-worker-2: drained")), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("lab{n}-worker-2: kubeadm reset")), "{}", r.stderr);
     eprintln!("real membership: worker-2 drained and removed in {:.0} s", t0.elapsed().as_secs_f64());
     let pods = json(&kc, &["get", "pods", "-l", "app=web"]);
     let ready: Vec<&Value> = pods["items"]
@@ -209,9 +213,20 @@ fn real_cluster_grown_shrunk_worker_removed_and_a_dead_control_plane_replaced() 
     assert_ne!(new_key, old_key);
     let replaced = s.write("replaced.yaml", &std::fs::read_to_string(&one_worker).unwrap().replace(&old_key, &new_key));
     let replaced = replaced.to_str().unwrap().to_string();
-    let r = s.run(&["replace", "-c", &replaced, &format!("lab{n}-master-2"), "-v"]);
+    let replace = ["replace", "-c", replaced.as_str(), &format!("lab{n}-master-2"), "-v"];
+    // Killed once the old member is gone (and recorded): the next run does not look for it
+    // again, and joins the new machine.
+    kill_at(&s, &replace, &format!("lab{n}-master-2: Node object deleted"), || {});
+    eprintln!("real membership: replace killed right after master-2's old member and Node went");
+    let st = s.state_of(&cluster).unwrap();
+    assert!(st.bootstrap.as_ref().unwrap().completed.contains(&format!("replace:lab{n}-master-2")), "not recorded");
+    let r = s.run(&replace);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stderr.contains(&format!("lab{n}-master-2: etcd member")), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("lab{n}-master-2: its old etcd member and Node were removed by an earlier run")),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains(&format!("lab{n}-master-2 was replaced: it joins")), "{}", r.stderr);
     let took = t0.elapsed().as_secs_f64();
     let (samples, secs) = sampler.finish();

@@ -381,7 +381,10 @@ impl<'a> Bootstrap<'a> {
                 return Err(Self::step_error(
                     "kubeadm init",
                     &m.name,
-                    "the cluster was initialized on this node, and its control plane is gone (the node was reset or replaced); a new `kubeadm init` would start a second cluster behind the same endpoint. Join it back to the running control planes by hand (`kubeadm join --control-plane`), or remove the cluster with `hacluster down` and create it again",
+                    format!(
+                        "the cluster was initialized on this node, and its control plane is gone (the node was reset or replaced); a new `kubeadm init` would start a second cluster behind the same endpoint. `hacluster replace -c FILE {}` removes its old etcd member and joins it to the running control planes as a new machine",
+                        node.name
+                    ),
                 ));
             }
             _ => {}

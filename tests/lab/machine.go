@@ -65,6 +65,14 @@ func (l *Lab) kill(n *Node) error {
 		}
 	}
 	l.Cgroups = kept
+	// The switch's end of the node's veth first: `ip netns del` only unlinks the namespace's
+	// name, and the namespace (with the veth) goes once nothing holds it, which `renew`'s new
+	// veth of the same name would not wait for. Deleting one end removes both.
+	for i, x := range l.Nodes {
+		if x == n {
+			_ = run("ip", "-n", l.Switch, "link", "del", fmt.Sprintf("v%d", i))
+		}
+	}
 	if _, err := os.Stat("/run/netns/" + n.NS); err == nil {
 		if err := run("ip", "netns", "del", n.NS); err != nil {
 			return err

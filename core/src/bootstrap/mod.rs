@@ -718,6 +718,17 @@ impl<'a> Bootstrap<'a> {
     /// adding etcd members concurrently can cost quorum.
     async fn join_control_plane(&self, node: &Node) -> Result<(), BootstrapError> {
         let m = self.machine(node)?;
+        let reset = format!("{}{}", crate::membership::replace::RESET_RECORD, node.name);
+        if self.replacing_now(node.name.as_str()) && !self.step_done(&reset).await {
+            // The machine the backend gives back may be the old one with its disk, whose join
+            // record would be taken for this join (and its etcd member is gone): reset it
+            // first, once (nothing to do on a new machine).
+            let script = crate::membership::remove::reset_script(crate::model::NodeRole::ControlPlane, false);
+            self.exec
+                .run(m, &Script::root("reset the replaced control plane", script).timeout(Duration::from_secs(300)))
+                .await?;
+            self.done(&reset).await?;
+        }
         let (owner, adopt_unowned) = self.job_owner(node.name.as_str()).await?;
         let job = jobs::Job { name: JOIN_JOB, proof: KUBELET_CONF, owner: &owner, adopt_unowned };
         match jobs::status(self.exec, m, &job).await? {
@@ -762,7 +773,7 @@ impl<'a> Bootstrap<'a> {
         self.done(&format!("join:{}", node.name)).await?;
         if self.replacing_now(node.name.as_str()) {
             let record = format!("{}{}", crate::membership::replace::RECORD, node.name);
-            self.record(|r| r.completed.retain(|c| *c != record)).await?;
+            self.record(|r| r.completed.retain(|c| *c != record && *c != reset)).await?;
             self.info(&format!("{}: replaced; its new etcd member is healthy", node.name));
         }
         Ok(())

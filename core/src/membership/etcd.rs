@@ -75,9 +75,11 @@ impl AfterRemoval {
         AfterRemoval { voting: stay.len() as u32, started: stay.iter().filter(|m| m.started).count() as u32 }
     }
 
-    /// The quorum of the members left, when they keep it: every one of them started (a member
-    /// that is down while another goes leaves the cluster one failure from losing quorum, so
-    /// the removal waits until it is back), and at least one left.
+    /// The quorum of the members left, when they keep it: every one of them has started (etcd
+    /// lists it with client URLs; whether each answers now is asked of the control planes
+    /// before: a member that is down while another goes leaves the cluster one failure from
+    /// losing quorum), and at least one is left. etcd itself refuses a removal that would cost
+    /// quorum.
     pub fn safe(self) -> Option<Quorum> {
         let q = Quorum::new(self.voting)?;
         (self.started == self.voting).then_some(q)

@@ -30,6 +30,10 @@ pub enum MembershipError {
         "removing {node}'s etcd member would leave {voting} voting member(s) of which {started} started: {why}; nothing was removed"
     )]
     Quorum { node: String, voting: u32, started: u32, why: &'static str },
+    #[error(
+        "`{node}` is in the config again, but an earlier `hacluster up` began removing it (done: {done}); finish the removal first: drop it from the config again and run `hacluster up`, then add it back (nothing was changed)"
+    )]
+    HalfRemoved { node: String, done: String },
     #[error("draining {node}: {reason}")]
     Drain { node: String, reason: String },
     #[error("{0}")]
@@ -52,6 +56,7 @@ impl MembershipError {
         matches!(
             self,
             MembershipError::AddAndRemove { .. }
+                | MembershipError::HalfRemoved { .. }
                 | MembershipError::Unhealthy(_)
                 | MembershipError::Quorum { .. }
                 | MembershipError::NotReplaceable(_)
@@ -95,6 +100,22 @@ pub fn removals(spec: &ClusterSpec, state: &ClusterState) -> Result<Removals, Me
     let Some(infra) = state.infrastructure.as_ref().filter(|_| running(state)) else {
         return Ok(Removals::default());
     };
+    // A node whose removal began is not taken back midway: its member may be gone already.
+    for n in spec.control_planes.iter().chain(&spec.workers) {
+        let prefix = format!("remove:{}", n.name);
+        let done: Vec<&str> = state
+            .bootstrap
+            .iter()
+            .flat_map(|b| &b.completed)
+            .filter_map(|c| c.strip_prefix(&prefix))
+            .filter(|rest| rest.is_empty() || rest.starts_with(':'))
+            .map(|rest| rest.trim_start_matches(':'))
+            .map(|step| if step.is_empty() { "every step" } else { step })
+            .collect();
+        if !done.is_empty() {
+            return Err(MembershipError::HalfRemoved { node: n.name.to_string(), done: done.join(", ") });
+        }
+    }
     let listed = |m: &&Machine| spec.control_planes.iter().chain(&spec.workers).any(|n| n.name.as_str() == m.name);
     let gone = |role: NodeRole| -> Vec<Machine> {
         infra.machines.iter().filter(|m| m.role == role && !listed(m)).cloned().collect()
@@ -267,6 +288,25 @@ mod tests {
     fn a_cluster_that_does_not_run_yet_has_nothing_to_remove() {
         assert!(removals(&spec(1, 0), &state(3, 2, false)).unwrap().is_empty());
         assert!(removals(&spec(3, 2), &state(3, 2, true)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_node_whose_removal_began_is_not_taken_back_midway() {
+        let mut s = state(5, 0, true);
+        s.bootstrap.as_mut().unwrap().completed.extend([
+            "remove:demo-master-5:drain".to_string(),
+            "remove:demo-master-5:endpoint".to_string(),
+            "remove:demo-master-5:member".to_string(),
+            // Another node's records do not count (no prefix match on `demo-master-5`).
+            "remove:demo-master-50:drain".to_string(),
+        ]);
+        let e = removals(&spec(5, 0), &s).unwrap_err();
+        assert!(e.is_refusal());
+        let text = e.to_string();
+        assert!(text.contains("`demo-master-5`") && text.contains("drain, endpoint, member"), "{text}");
+        // Dropped again, the removal goes on from where it stopped.
+        let r = removals(&spec(3, 0), &s).unwrap();
+        assert_eq!(names(&r.control_planes), ["demo-master-4", "demo-master-5"]);
     }
 
     #[test]

@@ -20,6 +20,10 @@ use crate::state::{BootstrapRecord, ClusterState, StateLock};
 /// How long a drain may wait for evictions (a PodDisruptionBudget can hold one back).
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(300);
 
+/// A pod whose deletion is this far past its grace period is not waited for any more: on a
+/// node that is down, evicted pods stay Terminating forever (no kubelet deletes them).
+const SKIP_DELETED_AFTER: Duration = Duration::from_secs(30);
+
 /// How long a control plane that stays may take to answer again (an etcd election after a
 /// member went) before it counts as down.
 const SETTLE_LIMIT: Duration = Duration::from_secs(60);
@@ -39,28 +43,35 @@ exit $rc
 "#,
         get = kubectl(&format!("get node {n} --ignore-not-found -o name")),
         drain = kubectl(&format!(
-            "drain {n} --ignore-daemonsets --delete-emptydir-data --timeout={}s",
+            "drain {n} --ignore-daemonsets --delete-emptydir-data --skip-wait-for-delete-timeout={} --timeout={}s",
+            SKIP_DELETED_AFTER.as_secs(),
             DRAIN_LIMIT.as_secs()
         )),
     )
 }
 
-/// On the machine that leaves: kubeadm's own cleanup (its etcd member is already gone, so that
-/// phase is skipped, and with it kubeadm's removal of etcd's data: done here, in the data
-/// directory the member's manifest names), the kubelet stopped, hacluster's job records and
-/// endpoint rule removed.
-pub fn reset_script() -> String {
+/// On a machine that leaves the cluster (`leaving`: its kubelet is also stopped and disabled),
+/// or that joins again as a new one: kubeadm's own cleanup, with the etcd member phase skipped
+/// (the member is removed through a healthy one first) and, on a control plane, etcd's data
+/// emptied instead (kubeadm does that only in the skipped phase) in the data directory its
+/// manifest names; hacluster's job records and endpoint rule removed.
+pub fn reset_script(role: NodeRole, leaving: bool) -> String {
+    let etcd = if role == NodeRole::ControlPlane {
+        r#"data=$(sed -n 's/.*--data-dir=//p' /etc/kubernetes/manifests/etcd.yaml 2>/dev/null | head -n 1)
+data=${data:-/var/lib/etcd}
+"#
+    } else {
+        "data=\n"
+    };
+    let kubelet = if leaving { "systemctl disable --now kubelet >/dev/null 2>&1 || true\n" } else { "" };
     format!(
         r#"set -u
-data=$(sed -n 's/.*--data-dir=//p' /etc/kubernetes/manifests/etcd.yaml 2>/dev/null | head -n 1)
-data=${{data:-/var/lib/etcd}}
-if [ -e /etc/kubernetes/kubelet.conf ] || [ -d /etc/kubernetes/manifests ] || [ -d "$data/member" ]; then
+{etcd}if [ -e /etc/kubernetes/kubelet.conf ] || [ -d /etc/kubernetes/manifests ] || {{ [ -n "$data" ] && [ -d "$data/member" ]; }}; then
   out=$(kubeadm reset -f --skip-phases=remove-etcd-member 2>&1) || {{ printf '%s\n' "$out" | tail -n 5 >&2; exit 1; }}
 fi
-# An absolute path with a name in it: never `/`.
-case "$data" in /*[!/]*) [ -d "$data" ] && find "$data" -mindepth 1 -delete ;; esac
-systemctl disable --now kubelet >/dev/null 2>&1 || true
-rm -rf {dir}
+# An absolute path with a name in it, never `/` nor one through `.` or `..`.
+case "$data" in *'/.'*) ;; /*[!/]*) [ -d "$data" ] && find "$data" -mindepth 1 -delete ;; esac
+{kubelet}rm -rf {dir}
 {back}"#,
         dir = crate::bootstrap::kubeadm::NODE_DIR,
         back = crate::drain::back()
@@ -291,7 +302,7 @@ impl<'a> Remove<'a> {
     }
 
     async fn reset(&self, m: &Machine) {
-        let script = Script::root("kubeadm reset", reset_script()).timeout(Duration::from_secs(300));
+        let script = Script::root("kubeadm reset", reset_script(m.role, true)).timeout(Duration::from_secs(300));
         match self.exec.run(m, &script).await {
             Ok(_) => self.info(&format!("{}: kubeadm reset, kubelet stopped", m.name)),
             Err(e) => self.warn(&format!(
@@ -310,7 +321,10 @@ mod tests {
     fn the_drain_skips_a_node_already_deleted_and_shows_kubectls_last_lines() {
         let s = drain_script("demo-worker-2");
         assert!(s.contains("get node 'demo-worker-2' --ignore-not-found -o name"), "{s}");
-        assert!(s.contains("--ignore-daemonsets --delete-emptydir-data --timeout=300s"), "{s}");
+        assert!(
+            s.contains("--ignore-daemonsets --delete-emptydir-data --skip-wait-for-delete-timeout=30 --timeout=300s"),
+            "{s}"
+        );
         assert!(s.contains("echo gone"));
         // A name is quoted, never pasted into the shell.
         assert!(drain_script("x; rm -rf /").contains("'x; rm -rf /'"));
@@ -318,10 +332,16 @@ mod tests {
 
     #[test]
     fn the_reset_keeps_the_etcd_member_phase_off_and_removes_the_endpoint_rule() {
-        let s = reset_script();
+        let s = reset_script(NodeRole::ControlPlane, true);
         assert!(s.contains("kubeadm reset -f --skip-phases=remove-etcd-member"));
         assert!(s.contains("iptables -D"));
         assert!(s.contains("rm -rf /etc/kubernetes/hacluster"));
+        assert!(s.contains("systemctl disable --now kubelet"));
+        // A machine that joins again keeps its kubelet enabled (kubeadm join starts it).
+        assert!(!reset_script(NodeRole::ControlPlane, false).contains("disable"));
+        // A worker has no etcd data of the cluster's: /var/lib/etcd there is left alone.
+        let w = reset_script(NodeRole::Worker, true);
+        assert!(w.contains("data=\n") && !w.contains("/var/lib/etcd"), "{w}");
         // etcd's data goes too (kubeadm removes it in the phase that is skipped).
         assert!(s.contains("--data-dir=") && s.contains("find \"$data\" -mindepth 1 -delete"), "{s}");
     }

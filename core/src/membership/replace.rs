@@ -16,6 +16,9 @@ use crate::state::{BootstrapRecord, ClusterState, StateLock};
 /// The state's record of a replacement under way: `replace:<node>`.
 pub const RECORD: &str = "replace:";
 
+/// The state's record that the replaced machine was reset before its join: `replace-reset:<node>`.
+pub const RESET_RECORD: &str = "replace-reset:";
+
 const SRC: &str = "membership";
 
 /// What `replace` did before the new machine joins.
@@ -100,7 +103,7 @@ impl Replace<'_> {
         if !rec.completed.contains(&record) {
             rec.completed.push(record);
         }
-        rec.completed.retain(|c| *c != format!("join:{node}"));
+        rec.completed.retain(|c| *c != format!("join:{node}") && *c != format!("{RESET_RECORD}{node}"));
         self.lock.save(state)?;
         for r in &removed {
             self.info(&format!("{node}: etcd member {} ({}) removed through {}", r.id, r.describe(), via.name));

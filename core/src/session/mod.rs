@@ -278,7 +278,9 @@ fn forget_released(state: &mut ClusterState, infra: &Infrastructure) {
         let node = c
             .strip_prefix("remove:")
             .map(|rest| rest.split(':').next().unwrap_or(rest))
-            .or_else(|| c.strip_prefix("join:"));
+            .or_else(|| c.strip_prefix("join:"))
+            .or_else(|| c.strip_prefix(crate::membership::replace::RECORD))
+            .or_else(|| c.strip_prefix(crate::membership::replace::RESET_RECORD));
         node.is_none_or(|n| infra.machine(n).is_some())
     });
 }

@@ -4,8 +4,6 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use aws_sdk_ec2 as ec2;
-
 use crate::aws::{Clients, code, err, pause};
 use crate::config::Config;
 use crate::inventory::discover;
@@ -118,19 +116,7 @@ pub async fn destroy(c: &Clients, cfg: &Config, _cluster: &Cluster, prior: State
             .map_err(|e| err("TerminateInstances", e))?;
         log::info("terminating instances", &[("count", &ids.len())]);
         until_gone("instances to terminate", || async {
-            let out = c
-                .ec2
-                .describe_instances()
-                .set_instance_ids(Some(ids.clone()))
-                .send()
-                .await
-                .map_err(|e| err("DescribeInstances", e))?;
-            let left = out
-                .reservations()
-                .iter()
-                .flat_map(|r| r.instances())
-                .filter(|i| i.state().and_then(|s| s.name()) != Some(&ec2::types::InstanceStateName::Terminated))
-                .count();
+            let left = crate::instances::not_terminated(c, &ids).await?;
             progress::report("terminate instances", (ids.len() - left) as u64, ids.len() as u64);
             Ok(left == 0)
         })

@@ -292,19 +292,25 @@ pub(crate) async fn remove_dropped(
     }
     save(state)?;
     wait_until("instances of removed nodes to terminate", Duration::from_secs(600), || async {
-        let out = c
-            .ec2
-            .describe_instances()
-            .set_instance_ids(Some(ids.clone()))
-            .send()
-            .await
-            .map_err(|e| err("DescribeInstances", e))?;
-        Ok(out
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .all(|i| i.state().and_then(|s| s.name()) == Some(&ec2::types::InstanceStateName::Terminated)))
+        Ok(not_terminated(c, &ids).await? == 0)
     })
     .await?;
     Ok(dropped.len())
+}
+
+/// How many of the instances `ids` are not terminated yet.
+pub(crate) async fn not_terminated(c: &Clients, ids: &[String]) -> Result<usize, Error> {
+    let out = c
+        .ec2
+        .describe_instances()
+        .set_instance_ids(Some(ids.to_vec()))
+        .send()
+        .await
+        .map_err(|e| err("DescribeInstances", e))?;
+    Ok(out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter(|i| i.state().and_then(|s| s.name()) != Some(&ec2::types::InstanceStateName::Terminated))
+        .count())
 }
